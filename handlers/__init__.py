@@ -1,0 +1,1 @@
+"""Thin HTTP handlers: decode, call the store, encode. They never build Redis key names."""

@@ -1,0 +1,19 @@
+"""Liveness and readiness."""
+
+from aiohttp import web
+
+from handlers.common import json_error, json_response, store
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: answers without touching Redis."""
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: Redis answers PING."""
+    try:
+        await store(request).ping()
+    except Exception:
+        return json_error(503, "Storage unavailable")
+    return json_response({"status": "ok"})

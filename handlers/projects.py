@@ -1,0 +1,46 @@
+"""Project routes."""
+
+from aiohttp import web
+
+from handlers import schemas
+from handlers.common import (
+    SUCCESS,
+    json_response,
+    project_id_param,
+    read_json,
+    store,
+    vendor_route,
+)
+
+
+@vendor_route
+async def create(request: web.Request, vendor_id: str) -> web.Response:
+    body = await read_json(request, schemas.project_create)
+    project = await store(request).create_project(vendor_id, schemas.project_fields(body))
+    return json_response(project, status=201)
+
+
+@vendor_route
+async def list_(request: web.Request, vendor_id: str) -> web.Response:
+    return json_response(await store(request).list_projects(vendor_id))
+
+
+@vendor_route
+async def get(request: web.Request, vendor_id: str) -> web.Response:
+    project_id = project_id_param(request.match_info["project_id"])
+    return json_response(await store(request).get_project(vendor_id, project_id))
+
+
+@vendor_route
+async def update(request: web.Request, vendor_id: str) -> web.Response:
+    project_id = project_id_param(request.match_info["project_id"])
+    body = await read_json(request, schemas.project_update)
+    changes = schemas.project_fields(body)
+    return json_response(await store(request).update_project(vendor_id, project_id, changes))
+
+
+@vendor_route
+async def delete(request: web.Request, vendor_id: str) -> web.Response:
+    project_id = project_id_param(request.match_info["project_id"])
+    await store(request).delete_project(vendor_id, project_id)
+    return json_response(SUCCESS)

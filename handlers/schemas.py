@@ -1,0 +1,91 @@
+"""msgspec structs for every request body, with their constraints. Decoders are built once."""
+
+from typing import Annotated
+
+import msgspec
+from msgspec import UNSET, Meta, UnsetType
+
+
+class Body(msgspec.Struct, kw_only=True):
+    """Base of request bodies: unknown fields are ignored unless a body forbids them."""
+
+
+class StrictBody(Body, forbid_unknown_fields=True):
+    """A body whose unknown fields are an error (e.g. a misspelt project setting)."""
+
+
+Name = Annotated[str, Meta(min_length=1, max_length=100)]
+Description = Annotated[str, Meta(max_length=255)]
+WebhookUrl = Annotated[str, Meta(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2048)]
+Cooldown = Annotated[int, Meta(ge=0, le=10**9)]
+ProjectId = Annotated[str, Meta(min_length=1, max_length=64)]
+KeyId = Annotated[str, Meta(min_length=1, max_length=128)]
+DiscordId = Annotated[str, Meta(pattern=r"^[0-9]{1,20}$")]
+Hwid = Annotated[str, Meta(min_length=1, max_length=512)]
+Note = Annotated[str, Meta(max_length=255)]
+Days = Annotated[int, Meta(ge=0, le=36500)]
+Hours = Annotated[int, Meta(ge=0, le=876000)]
+Minutes = Annotated[int, Meta(ge=0, le=52560000)]
+Amount = Annotated[int, Meta(ge=1, le=1000)]
+
+
+class ProjectCreate(StrictBody):
+    name: Name
+    description: Description = ""
+    ffa_active: bool = False
+    webhook_url: WebhookUrl | None = None
+    notify_enabled: bool = True
+    silent_mode: bool = False
+    hwid_reset_cooldown: Cooldown = 86400
+
+
+class ProjectUpdate(StrictBody):
+    name: Name | UnsetType = UNSET
+    description: Description | UnsetType = UNSET
+    ffa_active: bool | UnsetType = UNSET
+    is_active: bool | UnsetType = UNSET
+    webhook_url: WebhookUrl | UnsetType | None = UNSET
+    notify_enabled: bool | UnsetType = UNSET
+    silent_mode: bool | UnsetType = UNSET
+    hwid_reset_cooldown: Cooldown | UnsetType = UNSET
+
+
+class BuyerKeyCreate(Body):
+    project_id: ProjectId
+    amount: Amount = 1
+    key_days: Days = 30
+    key_hours: Hours = 0
+    key_minutes: Minutes = 0
+    note: Note | None = None
+
+
+class Redeem(Body):
+    key_id: KeyId
+    discord_id: DiscordId
+
+
+class HwidUpdate(Body):
+    new_hwid: Hwid | None
+
+
+project_create = msgspec.json.Decoder(ProjectCreate)
+project_update = msgspec.json.Decoder(ProjectUpdate)
+buyer_key_create = msgspec.json.Decoder(BuyerKeyCreate)
+redeem = msgspec.json.Decoder(Redeem)
+hwid_update = msgspec.json.Decoder(HwidUpdate)
+
+
+def project_fields(body: ProjectCreate | ProjectUpdate) -> dict[str, str]:
+    """The set fields of a project body, as stored in the project hash."""
+    out: dict[str, str] = {}
+    for name in body.__struct_fields__:
+        value = getattr(body, name)
+        if value is UNSET:
+            continue
+        if isinstance(value, bool):
+            out[name] = "1" if value else "0"
+        elif value is None:
+            out[name] = ""
+        else:
+            out[name] = str(value)
+    return out

@@ -1,0 +1,1 @@
+"""leaf7 service: app factory, configuration, routes and the ``leaf7`` command."""

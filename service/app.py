@@ -1,0 +1,58 @@
+"""The application factory."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from service.appkeys import SETTINGS, STORE
+from service.config import Settings
+from service.embedded import EmbeddedValkey
+from service.middleware import error_middleware
+from service.routes import setup_routes
+from store import Store
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    redis: "Redis | None" = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """Builds the app. With ``redis`` given (tests) that client is used and left open;
+    otherwise ``REDIS_URL`` is connected, or the embedded Valkey is started."""
+    settings = settings or Settings.from_env()
+    app = web.Application(client_max_size=settings.max_body, middlewares=[error_middleware])
+    app[SETTINGS] = settings
+
+    async def storage(app: web.Application) -> AsyncIterator[None]:
+        embedded: EmbeddedValkey | None = None
+        client = redis
+        if client is None:
+            url = settings.redis_url
+            if url is None:
+                embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
+                url = embedded.url
+            client = Redis.from_url(
+                url,
+                decode_responses=True,
+                max_connections=settings.redis_max_connections,
+                health_check_interval=30,
+            )
+        store = Store(client, retention=settings.expired_retention, clock=clock)
+        await store.load_scripts()
+        app[STORE] = store
+        try:
+            yield
+        finally:
+            await store.pipe.drain()
+            if redis is None:
+                await client.aclose()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    app.cleanup_ctx.append(storage)
+    setup_routes(app)
+    return app

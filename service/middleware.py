@@ -1,0 +1,57 @@
+"""One error middleware: store exceptions and HTTP errors become ``{"detail": ...}`` bodies."""
+
+import logging
+
+import msgspec
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from handlers.common import ApiError, json_error
+from service.appkeys import SETTINGS
+from store import errors
+
+log = logging.getLogger("leaf7")
+
+_STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
+    errors.ProjectNotFound: (404, "Project not found"),
+    errors.KeyNotFound: (404, "Key not found"),
+    errors.VendorNotFound: (404, "Vendor not found"),
+    errors.AlreadyRedeemed: (400, "Key already redeemed"),
+    errors.RedeemedKeyDelete: (400, "Cannot delete a redeemed key"),
+    errors.DiscordNotLinked: (
+        403,
+        "Discord account must be linked before you can generate buyer keys.",
+    ),
+    errors.StoreUnavailable: (503, "Storage unavailable"),
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.detail, exc.headers)
+    except errors.StoreError as exc:
+        status, detail = _STORE_ERRORS[type(exc)]
+        return json_error(status, detail)
+    except (RedisConnectionError, RedisTimeoutError, ConnectionError):
+        log.warning("storage unavailable for %s %s", request.method, request.path)
+        return json_error(503, "Storage unavailable")
+    except web.HTTPRequestEntityTooLarge as exc:
+        # The contract groups oversized bodies with the other rejected bodies (400).
+        del exc
+        limit = request.app[SETTINGS].max_body
+        return json_error(400, f"body: request body too large (limit {limit} bytes)")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
+        return json_error(exc.status, exc.reason, headers)
+    except msgspec.ValidationError as exc:
+        return json_error(422, str(exc))
+    except Exception:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return json_error(500, "Internal server error")

@@ -1,0 +1,33 @@
+"""Every route of the service. Each path also answers with a trailing slash."""
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from handlers import health, keys, projects
+
+
+def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
+    router.add_route(method, path, handler)
+    router.add_route(method, path + "/", handler)
+
+
+def setup_routes(app: web.Application) -> None:
+    r = app.router
+    _add(r, "GET", "/healthz", health.healthz)
+    _add(r, "GET", "/readyz", health.readyz)
+
+    _add(r, "POST", "/api/vendor/projects", projects.create)
+    _add(r, "GET", "/api/vendor/projects", projects.list_)
+    _add(r, "GET", "/api/vendor/projects/{project_id}", projects.get)
+    _add(r, "PATCH", "/api/vendor/projects/{project_id}", projects.update)
+    _add(r, "DELETE", "/api/vendor/projects/{project_id}", projects.delete)
+
+    _add(r, "POST", "/api/vendor/keys/buyer", keys.generate)
+    _add(r, "GET", "/api/vendor/keys/buyer", keys.list_buyer)
+    _add(r, "DELETE", "/api/vendor/keys/buyer/{key_id}", keys.delete_buyer)
+    _add(r, "POST", "/api/vendor/keys/redeem", keys.redeem)
+    _add(r, "GET", "/api/vendor/keys/active", keys.list_active)
+    _add(r, "POST", "/api/vendor/keys/active/{key_id}/ban", keys.ban)
+    _add(r, "POST", "/api/vendor/keys/active/{key_id}/unban", keys.unban)
+    _add(r, "POST", "/api/vendor/keys/active/{key_id}/reset_hwid", keys.reset_hwid)
+    _add(r, "PATCH", "/api/vendor/keys/active/{key_id}/hwid", keys.set_hwid)

@@ -1,0 +1,92 @@
+"""Every Redis key name leaf7 uses, and nothing else.
+
+All keys of one project carry the hash tag ``{<project_id>}`` so that every script and
+multi-key command about a project lands in one Redis Cluster slot. Vendor data is tagged with
+``{v:<vendor_id>}``; the two lookups that start from a bare secret or id (API key digest,
+key_id -> project) are single keys in their own slots.
+"""
+
+PREFIX = "l7"
+
+
+def vendor(vendor_id: str) -> str:
+    """Hash: name, discord_id, created_at, api_key_hash."""
+    return f"{PREFIX}:{{v:{vendor_id}}}"
+
+
+def vendor_projects(vendor_id: str) -> str:
+    """Set of the vendor's project ids."""
+    return f"{PREFIX}:{{v:{vendor_id}}}:projects"
+
+
+def api_key(digest: str) -> str:
+    """String: vendor_id, found by the SHA-256 of the API key (the key itself is never stored)."""
+    return f"{PREFIX}:apikey:{digest}"
+
+
+def key_ref(key_id: str) -> str:
+    """String: the project_id of a key, so a bare key_id in a path resolves in O(1)."""
+    return f"{PREFIX}:kref:{key_id}"
+
+
+def project(project_id: str) -> str:
+    """Hash: the project's settings plus its vendor_id (owner)."""
+    return f"{PREFIX}:{{{project_id}}}:project"
+
+
+def project_source(project_id: str) -> str:
+    """String: the hosted Lua source the loader receives after a valid check."""
+    return f"{PREFIX}:{{{project_id}}}:source"
+
+
+def key_prefix(project_id: str) -> str:
+    """Prefix of key hashes; scripts append member ids read from the indexes."""
+    return f"{PREFIX}:{{{project_id}}}:key:"
+
+
+def key(project_id: str, key_id: str) -> str:
+    """Hash: one buyer key, which becomes the active key with the same id when redeemed."""
+    return key_prefix(project_id) + key_id
+
+
+def buyer_index(project_id: str) -> str:
+    """Set of every key id generated in the project (redeemed or not)."""
+    return f"{PREFIX}:{{{project_id}}}:buyers"
+
+
+def active_index(project_id: str) -> str:
+    """Set of the redeemed (active) key ids of the project."""
+    return f"{PREFIX}:{{{project_id}}}:active"
+
+
+def discord_prefix(project_id: str) -> str:
+    """Prefix of the per-Discord-user sets of active key ids."""
+    return f"{PREFIX}:{{{project_id}}}:discord:"
+
+
+def discord_index(project_id: str, discord_id: str) -> str:
+    """Set of the active key ids one Discord user holds in the project."""
+    return discord_prefix(project_id) + discord_id
+
+
+def key_discords(project_id: str) -> str:
+    """Hash: active key_id -> Discord id of its redeemer, so pruning an expired key can reach
+    its Discord index and deleting the project can find every Discord index."""
+    return f"{PREFIX}:{{{project_id}}}:key_discords"
+
+
+def hwid_bans(project_id: str) -> str:
+    """Hash: banned HWID -> key_id whose ban blocked it."""
+    return f"{PREFIX}:{{{project_id}}}:hwid_bans"
+
+
+def project_keys(project_id: str) -> list[str]:
+    """The fixed per-project keys (everything but key hashes and discord sets)."""
+    return [
+        project(project_id),
+        project_source(project_id),
+        buyer_index(project_id),
+        active_index(project_id),
+        key_discords(project_id),
+        hwid_bans(project_id),
+    ]

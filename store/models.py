@@ -1,0 +1,123 @@
+"""Records the store hands out, as msgspec structs (encoded straight to JSON by handlers)."""
+
+from datetime import UTC, datetime
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+
+class Base(msgspec.Struct, kw_only=True):
+    """Shared options of every record."""
+
+
+def iso(ts: str | int | None) -> str | None:
+    """Epoch seconds (as stored) -> ``YYYY-MM-DDTHH:MM:SS`` UTC; empty/absent -> None."""
+    if ts is None or ts == "":
+        return None
+    return datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+class Vendor(Base):
+    vendor_id: str
+    name: str
+    discord_id: str | None
+    created_at: str | None
+
+
+class Project(Base):
+    project_id: str
+    name: str
+    description: str
+    ffa_active: bool
+    is_active: bool
+    webhook_url: str | None
+    notify_enabled: bool
+    silent_mode: bool
+    hwid_reset_cooldown: int
+    version: str
+    created_at: str | None
+
+
+class BuyerKey(Base):
+    key_id: str
+    project_id: str
+    created_at: str | None
+    redeemed: bool
+    discord_id: str | None
+    key_days: int
+    key_hours: int
+    key_minutes: int
+    note: str | UnsetType = UNSET
+
+
+class ActiveKey(Base):
+    key_id: str
+    project_id: str
+    discord_id: str | None
+    hwid: str | None
+    hwid_resets: int
+    total_executions: int
+    last_execution: str | None
+    last_reset: str | None
+    redeemed_at: str | None
+    expires_at: str | None
+    banned: bool
+    note: str | UnsetType = UNSET
+
+
+PROJECT_BOOLS = ("ffa_active", "is_active", "notify_enabled", "silent_mode")
+
+
+def project_from_hash(project_id: str, h: dict[str, str]) -> Project:
+    return Project(
+        project_id=project_id,
+        name=h.get("name", ""),
+        description=h.get("description", ""),
+        ffa_active=h.get("ffa_active") == "1",
+        is_active=h.get("is_active", "1") == "1",
+        webhook_url=h.get("webhook_url") or None,
+        notify_enabled=h.get("notify_enabled", "1") == "1",
+        silent_mode=h.get("silent_mode") == "1",
+        hwid_reset_cooldown=int(h.get("hwid_reset_cooldown", "86400")),
+        version=h.get("version", "0.0.0"),
+        created_at=iso(h.get("created_at")),
+    )
+
+
+def buyer_key_from_hash(project_id: str, key_id: str, h: dict[str, str]) -> BuyerKey:
+    note = h.get("note")
+    return BuyerKey(
+        key_id=key_id,
+        project_id=project_id,
+        created_at=iso(h.get("created_at")),
+        redeemed="redeemed_at" in h,
+        discord_id=h.get("discord_id") or None,
+        key_days=int(h.get("key_days", "0")),
+        key_hours=int(h.get("key_hours", "0")),
+        key_minutes=int(h.get("key_minutes", "0")),
+        note=UNSET if note is None else note,
+    )
+
+
+def active_key_from_hash(project_id: str, key_id: str, h: dict[str, str]) -> ActiveKey:
+    note = h.get("note")
+    return ActiveKey(
+        key_id=key_id,
+        project_id=project_id,
+        discord_id=h.get("discord_id") or None,
+        hwid=h.get("hwid") or None,
+        hwid_resets=int(h.get("hwid_resets", "0")),
+        total_executions=int(h.get("total_executions", "0")),
+        last_execution=iso(h.get("last_execution")),
+        last_reset=iso(h.get("last_reset")),
+        redeemed_at=iso(h.get("redeemed_at")),
+        expires_at=iso(h.get("expires_at")),
+        banned=h.get("banned") == "1",
+        note=UNSET if note is None else note,
+    )
+
+
+def pairs(flat: list[str]) -> dict[str, str]:
+    """A flat HGETALL reply ``[f1, v1, f2, v2, ...]`` (as scripts return it) -> dict."""
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))

@@ -1,0 +1,44 @@
+"""Lua scripts: one ``.lua`` file per script, loaded with importlib.resources.
+
+``_common.lua`` holds the helpers every script shares and is prepended to each of them.
+Scripts run by SHA (EVALSHA); a server that lost its script cache answers NOSCRIPT once and
+the script is re-sent with EVAL (see ``Store._script``).
+"""
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+
+
+def _load(name: str, prelude: str) -> Script:
+    body = resources.files("store").joinpath(f"lua/{name}.lua").read_text("utf-8")
+    source = prelude + body
+    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())  # noqa: S324
+
+
+class Scripts:
+    """Every script of the store, read once per process."""
+
+    def __init__(self) -> None:
+        prelude = resources.files("store").joinpath("lua/_common.lua").read_text("utf-8")
+        self.generate_keys = _load("generate_keys", prelude)
+        self.list_keys = _load("list_keys", prelude)
+        self.get_key = _load("get_key", prelude)
+        self.delete_buyer_key = _load("delete_buyer_key", prelude)
+        self.redeem = _load("redeem", prelude)
+        self.ban = _load("ban", prelude)
+        self.unban = _load("unban", prelude)
+        self.reset_hwid = _load("reset_hwid", prelude)
+        self.set_hwid = _load("set_hwid", prelude)
+        self.update_project = _load("update_project", prelude)
+        self.delete_project = _load("delete_project", prelude)
+
+    def all(self) -> list[Script]:
+        return [v for v in vars(self).values() if isinstance(v, Script)]

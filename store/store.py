@@ -1,0 +1,376 @@
+"""The store: every read and write leaf7 makes to Redis.
+
+Conventions: times are epoch seconds from ``clock`` (injectable for tests); ownership is
+checked inside the same Lua script that reads or writes, so a vendor can never act on a
+project or key it does not own (it simply looks missing).
+"""
+
+import asyncio
+import hashlib
+import secrets
+import string
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from store import keys
+from store.autopipe import AutoPipeline
+from store.errors import (
+    AlreadyRedeemed,
+    DiscordNotLinked,
+    KeyNotFound,
+    ProjectNotFound,
+    RedeemedKeyDelete,
+    StoreError,
+    VendorNotFound,
+)
+from store.models import (
+    ActiveKey,
+    BuyerKey,
+    Project,
+    Vendor,
+    active_key_from_hash,
+    buyer_key_from_hash,
+    iso,
+    pairs,
+    project_from_hash,
+)
+from store.scripts import Script, Scripts
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+KEY_LENGTH = 32  # 32 * log2(62) = 190.5 bits of entropy
+
+_SCRIPT_ERRORS: dict[str, type[StoreError]] = {
+    "L7:PROJECT_NOT_FOUND": ProjectNotFound,
+    "L7:KEY_NOT_FOUND": KeyNotFound,
+    "L7:ALREADY_REDEEMED": AlreadyRedeemed,
+    "L7:REDEEMED": RedeemedKeyDelete,
+}
+
+
+def new_key_id() -> str:
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+
+
+def api_key_digest(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+def _script_error(exc: ResponseError) -> Exception:
+    cls = _SCRIPT_ERRORS.get(str(exc).strip())
+    return cls() if cls else exc
+
+
+class Store:
+    def __init__(
+        self,
+        redis: "Redis",
+        *,
+        retention: int = 7 * 86400,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.pipe = AutoPipeline(redis)
+        self.scripts = Scripts()
+        self.retention = retention
+        self.clock = clock
+
+    def now(self) -> int:
+        return int(self.clock())
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    async def load_scripts(self) -> None:
+        """Warms the server's script cache so the first requests do not pay for NOSCRIPT."""
+        await asyncio.gather(*(self.redis.script_load(s.source) for s in self.scripts.all()))
+
+    async def ping(self) -> bool:
+        return bool(await self.redis.ping())
+
+    async def _script(self, script: Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        """Runs a script in the automatic pipeline: one command, one shared round trip."""
+        try:
+            try:
+                return await self.pipe.call("EVALSHA", script.sha, len(keys_), *keys_, *args)
+            except NoScriptError:  # script cache flushed or server restarted: send the body
+                return await self.pipe.call("EVAL", script.source, len(keys_), *keys_, *args)
+        except ResponseError as exc:
+            raise _script_error(exc) from None
+
+    async def _project_of(self, key_id: str) -> str:
+        project_id: str | None = await self.pipe.call("GET", keys.key_ref(key_id))
+        if project_id is None:
+            raise KeyNotFound
+        return project_id
+
+    # ---- vendors --------------------------------------------------------------------------
+
+    async def create_vendor(self, name: str, discord_id: str | None) -> tuple[str, str]:
+        """Returns (vendor_id, api_key). The key is shown once; only its digest is kept."""
+        vendor_id = str(uuid.uuid4())
+        api_key = "l7_" + secrets.token_urlsafe(32)
+        digest = api_key_digest(api_key)
+        fields = {"name": name, "created_at": self.now(), "api_key_hash": digest}
+        if discord_id:
+            fields["discord_id"] = discord_id
+        await asyncio.gather(
+            self.pipe.call("HSET", keys.vendor(vendor_id), *_flatten(fields.items())),
+            self.pipe.call("SET", keys.api_key(digest), vendor_id),
+        )
+        return vendor_id, api_key
+
+    async def get_vendor(self, vendor_id: str) -> Vendor:
+        h: dict[str, str] = await self.pipe.call("HGETALL", keys.vendor(vendor_id))
+        if not h:
+            raise VendorNotFound
+        return Vendor(
+            vendor_id=vendor_id,
+            name=h.get("name", ""),
+            discord_id=h.get("discord_id") or None,
+            created_at=iso(h.get("created_at")),
+        )
+
+    async def link_discord(self, vendor_id: str, discord_id: str) -> Vendor:
+        # HSET XX-style: only an existing vendor may be linked (a typo must not create one).
+        if not await self.pipe.call("EXISTS", keys.vendor(vendor_id)):
+            raise VendorNotFound
+        await self.pipe.call("HSET", keys.vendor(vendor_id), "discord_id", discord_id)
+        return await self.get_vendor(vendor_id)
+
+    async def authenticate(self, api_key: str) -> str | None:
+        """API key -> vendor_id, or None when unknown."""
+        vendor_id: str | None = await self.pipe.call("GET", keys.api_key(api_key_digest(api_key)))
+        return vendor_id
+
+    # ---- projects -------------------------------------------------------------------------
+
+    async def create_project(self, vendor_id: str, fields: dict[str, str]) -> Project:
+        project_id = str(uuid.uuid4())
+        h = {
+            **fields,
+            "vendor_id": vendor_id,
+            "is_active": "1",
+            "version": "0.0.0",
+            "created_at": str(self.now()),
+        }
+        # The project hash is written before the vendor's index names it, so a listing never
+        # meets an id without data; both go out in one batch.
+        await asyncio.gather(
+            self.pipe.call("HSET", keys.project(project_id), *_flatten(h.items())),
+            self.pipe.call("SADD", keys.vendor_projects(vendor_id), project_id),
+        )
+        return project_from_hash(project_id, h)
+
+    async def list_projects(self, vendor_id: str) -> list[Project]:
+        ids = await self._project_ids(vendor_id)
+        hashes = await asyncio.gather(*(self.pipe.call("HGETALL", keys.project(p)) for p in ids))
+        out = [
+            project_from_hash(p, h)
+            for p, h in zip(ids, hashes, strict=True)
+            if h and h.get("vendor_id") == vendor_id
+        ]
+        return out
+
+    async def _project_ids(self, vendor_id: str) -> list[str]:
+        members: Iterable[str] = await self.pipe.call("SMEMBERS", keys.vendor_projects(vendor_id))
+        return sorted(members)
+
+    async def get_project(self, vendor_id: str, project_id: str) -> Project:
+        h: dict[str, str] = await self.pipe.call("HGETALL", keys.project(project_id))
+        if not h or h.get("vendor_id") != vendor_id:
+            raise ProjectNotFound
+        return project_from_hash(project_id, h)
+
+    async def update_project(
+        self, vendor_id: str, project_id: str, changes: dict[str, str]
+    ) -> Project:
+        flat = await self._script(
+            self.scripts.update_project,
+            [keys.project(project_id)],
+            [vendor_id, *_flatten(changes.items())],
+        )
+        return project_from_hash(project_id, pairs(flat))
+
+    async def delete_project(self, vendor_id: str, project_id: str) -> None:
+        key_ids: list[str] = await self._script(
+            self.scripts.delete_project,
+            keys.project_keys(project_id),
+            [vendor_id, keys.key_prefix(project_id), keys.discord_prefix(project_id)],
+        )
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.srem(keys.vendor_projects(vendor_id), project_id)
+        for key_id in key_ids:
+            pipe.delete(keys.key_ref(key_id))
+        await pipe.execute()
+
+    # ---- buyer keys -----------------------------------------------------------------------
+
+    async def generate_keys(
+        self,
+        vendor_id: str,
+        project_id: str,
+        *,
+        amount: int,
+        key_days: int,
+        key_hours: int,
+        key_minutes: int,
+        note: str | None,
+    ) -> list[BuyerKey]:
+        discord_id = await self.pipe.call("HGET", keys.vendor(vendor_id), "discord_id")
+        if not discord_id:
+            raise DiscordNotLinked
+        now = self.now()
+        ids = [new_key_id() for _ in range(amount)]
+        script = self.scripts.generate_keys
+        key_names = [keys.project(project_id), keys.buyer_index(project_id)]
+        key_names += [keys.key(project_id, i) for i in ids]
+        args: list[str | int] = [vendor_id, now, key_days, key_hours, key_minutes]
+        args += ["1" if note is not None else "0", note or "", *ids]
+        # One round trip: the key -> project refs go first on the same connection, then the
+        # script that checks ownership and writes the keys atomically.
+        pipe = self.redis.pipeline(transaction=False)
+        for key_id in ids:
+            pipe.set(keys.key_ref(key_id), project_id)
+        pipe.evalsha(script.sha, len(key_names), *key_names, *args)
+        results = await pipe.execute(raise_on_error=False)
+        result = results[-1]
+        if isinstance(result, NoScriptError):
+            result = await self.pipe.call("EVAL", script.source, len(key_names), *key_names, *args)
+        if isinstance(result, ResponseError):
+            # Nothing was written by the script; drop the refs made for it.
+            await self.redis.delete(*(keys.key_ref(i) for i in ids))
+            raise _script_error(result)
+        h = {"created_at": str(now), "key_days": str(key_days), "key_hours": str(key_hours)}
+        h["key_minutes"] = str(key_minutes)
+        if note is not None:
+            h["note"] = note
+        return [buyer_key_from_hash(project_id, i, h) for i in ids]
+
+    async def _list(
+        self, vendor_id: str, project_id: str | None, index: Callable[[str], str]
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """(project_id, key_id, hash) for every live member of ``index(project)``."""
+        project_ids = [project_id] if project_id else await self._project_ids(vendor_id)
+        script = self.scripts.list_keys
+        results = await asyncio.gather(
+            *(
+                self._script(
+                    script,
+                    [
+                        keys.project(p),
+                        index(p),
+                        keys.buyer_index(p),
+                        keys.active_index(p),
+                        keys.key_discords(p),
+                    ],
+                    [vendor_id, keys.key_prefix(p), keys.discord_prefix(p)],
+                )
+                for p in project_ids
+            ),
+            return_exceptions=True,
+        )
+        out: list[tuple[str, str, dict[str, str]]] = []
+        for p, res in zip(project_ids, results, strict=True):
+            if isinstance(res, ProjectNotFound):
+                if project_id:
+                    raise res
+                continue  # deleted while we listed
+            if isinstance(res, BaseException):
+                raise res
+            it = iter(res)
+            out.extend((p, key_id, pairs(flat)) for key_id, flat in zip(it, it, strict=True))
+        out.sort(key=lambda t: (t[2].get("created_at", ""), t[1]))
+        return out
+
+    async def list_buyer_keys(self, vendor_id: str, project_id: str | None) -> list[BuyerKey]:
+        rows = await self._list(vendor_id, project_id, keys.buyer_index)
+        return [buyer_key_from_hash(p, k, h) for p, k, h in rows]
+
+    async def delete_buyer_key(self, vendor_id: str, key_id: str) -> None:
+        project_id = await self._project_of(key_id)
+        await self._script(
+            self.scripts.delete_buyer_key,
+            [keys.project(project_id), keys.key(project_id, key_id), keys.buyer_index(project_id)],
+            [vendor_id, key_id],
+        )
+        await self.pipe.call("DEL", keys.key_ref(key_id))
+
+    # ---- redemption and active keys -------------------------------------------------------
+
+    async def redeem(self, vendor_id: str, key_id: str, discord_id: str) -> ActiveKey:
+        project_id = await self._project_of(key_id)
+        flat = await self._script(
+            self.scripts.redeem,
+            [
+                keys.project(project_id),
+                keys.key(project_id, key_id),
+                keys.active_index(project_id),
+                keys.discord_index(project_id, discord_id),
+                keys.key_discords(project_id),
+            ],
+            [vendor_id, key_id, self.now(), discord_id, self.retention],
+        )
+        h = pairs(flat)
+        await self._expire_ref(key_id, h.get("expires_at", ""))
+        return active_key_from_hash(project_id, key_id, h)
+
+    async def _expire_ref(self, key_id: str, expires_at: str) -> None:
+        """The key -> project ref lives exactly as long as the key hash it points at."""
+        if expires_at:
+            at_ms = (int(expires_at) + self.retention) * 1000
+            await self.pipe.call("PEXPIREAT", keys.key_ref(key_id), at_ms)
+
+    async def list_active_keys(
+        self, vendor_id: str, project_id: str | None, discord_id: str | None
+    ) -> list[ActiveKey]:
+        did = discord_id
+
+        def index(p: str) -> str:
+            return keys.active_index(p) if did is None else keys.discord_index(p, did)
+
+        rows = await self._list(vendor_id, project_id, index)
+        return [active_key_from_hash(p, k, h) for p, k, h in rows if "redeemed_at" in h]
+
+    async def _key_action(self, script: Script, vendor_id: str, key_id: str, *args: Any) -> Any:
+        project_id = await self._project_of(key_id)
+        return await self._script(
+            script,
+            [keys.project(project_id), keys.key(project_id, key_id), keys.hwid_bans(project_id)],
+            [vendor_id, *args],
+        )
+
+    async def ban(self, vendor_id: str, key_id: str) -> None:
+        await self._key_action(self.scripts.ban, vendor_id, key_id)
+
+    async def unban(self, vendor_id: str, key_id: str) -> None:
+        await self._key_action(self.scripts.unban, vendor_id, key_id)
+
+    async def reset_hwid(self, vendor_id: str, key_id: str) -> str | None:
+        """Vendor reset (no cooldown). Returns the previous HWID."""
+        old: str = await self._key_action(self.scripts.reset_hwid, vendor_id, key_id, self.now())
+        return old or None
+
+    async def set_hwid(self, vendor_id: str, key_id: str, hwid: str | None) -> str | None:
+        """Returns the previous HWID."""
+        old: str = await self._key_action(self.scripts.set_hwid, vendor_id, key_id, hwid or "")
+        return old or None
+
+    async def get_active_key(self, vendor_id: str, key_id: str) -> ActiveKey:
+        project_id = await self._project_of(key_id)
+        flat = await self._script(
+            self.scripts.get_key,
+            [keys.project(project_id), keys.key(project_id, key_id)],
+            [vendor_id],
+        )
+        h = pairs(flat)
+        if "redeemed_at" not in h:
+            raise KeyNotFound
+        return active_key_from_hash(project_id, key_id, h)
+
+
+def _flatten(items: Iterable[tuple[str, object]]) -> list[object]:
+    return [x for kv in items for x in kv]
