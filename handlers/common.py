@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from service.appkeys import STORE
+from service.appkeys import SETTINGS, STORE
 from store import Store
 
 T = TypeVar("T")
@@ -44,9 +44,23 @@ def json_error(status: int, detail: str, headers: Mapping[str, str] | None = Non
 SUCCESS = {"status": "success"}
 
 
-async def read_json(request: web.Request, decoder: msgspec.json.Decoder[T]) -> T:
-    """Decodes the body with a prebuilt decoder: malformed JSON -> 400, invalid fields -> 422."""
+def body_too_large(limit: int) -> ApiError:
+    # The contract groups oversized bodies with the other rejected bodies (400).
+    return ApiError(400, f"body: request body too large (limit {limit} bytes)")
+
+
+async def read_json(
+    request: web.Request, decoder: msgspec.json.Decoder[T], limit: int | None = None
+) -> T:
+    """Decodes the body with a prebuilt decoder: malformed JSON -> 400, invalid fields -> 422,
+    a body over the route's limit (default LEAF7_MAX_BODY) -> 400, checked before reading."""
+    if limit is None:
+        limit = request.app[SETTINGS].max_body
+    if request.content_length is not None and request.content_length > limit:
+        raise body_too_large(limit)
     body = await request.read()
+    if len(body) > limit:
+        raise body_too_large(limit)
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:

@@ -11,6 +11,8 @@ from handlers.common import (
     store,
     vendor_route,
 )
+from handlers.luagen import used_macros
+from service.appkeys import SETTINGS
 
 
 @vendor_route
@@ -44,3 +46,14 @@ async def delete(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     await store(request).delete_project(vendor_id, project_id)
     return json_response(SUCCESS)
+
+
+@vendor_route
+async def set_source(request: web.Request, vendor_id: str) -> web.Response:
+    project_id = project_id_param(request.match_info["project_id"])
+    limit = request.app[SETTINGS].max_source
+    body = await read_json(request, schemas.source_update, limit=limit)
+    project = await store(request).set_source(
+        vendor_id, project_id, body.source, body.version, used_macros(body.source)
+    )
+    return json_response(project)

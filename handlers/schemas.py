@@ -89,3 +89,43 @@ def project_fields(body: ProjectCreate | ProjectUpdate) -> dict[str, str]:
         else:
             out[name] = str(value)
     return out
+
+
+Version = Annotated[str, Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")]
+
+
+class SourceUpdate(Body):
+    source: str
+    version: Version | None = None
+
+
+class ExecuteRequest(Body):
+    project_id: Annotated[str, Meta(max_length=64)]
+    script_key: Annotated[str, Meta(max_length=128)] = ""
+    hwid: Annotated[str, Meta(max_length=512)] | None = None
+
+
+source_update = msgspec.json.Decoder(SourceUpdate)
+execute_request = msgspec.json.Decoder(ExecuteRequest)
+
+
+class KeyInfo(msgspec.Struct):
+    expires_at: str | None
+    seconds_left: int | None
+    total_executions: int
+    discord_id: str | None
+    note: str | None
+
+
+class Verdict(msgspec.Struct):
+    valid: bool
+    code: str
+    message: str
+
+
+class ValidVerdict(msgspec.Struct):
+    valid: bool
+    code: str
+    message: str
+    script: str
+    key: KeyInfo

@@ -24,7 +24,10 @@ def create_app(
     """Builds the app. With ``redis`` given (tests) that client is used and left open;
     otherwise ``REDIS_URL`` is connected, or the embedded Valkey is started."""
     settings = settings or Settings.from_env()
-    app = web.Application(client_max_size=settings.max_body, middlewares=[error_middleware])
+    # aiohttp's own cap is the largest body any route takes (hosted sources); read_json applies
+    # each route's limit.
+    max_size = max(settings.max_body, settings.max_source)
+    app = web.Application(client_max_size=max_size, middlewares=[error_middleware])
     app[SETTINGS] = settings
 
     async def storage(app: web.Application) -> AsyncIterator[None]:

@@ -31,6 +31,7 @@ class Settings:
     data_dir: Path = Path("data")
     expired_retention: int = 7 * 86400
     max_body: int = 1024 * 1024
+    max_source: int = 8 * 1024 * 1024
     public_url: str | None = None
     redis_max_connections: int = 64
 
@@ -44,6 +45,7 @@ class Settings:
             data_dir=Path(env.get("LEAF7_DATA_DIR") or "data"),
             expired_retention=_int(env, "LEAF7_EXPIRED_RETENTION", 7 * 86400),
             max_body=_int(env, "LEAF7_MAX_BODY", 1024 * 1024, minimum=1024),
+            max_source=_int(env, "LEAF7_MAX_SOURCE", 8 * 1024 * 1024, minimum=1024),
             public_url=(env.get("LEAF7_PUBLIC_URL") or "").rstrip("/") or None,
             redis_max_connections=_int(env, "LEAF7_REDIS_MAX_CONNECTIONS", 64, minimum=2),
         )

@@ -8,7 +8,7 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from handlers.common import ApiError, json_error
+from handlers.common import ApiError, body_too_large, json_error
 from service.appkeys import SETTINGS
 from store import errors
 
@@ -40,11 +40,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except (RedisConnectionError, RedisTimeoutError, ConnectionError):
         log.warning("storage unavailable for %s %s", request.method, request.path)
         return json_error(503, "Storage unavailable")
-    except web.HTTPRequestEntityTooLarge as exc:
-        # The contract groups oversized bodies with the other rejected bodies (400).
-        del exc
-        limit = request.app[SETTINGS].max_body
-        return json_error(400, f"body: request body too large (limit {limit} bytes)")
+    except web.HTTPRequestEntityTooLarge:
+        settings = request.app[SETTINGS]
+        too_large = body_too_large(max(settings.max_body, settings.max_source))
+        return json_error(too_large.status, too_large.detail)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

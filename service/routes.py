@@ -3,7 +3,7 @@
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from handlers import health, keys, projects
+from handlers import health, keys, loader, projects
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -21,6 +21,7 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "GET", "/api/vendor/projects/{project_id}", projects.get)
     _add(r, "PATCH", "/api/vendor/projects/{project_id}", projects.update)
     _add(r, "DELETE", "/api/vendor/projects/{project_id}", projects.delete)
+    _add(r, "PUT", "/api/vendor/projects/{project_id}/source", projects.set_source)
 
     _add(r, "POST", "/api/vendor/keys/buyer", keys.generate)
     _add(r, "GET", "/api/vendor/keys/buyer", keys.list_buyer)
@@ -31,3 +32,6 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/unban", keys.unban)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/reset_hwid", keys.reset_hwid)
     _add(r, "PATCH", "/api/vendor/keys/active/{key_id}/hwid", keys.set_hwid)
+
+    _add(r, "POST", "/api/loader/execute", loader.execute)
+    _add(r, "GET", "/api/loader/{project_id}/loader.lua", loader.loader)

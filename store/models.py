@@ -121,3 +121,18 @@ def pairs(flat: list[str]) -> dict[str, str]:
     """A flat HGETALL reply ``[f1, v1, f2, v2, ...]`` (as scripts return it) -> dict."""
     it = iter(flat)
     return dict(zip(it, it, strict=True))
+
+
+class Execution(Base):
+    """The outcome of one loader execution check (see lua/execute.lua)."""
+
+    code: str
+    source: str = ""
+    script_name: str = ""
+    version: str = ""
+    macros: tuple[str, ...] = ()
+    discord_id: str | None = None
+    total_executions: int = 0
+    expires_at: int | None = None
+    note: str | None = None
+    ffa: bool = False

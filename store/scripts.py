@@ -39,6 +39,8 @@ class Scripts:
         self.set_hwid = _load("set_hwid", prelude)
         self.update_project = _load("update_project", prelude)
         self.delete_project = _load("delete_project", prelude)
+        self.set_source = _load("set_source", prelude)
+        self.execute = _load("execute", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

@@ -31,6 +31,7 @@ from store.errors import (
 from store.models import (
     ActiveKey,
     BuyerKey,
+    Execution,
     Project,
     Vendor,
     active_key_from_hash,
@@ -192,6 +193,19 @@ class Store:
             self.scripts.update_project,
             [keys.project(project_id)],
             [vendor_id, *_flatten(changes.items())],
+        )
+        return project_from_hash(project_id, pairs(flat))
+
+    async def project_exists(self, project_id: str) -> bool:
+        return bool(await self.pipe.call("EXISTS", keys.project(project_id)))
+
+    async def set_source(
+        self, vendor_id: str, project_id: str, source: str, version: str | None, macros: str
+    ) -> Project:
+        flat = await self._script(
+            self.scripts.set_source,
+            [keys.project(project_id), keys.project_source(project_id)],
+            [vendor_id, source, version or "", macros],
         )
         return project_from_hash(project_id, pairs(flat))
 
@@ -370,6 +384,49 @@ class Store:
         if "redeemed_at" not in h:
             raise KeyNotFound
         return active_key_from_hash(project_id, key_id, h)
+
+    # ---- the loader's execution check (hot path) ------------------------------------------
+
+    async def execute(self, project_id: str, key_id: str, hwid: str) -> Execution:
+        """One script, one round trip (shared with concurrent checks by the auto-pipeline)."""
+        res: list[Any] = await self._script(
+            self.scripts.execute,
+            [
+                keys.project(project_id),
+                keys.key(project_id, key_id),
+                keys.hwid_bans(project_id),
+                keys.project_source(project_id),
+                keys.active_index(project_id),
+            ],
+            [self.now(), hwid, self.retention, key_id],
+        )
+        if len(res) == 1:
+            return Execution(code=res[0])
+        (_, source, name, version, macros, discord_id, total, expires, note, has_note, new, ffa) = (
+            res
+        )
+        if new == "1" and expires:
+            # First run redeemed the key: its key -> project ref expires with it. Off the
+            # response path: the command rides in the next auto-pipeline batch.
+            fut = asyncio.ensure_future(self._expire_ref(key_id, expires))
+            fut.add_done_callback(_ignore_result)
+        return Execution(
+            code="KEY_VALID",
+            source=source,
+            script_name=name or "",
+            version=version or "0.0.0",
+            macros=tuple(macros.split(",")) if macros else (),
+            discord_id=discord_id or None,
+            total_executions=int(total),
+            expires_at=int(expires) if expires else None,
+            note=note if has_note == "1" else None,
+            ffa=ffa == "1",
+        )
+
+
+def _ignore_result(fut: "asyncio.Future[None]") -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _flatten(items: Iterable[tuple[str, object]]) -> list[object]:

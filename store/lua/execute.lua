@@ -1,0 +1,66 @@
+-- The loader's execution check: every verdict in one atomic step and one round trip.
+-- Checks run in this fixed order; the first that fails is the verdict:
+--   PROJECT_NOT_FOUND, PROJECT_INACTIVE, (free-for-all: HWID_BANNED, else KEY_VALID),
+--   KEY_INCORRECT, KEY_BANNED, HWID_BANNED, KEY_EXPIRED, KEY_HWID_LOCKED, KEY_VALID.
+-- (HWID_MISSING is decided by the handler before Redis is asked.)
+-- A valid check redeems a still-unredeemed buyer key, binds the HWID if none is set, and
+-- counts the execution; being one script, two racing first runs can never both bind.
+-- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash, KEYS[4] hosted source,
+-- KEYS[5] active index
+-- ARGV[1] now (epoch s), ARGV[2] hwid, ARGV[3] retention (s), ARGV[4] key_id
+-- returns: {code} on failure; on success {'KEY_VALID', source, name, version, macros,
+--   discord_id, total_executions, expires_at, note, has_note, redeemed_now, ffa}
+local p = redis.call('HMGET', KEYS[1], 'vendor_id', 'is_active', 'ffa_active', 'name',
+  'version', 'source_macros')
+if not p[1] then
+  return {'PROJECT_NOT_FOUND'}
+end
+if p[2] == '0' then
+  return {'PROJECT_INACTIVE'}
+end
+local hwid = ARGV[2]
+if p[3] == '1' then
+  if redis.call('HEXISTS', KEYS[3], hwid) == 1 then
+    return {'HWID_BANNED'}
+  end
+  local n = redis.call('HINCRBY', KEYS[1], 'ffa_executions', 1)
+  local source = redis.call('GET', KEYS[4]) or ''
+  return {'KEY_VALID', source, p[4], p[5], p[6] or '', '', n, '', 'FFA', '1', '0', '1'}
+end
+local k = redis.call('HMGET', KEYS[2], 'created_at', 'redeemed_at', 'banned', 'expires_at',
+  'hwid', 'discord_id', 'note')
+if not k[1] then
+  return {'KEY_INCORRECT'}
+end
+if k[3] == '1' then
+  return {'KEY_BANNED'}
+end
+if redis.call('HEXISTS', KEYS[3], hwid) == 1 then
+  return {'HWID_BANNED'}
+end
+local now = tonumber(ARGV[1])
+local expires = k[4] or ''
+if k[2] and expires ~= '' and now >= tonumber(expires) then
+  return {'KEY_EXPIRED'}
+end
+if k[5] and k[5] ~= hwid then
+  return {'KEY_HWID_LOCKED'}
+end
+local redeemed_now = '0'
+if not k[2] then
+  expires = redeem_key(KEYS[2], now, tonumber(ARGV[3]))
+  redis.call('SADD', KEYS[5], ARGV[4])
+  redeemed_now = '1'
+end
+if not k[5] then
+  redis.call('HSET', KEYS[2], 'hwid', hwid)
+end
+local n = redis.call('HINCRBY', KEYS[2], 'total_executions', 1)
+redis.call('HSET', KEYS[2], 'last_execution', ARGV[1])
+local has_note = '0'
+if k[7] then
+  has_note = '1'
+end
+local source = redis.call('GET', KEYS[4]) or ''
+return {'KEY_VALID', source, p[4], p[5], p[6] or '', k[6] or '', n, expires, k[7] or '',
+  has_note, redeemed_now, '0'}
