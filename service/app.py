@@ -50,7 +50,7 @@ def create_app(
         try:
             yield
         finally:
-            await store.pipe.drain()
+            await store.pipe.close()
             if redis is None:
                 await client.aclose()
             if embedded is not None:

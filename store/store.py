@@ -125,7 +125,7 @@ class Store:
         return vendor_id, api_key
 
     async def get_vendor(self, vendor_id: str) -> Vendor:
-        h: dict[str, str] = await self.pipe.call("HGETALL", keys.vendor(vendor_id))
+        h = pairs(await self.pipe.call("HGETALL", keys.vendor(vendor_id)))
         if not h:
             raise VendorNotFound
         return Vendor(
@@ -168,20 +168,20 @@ class Store:
 
     async def list_projects(self, vendor_id: str) -> list[Project]:
         ids = await self._project_ids(vendor_id)
-        hashes = await asyncio.gather(*(self.pipe.call("HGETALL", keys.project(p)) for p in ids))
-        out = [
+        flats = await asyncio.gather(*(self.pipe.call("HGETALL", keys.project(p)) for p in ids))
+        hashes = [pairs(flat) for flat in flats]
+        return [
             project_from_hash(p, h)
             for p, h in zip(ids, hashes, strict=True)
-            if h and h.get("vendor_id") == vendor_id
+            if h.get("vendor_id") == vendor_id
         ]
-        return out
 
     async def _project_ids(self, vendor_id: str) -> list[str]:
         members: Iterable[str] = await self.pipe.call("SMEMBERS", keys.vendor_projects(vendor_id))
         return sorted(members)
 
     async def get_project(self, vendor_id: str, project_id: str) -> Project:
-        h: dict[str, str] = await self.pipe.call("HGETALL", keys.project(project_id))
+        h = pairs(await self.pipe.call("HGETALL", keys.project(project_id)))
         if not h or h.get("vendor_id") != vendor_id:
             raise ProjectNotFound
         return project_from_hash(project_id, h)
@@ -253,7 +253,11 @@ class Store:
         results = await pipe.execute(raise_on_error=False)
         result = results[-1]
         if isinstance(result, NoScriptError):
-            result = await self.pipe.call("EVAL", script.source, len(key_names), *key_names, *args)
+            eval_args = (script.source, len(key_names), *key_names, *args)
+            try:
+                result = await self.pipe.call("EVAL", *eval_args)
+            except ResponseError as exc:  # e.g. L7:PROJECT_NOT_FOUND: drop the refs below too
+                result = exc
         if isinstance(result, ResponseError):
             # Nothing was written by the script; drop the refs made for it.
             await self.redis.delete(*(keys.key_ref(i) for i in ids))

@@ -64,7 +64,9 @@ async def hwid_bans(api: Api, project_id: str) -> dict[str, str]:
 async def test_generate_default_one_key(api: Api, clock: Clock) -> None:
     project = await api.project()
     before = _utc(clock())
-    created = await api.call("POST", "/api/vendor/keys/buyer", {"project_id": project["project_id"]})
+    created = await api.call(
+        "POST", "/api/vendor/keys/buyer", {"project_id": project["project_id"]}
+    )
     after = _utc(clock())
     assert isinstance(created, list)
     assert len(created) == 1
@@ -293,7 +295,16 @@ async def test_redeem_twice_400(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("days", "hours", "minutes"),
-    [(30, 0, 0), (0, 5, 0), (0, 0, 7), (1, 2, 3), (0, 48, 90), (365, 0, 0), (0, 0, 1)],
+    [
+        (30, 0, 0),
+        (0, 5, 0),
+        (0, 0, 7),
+        (1, 2, 3),
+        (0, 48, 90),
+        (365, 0, 0),
+        (0, 0, 1),
+        (36500, 876000, 52560000),  # the largest durations the API accepts
+    ],
 )
 async def test_redeem_expiry_arithmetic(api: Api, days: int, hours: int, minutes: int) -> None:
     project = await api.project()
@@ -467,7 +478,10 @@ async def test_reset_hwid(api: Api, clock: Clock) -> None:
 async def test_set_hwid(api: Api) -> None:
     _, kid = await _active_key(api)
     path = active_path(kid, "hwid")
-    assert await api.call("PATCH", path, {"new_hwid": "abc"}) == {"status": "success", "hwid": "abc"}
+    assert await api.call("PATCH", path, {"new_hwid": "abc"}) == {
+        "status": "success",
+        "hwid": "abc",
+    }
     assert (await api.active(kid))["hwid"] == "abc"
     assert await api.call("PATCH", path + "/", {"new_hwid": "def"}) == {
         "status": "success",
@@ -509,3 +523,63 @@ async def test_active_actions_on_unknown_or_unredeemed_key_404(
     assert active["hwid"] is None
     assert active["banned"] is False
     assert active["hwid_resets"] == 0
+
+
+# ---- script cache lost (Redis restarted or SCRIPT FLUSH) -----------------------------------
+
+
+async def test_generate_after_script_flush_unknown_project_404(api: Api) -> None:
+    """The EVAL fallback of generation must map script errors like EVALSHA does: 404, and the
+    key -> project refs made for the batch are dropped (regression: was a 500 + leaked refs)."""
+    mine = await api.project()
+    other = await api.as_other()
+    foreign = await other.project()
+    dbsize = await api.store.redis.dbsize()
+    for pid in ("00000000-0000-4000-8000-000000000000", foreign["project_id"]):
+        await api.store.redis.script_flush()
+        body = {"project_id": pid, "amount": 3}
+        got = await api.call("POST", "/api/vendor/keys/buyer", body, status=404)
+        assert got == PROJECT_NOT_FOUND
+        assert await api.store.redis.dbsize() == dbsize
+    await api.store.redis.script_flush()
+    created = await api.keys(mine["project_id"], amount=3)
+    assert len(created) == 3
+    assert await other.call("GET", "/api/vendor/keys/buyer") == []
+
+
+async def test_every_operation_survives_script_flush(api: Api) -> None:
+    redis = api.store.redis
+    await redis.script_flush()
+    project = await api.project()
+    pid = project["project_id"]
+    await redis.script_flush()
+    a, b = await api.keys(pid, amount=2)
+    await redis.script_flush()
+    active = await api.redeem(a["key_id"], discord_id="9")
+    await redis.script_flush()
+    assert await api.redeem(a["key_id"], status=400) == {"detail": "Key already redeemed"}
+    await redis.script_flush()
+    assert await api.redeem("D" * 32, status=404) == KEY_NOT_FOUND
+    steps: list[tuple[str, str, Any]] = [
+        ("PATCH", active_path(a["key_id"], "hwid"), {"new_hwid": "H"}),
+        ("POST", active_path(a["key_id"], "ban"), None),
+        ("POST", active_path(a["key_id"], "unban"), None),
+        ("POST", active_path(a["key_id"], "reset_hwid"), None),
+        ("PATCH", f"/api/vendor/projects/{pid}", {"name": "renamed"}),
+    ]
+    for method, path, body in steps:
+        await redis.script_flush()
+        await api.call(method, path, body)
+    await redis.script_flush()
+    row = await api.active(a["key_id"])
+    assert row == {**active, "hwid_resets": 1, "last_reset": row["last_reset"]}
+    await redis.script_flush()
+    assert len(await api.call("GET", "/api/vendor/keys/buyer")) == 2
+    await redis.script_flush()
+    got = await api.call("DELETE", f"/api/vendor/keys/buyer/{a['key_id']}", status=400)
+    assert got == {"detail": "Cannot delete a redeemed key"}
+    await redis.script_flush()
+    assert await api.call("DELETE", f"/api/vendor/keys/buyer/{b['key_id']}") == SUCCESS
+    await redis.script_flush()
+    assert await api.call("DELETE", f"/api/vendor/projects/{pid}") == SUCCESS
+    assert await redis.keys(f"*{{{pid}}}*") == []

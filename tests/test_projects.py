@@ -161,7 +161,10 @@ async def test_delete_removes_project_and_keys(api: Api) -> None:
     assert await api.call("GET", "/api/vendor/projects") == [keep]
     path = f"/api/vendor/keys/buyer?project_id={pid}"
     assert await api.call("GET", path, status=404) == NOT_FOUND
-    assert await api.call("GET", "/api/vendor/keys/buyer") == keep_keys
+    remaining = await api.call("GET", "/api/vendor/keys/buyer")
+    assert sorted(remaining, key=lambda k: k["key_id"]) == sorted(
+        keep_keys, key=lambda k: k["key_id"]
+    )
     assert await api.call("GET", "/api/vendor/keys/active") == []
     assert await api.store.redis.keys(f"*{{{pid}}}*") == []
     for key in buyer:
@@ -231,6 +234,7 @@ VENDOR_ROUTES: list[tuple[str, str]] = [
     ("GET", "/api/vendor/projects/{pid}"),
     ("PATCH", "/api/vendor/projects/{pid}"),
     ("DELETE", "/api/vendor/projects/{pid}"),
+    ("PUT", "/api/vendor/projects/{pid}/source"),
     ("POST", "/api/vendor/keys/buyer"),
     ("GET", "/api/vendor/keys/buyer"),
     ("DELETE", "/api/vendor/keys/buyer/{kid}"),
@@ -271,6 +275,7 @@ async def test_unauthenticated_on_every_vendor_route(api: Api, method: str, temp
     bodies: dict[str, Any] = {
         "/api/vendor/projects": {"name": "sneaky"},
         "/api/vendor/projects/{pid}": {"name": "sneaky"},
+        "/api/vendor/projects/{pid}/source": {"source": "print('sneaky')"},
         "/api/vendor/keys/buyer": {"project_id": pid, "amount": 5},
         "/api/vendor/keys/redeem": {"key_id": kid, "discord_id": "1"},
         "/api/vendor/keys/active/{kid}/hwid": {"new_hwid": "sneaky"},
