@@ -27,11 +27,16 @@ import aiohttp
 
 HERE = Path(__file__).resolve().parent
 LEAF7 = Path(sys.executable).parent / "leaf7"
-SOURCE = (
-    "-- a hosted script of realistic size\n"
-    'print("Hello " .. L7_LinkedDiscordID .. ", " .. L7_SecondsLeft .. " s left, run #" '
-    "    .. L7_TotalExecutions)\n" + "local t = {}\nfor i = 1, 10 do t[i] = i * i end\n" * 60
-)
+
+
+def hosted_source(size: int) -> str:
+    """A hosted script of about ``size`` bytes that uses three macros."""
+    head = (
+        'print("Hello " .. L7_LinkedDiscordID .. ", " .. L7_SecondsLeft .. " s left, run #"'
+        " .. L7_TotalExecutions)\n"
+    )
+    line = "local t = {}; for i = 1, 10 do t[i] = i * i end\n"
+    return head + line * max(0, (size - len(head)) // len(line))
 
 
 def ensure_wrk() -> str:
@@ -72,7 +77,9 @@ async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
     raise SystemExit("server did not become ready")
 
 
-async def seed(base: str, env: dict[str, str], n_keys: int, keys_file: Path) -> None:
+async def seed(
+    base: str, env: dict[str, str], n_keys: int, keys_file: Path, source: str
+) -> None:
     out = subprocess.run(
         [str(LEAF7), "vendor", "create", "--name", "bench", "--discord-id", "1"],
         env=env,
@@ -85,7 +92,7 @@ async def seed(base: str, env: dict[str, str], n_keys: int, keys_file: Path) -> 
         async with http.post(f"{base}/api/vendor/projects", json={"name": "Bench"}) as r:
             project_id = (await r.json())["project_id"]
         async with http.put(
-            f"{base}/api/vendor/projects/{project_id}/source", json={"source": SOURCE}
+            f"{base}/api/vendor/projects/{project_id}/source", json={"source": source}
         ) as r:
             assert r.status == 200, await r.text()
         key_ids: list[str] = []
@@ -154,6 +161,7 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--source-bytes", type=int, default=1024, help="hosted script size")
     parser.add_argument("--profile", help="record the server with py-spy during execute (raw)")
     args = parser.parse_args()
     wrk = ensure_wrk()
@@ -164,14 +172,15 @@ def main() -> int:
         env["LEAF7_DATA_DIR"] = str(Path(tmp) / "data")
         env["L7_BENCH_KEYS"] = str(Path(tmp) / "keys.txt")
         server = subprocess.Popen(
-            [str(LEAF7), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
+            [str(LEAF7), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=open("/tmp/bench-server.log", "w")
         )
         try:
             asyncio.run(wait_ready(base, server))
             env["L7_SERVER_PID"] = str(server.pid)
             env["L7_VALKEY_PID"] = str(valkey_pid(Path(env["LEAF7_DATA_DIR"]).resolve()) or "")
             t0 = time.monotonic()
-            asyncio.run(seed(base, env, args.keys, Path(env["L7_BENCH_KEYS"])))
+            source = hosted_source(args.source_bytes)
+            asyncio.run(seed(base, env, args.keys, Path(env["L7_BENCH_KEYS"]), source))
             print(f"seeded {args.keys} active keys in {time.monotonic() - t0:.1f} s", flush=True)
             print(
                 f"wrk: {args.threads} threads, {args.connections} connections, "

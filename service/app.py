@@ -1,6 +1,7 @@
 """The application factory."""
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -13,6 +14,8 @@ from service.embedded import EmbeddedValkey
 from service.middleware import error_middleware
 from service.routes import setup_routes
 from store import Store
+
+log = logging.getLogger("leaf7")
 
 
 def create_app(
@@ -51,6 +54,13 @@ def create_app(
             yield
         finally:
             await store.pipe.close()
+            if store.pipe.batches:
+                log.info(
+                    "auto-pipeline: %d commands in %d writes (%.1f per write)",
+                    store.pipe.commands,
+                    store.pipe.batches,
+                    store.pipe.commands / store.pipe.batches,
+                )
             if redis is None:
                 await client.aclose()
             if embedded is not None:

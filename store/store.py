@@ -79,6 +79,9 @@ class Store:
         self.scripts = Scripts()
         self.retention = retention
         self.clock = clock
+        # project_id -> (source revision, source): a cache checked against Redis on every run
+        self._sources: dict[str, tuple[str, str]] = {}
+        self.source_cache_size = 1024
 
     def now(self) -> int:
         return int(self.clock())
@@ -392,7 +395,12 @@ class Store:
     # ---- the loader's execution check (hot path) ------------------------------------------
 
     async def execute(self, project_id: str, key_id: str, hwid: str) -> Execution:
-        """One script, one round trip (shared with concurrent checks by the auto-pipeline)."""
+        """One script, one round trip (shared with concurrent checks by the auto-pipeline).
+
+        The hosted source is cached per project and revision; the script sends it only when
+        the revision this process holds is stale, and every check still reads the revision
+        atomically, so an upload is seen by the very next run on every instance."""
+        cached = self._sources.get(project_id)
         res: list[Any] = await self._script(
             self.scripts.execute,
             [
@@ -402,13 +410,16 @@ class Store:
                 keys.project_source(project_id),
                 keys.active_index(project_id),
             ],
-            [self.now(), hwid, self.retention, key_id],
+            [self.now(), hwid, self.retention, key_id, cached[0] if cached else ""],
         )
         if len(res) == 1:
             return Execution(code=res[0])
-        (_, source, name, version, macros, discord_id, total, expires, note, has_note, new, ffa) = (
-            res
-        )
+        (_, rev, source, name, version, macros, discord_id, total, expires, note, new, ffa) = res
+        if source is None:
+            assert cached is not None and cached[0] == rev  # the script only omits it then
+            source = cached[1]
+        else:
+            self._cache_source(project_id, rev, source)
         if new == "1" and expires:
             # First run redeemed the key: its key -> project ref expires with it. Off the
             # response path: the command rides in the next auto-pipeline batch.
@@ -423,9 +434,16 @@ class Store:
             discord_id=discord_id or None,
             total_executions=int(total),
             expires_at=int(expires) if expires else None,
-            note=note if has_note == "1" else None,
+            note=note,
             ffa=ffa == "1",
         )
+
+    def _cache_source(self, project_id: str, rev: str, source: str) -> None:
+        sources = self._sources
+        sources.pop(project_id, None)
+        sources[project_id] = (rev, source)
+        if len(sources) > self.source_cache_size:  # drop the least recently refreshed
+            del sources[next(iter(sources))]
 
 
 def _ignore_result(fut: "asyncio.Future[None]") -> None:

@@ -5,13 +5,17 @@
 -- (HWID_MISSING is decided by the handler before Redis is asked.)
 -- A valid check redeems a still-unredeemed buyer key, binds the HWID if none is set, and
 -- counts the execution; being one script, two racing first runs can never both bind.
+-- The hosted source is returned only when the caller's cached revision (ARGV[5]) is not the
+-- current one, so a large script does not cross the wire on every run.
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash, KEYS[4] hosted source,
 -- KEYS[5] active index
--- ARGV[1] now (epoch s), ARGV[2] hwid, ARGV[3] retention (s), ARGV[4] key_id
--- returns: {code} on failure; on success {'KEY_VALID', source, name, version, macros,
---   discord_id, total_executions, expires_at, note, has_note, redeemed_now, ffa}
+-- ARGV[1] now (epoch s), ARGV[2] hwid, ARGV[3] retention (s), ARGV[4] key_id,
+-- ARGV[5] source revision the caller has cached ('' = none)
+-- returns: {code} on failure; on success {'KEY_VALID', source_rev, source or false, name,
+--   version, macros, discord_id, total_executions, expires_at, note or false, redeemed_now,
+--   ffa}
 local p = redis.call('HMGET', KEYS[1], 'vendor_id', 'is_active', 'ffa_active', 'name',
-  'version', 'source_macros')
+  'version', 'source_macros', 'source_rev')
 if not p[1] then
   return {'PROJECT_NOT_FOUND'}
 end
@@ -19,16 +23,26 @@ if p[2] == '0' then
   return {'PROJECT_INACTIVE'}
 end
 local hwid = ARGV[2]
+local rev = p[7] or '0'
+
+local function valid(discord_id, n, expires, note, redeemed_now, ffa)
+  local source = false
+  if rev ~= ARGV[5] then
+    source = redis.call('GET', KEYS[4]) or ''
+  end
+  return {'KEY_VALID', rev, source, p[4], p[5], p[6] or '', discord_id, n, expires, note,
+    redeemed_now, ffa}
+end
+
 if p[3] == '1' then
   if redis.call('HEXISTS', KEYS[3], hwid) == 1 then
     return {'HWID_BANNED'}
   end
   local n = redis.call('HINCRBY', KEYS[1], 'ffa_executions', 1)
-  local source = redis.call('GET', KEYS[4]) or ''
-  return {'KEY_VALID', source, p[4], p[5], p[6] or '', '', n, '', 'FFA', '1', '0', '1'}
+  return valid('', n, '', 'FFA', '0', '1')
 end
 local k = redis.call('HMGET', KEYS[2], 'created_at', 'redeemed_at', 'banned', 'expires_at',
-  'hwid', 'discord_id', 'note')
+  'hwid', 'discord_id', 'note', 'total_executions')
 if not k[1] then
   return {'KEY_INCORRECT'}
 end
@@ -52,15 +66,13 @@ if not k[2] then
   redis.call('SADD', KEYS[5], ARGV[4])
   redeemed_now = '1'
 end
-if not k[5] then
-  redis.call('HSET', KEYS[2], 'hwid', hwid)
+-- One HSET for the whole update of a repeat run: the script then propagates to the AOF and
+-- replicas as that single command (no MULTI/EXEC around several).
+local n = (tonumber(k[8]) or 0) + 1
+if k[5] then
+  redis.call('HSET', KEYS[2], 'total_executions', int(n), 'last_execution', ARGV[1])
+else
+  redis.call('HSET', KEYS[2], 'total_executions', int(n), 'last_execution', ARGV[1],
+    'hwid', hwid)
 end
-local n = redis.call('HINCRBY', KEYS[2], 'total_executions', 1)
-redis.call('HSET', KEYS[2], 'last_execution', ARGV[1])
-local has_note = '0'
-if k[7] then
-  has_note = '1'
-end
-local source = redis.call('GET', KEYS[4]) or ''
-return {'KEY_VALID', source, p[4], p[5], p[6] or '', k[6] or '', n, expires, k[7] or '',
-  has_note, redeemed_now, '0'}
+return valid(k[6] or '', n, expires, k[7] or false, redeemed_now, '0')
