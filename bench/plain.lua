@@ -1,9 +1,16 @@
--- wrk script for a route that does not touch Redis (GET /healthz): same reporting.
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'L7JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non2xx":%d,' ..
-    '"connect":%d,"read":%d,"write":%d,"timeout":%d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
-    e.status, e.connect, e.read, e.write, e.timeout))
+-- wrk script for GET /healthz (no Redis): built like execute.lua (a request() function that
+-- picks a preformatted request) so wrk's own cost is the same for both routes.
+local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+dofile(dir .. "report.lua")
+
+local requests = {}
+
+function init(args)
+  for i = 1, 64 do
+    requests[i] = wrk.format("GET", "/healthz")
+  end
+end
+
+function request()
+  return requests[math.random(#requests)]
 end

@@ -1,11 +1,14 @@
 """leaf7 benchmark: the loader execution check against a route that does not touch Redis.
 
 Starts ``leaf7 serve`` on a fresh embedded Valkey, seeds active keys (each redeemed and bound
-to its HWID by a first execution), uploads a hosted script that uses macros, then runs wrk
-against ``POST /api/loader/execute`` and ``GET /healthz`` in the same run and prints
-requests/s, their ratio and execute's p50/p99 latency.
+to its HWID by a first execution), uploads a hosted script that uses macros, then drives
+``POST /api/loader/execute`` (random key, its own HWID: every request is a full KEY_VALID
+check) and ``GET /healthz`` with wrk in the same run. The two routes alternate in rounds so
+that a machine whose speed drifts affects both alike. It prints requests/s of both, their
+ratio, execute's p50/p99 latency, the CPU each process used, and checks afterwards that the
+executions counted in Redis match the requests wrk saw answered.
 
-    python bench/run.py [--keys 10000] [--duration 15] [--connections 32] [--threads 2]
+    python bench/run.py [--keys 10000] [--duration 15] [--rounds 3] [--connections 32]
 """
 
 import argparse
@@ -16,6 +19,7 @@ import random
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,12 +45,8 @@ def hosted_source(size: int) -> str:
 
 def ensure_wrk() -> str:
     path = shutil.which("wrk")
-    if path:
-        return path
-    print("wrk not found: installing it from Debian's packages", flush=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False)
-    path = shutil.which("wrk")
     if not path:
+        print("wrk not found: installing it from Debian's packages", flush=True)
         subprocess.run(["apt-get", "update", "-qq"], check=False)
         subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True)
         path = shutil.which("wrk")
@@ -61,64 +61,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_ready(base: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    async with aiohttp.ClientSession() as http:
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}")
-            try:
-                async with http.get(f"{base}/readyz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("server did not become ready")
-
-
-async def seed(
-    base: str, env: dict[str, str], n_keys: int, keys_file: Path, source: str
-) -> None:
-    out = subprocess.run(
-        [str(LEAF7), "vendor", "create", "--name", "bench", "--discord-id", "1"],
-        env=env,
-        check=True,
-        capture_output=True,
-    ).stdout
-    api_key = json.loads(out)["api_key"]
-    auth = {"Authorization": f"Bearer {api_key}"}
-    async with aiohttp.ClientSession(headers=auth) as http:
-        async with http.post(f"{base}/api/vendor/projects", json={"name": "Bench"}) as r:
-            project_id = (await r.json())["project_id"]
-        async with http.put(
-            f"{base}/api/vendor/projects/{project_id}/source", json={"source": source}
-        ) as r:
-            assert r.status == 200, await r.text()
-        key_ids: list[str] = []
-        while len(key_ids) < n_keys:
-            amount = min(1000, n_keys - len(key_ids))
-            body = {"project_id": project_id, "amount": amount, "key_days": 30}
-            async with http.post(f"{base}/api/vendor/keys/buyer", json=body) as r:
-                key_ids += [k["key_id"] for k in await r.json()]
-        rows = [(key_id, f"HWID-{i:06d}-{random.getrandbits(32):08x}") for i, key_id in
-                enumerate(key_ids)]  # fmt: skip
-        sem = asyncio.Semaphore(64)
-
-        async def first_run(key_id: str, hwid: str) -> None:
-            async with sem:
-                body = {"project_id": project_id, "script_key": key_id, "hwid": hwid}
-                async with http.post(f"{base}/api/loader/execute", json=body) as r:
-                    data = await r.json()
-                    assert data["code"] == "KEY_VALID", data
-
-        await asyncio.gather(*(first_run(k, h) for k, h in rows))
-        async with http.get(f"{base}/api/vendor/keys/active?project_id={project_id}") as r:
-            active = await r.json()
-        assert len(active) == n_keys, len(active)
-    keys_file.write_text("".join(f"{project_id} {k} {h}\n" for k, h in rows))
-
-
 def cpu_seconds(pid: int) -> float:
     """utime + stime of a process, from /proc (Linux)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -126,101 +68,201 @@ def cpu_seconds(pid: int) -> float:
 
 
 def valkey_pid(data_dir: Path) -> int | None:
+    """The embedded server runs in its data directory (Valkey rewrites its argv)."""
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            # Valkey rewrites its argv; the embedded server runs in its data directory.
-            try:
-                cwd = (proc / "cwd").resolve()
-                comm = (proc / "comm").read_text().strip()
-            except OSError:
-                continue
-            if comm.startswith("valkey") and cwd == data_dir:
-                return int(proc.name)
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = (proc / "cwd").resolve()
+            comm = (proc / "comm").read_text().strip()
+        except OSError:
+            continue
+        if comm.startswith("valkey") and cwd == data_dir:
+            return int(proc.name)
     return None
 
 
-def run_wrk(wrk: str, args: argparse.Namespace, script: Path, url: str, env: dict[str, str]):  # type: ignore[no-untyped-def]
-    cmd = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s"]
-    cmd += ["--timeout", "5s", "-s", str(script), url]
-    pids = [p for p in (env.get("L7_SERVER_PID"), env.get("L7_VALKEY_PID")) if p]
-    before = [cpu_seconds(int(p)) for p in pids]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-    after = [cpu_seconds(int(p)) for p in pids]
-    line = next(x for x in out.splitlines() if x.startswith("L7JSON "))
-    res: dict[str, Any] = json.loads(line[len("L7JSON ") :])
-    res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
-    res["errors"] = res["connect"] + res["read"] + res["write"] + res["timeout"]
-    secs = res["duration_us"] / 1e6
-    res["cpu"] = [(a - b) / secs for a, b in zip(after, before, strict=True)]
-    return res
+class Bench:
+    def __init__(self, args: argparse.Namespace, tmp: Path) -> None:
+        self.args = args
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+        self.data_dir = tmp / "data"
+        self.env["LEAF7_DATA_DIR"] = str(self.data_dir)
+        self.env["L7_BENCH_KEYS"] = str(tmp / "keys.txt")
+        self.api_key = ""
+        self.project_id = ""
+
+    async def wait_ready(self, proc: "subprocess.Popen[bytes]") -> None:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise SystemExit(f"server exited with {proc.returncode}")
+                try:
+                    async with http.get(f"{self.base}/readyz") as resp:
+                        if resp.status == 200:
+                            return
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise SystemExit("server did not become ready")
+
+    async def seed(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            str(LEAF7), "vendor", "create", "--name", "bench", "--discord-id", "1",
+            env=self.env, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        self.api_key = json.loads(out)["api_key"]
+        base, n_keys = self.base, self.args.keys
+        async with aiohttp.ClientSession(headers=self.auth) as http:
+            async with http.post(f"{base}/api/vendor/projects", json={"name": "Bench"}) as r:
+                self.project_id = project_id = (await r.json())["project_id"]
+            source = {"source": hosted_source(self.args.source_bytes)}
+            async with http.put(f"{base}/api/vendor/projects/{project_id}/source", json=source):
+                pass
+            key_ids: list[str] = []
+            while len(key_ids) < n_keys:
+                amount = min(1000, n_keys - len(key_ids))
+                body = {"project_id": project_id, "amount": amount, "key_days": 30}
+                async with http.post(f"{base}/api/vendor/keys/buyer", json=body) as r:
+                    key_ids += [k["key_id"] for k in await r.json()]
+            rows = [
+                (k, f"HWID-{i:06d}-{random.getrandbits(32):08x}") for i, k in enumerate(key_ids)
+            ]
+            sem = asyncio.Semaphore(64)
+
+            async def first_run(key_id: str, hwid: str) -> None:
+                async with sem:
+                    body = {"project_id": project_id, "script_key": key_id, "hwid": hwid}
+                    async with http.post(f"{base}/api/loader/execute", json=body) as r:
+                        data = await r.json()
+                        assert data["code"] == "KEY_VALID", data
+
+            await asyncio.gather(*(first_run(k, h) for k, h in rows))
+        lines = "".join(f"{project_id} {k} {h}\n" for k, h in rows)
+        await asyncio.to_thread(Path(self.env["L7_BENCH_KEYS"]).write_text, lines)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    async def executions_counted(self) -> int:
+        url = f"{self.base}/api/vendor/keys/active?project_id={self.project_id}"
+        async with aiohttp.ClientSession(headers=self.auth) as http, http.get(url) as r:
+            return sum(k["total_executions"] for k in await r.json())
+
+    def wrk(self, script: str, path: str, seconds: float, pids: list[int]) -> dict[str, Any]:
+        a = self.args
+        cmd = [ensure_wrk(), f"-t{a.threads}", f"-c{a.connections}", f"-d{seconds:.0f}s"]
+        cmd += ["--timeout", "5s", "-s", str(HERE / script), self.base + path]
+        before = [cpu_seconds(p) for p in pids]
+        out = subprocess.run(cmd, env=self.env, check=True, capture_output=True, text=True)
+        after = [cpu_seconds(p) for p in pids]
+        line = next(x for x in out.stdout.splitlines() if x.startswith("L7JSON "))
+        res: dict[str, Any] = json.loads(line[len("L7JSON ") :])
+        res["cpu_s"] = [b - a for a, b in zip(before, after, strict=True)]
+        return res
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over rounds; p50 is the median of the rounds', p99 the worst round's."""
+    secs = sum(r["duration_us"] for r in rounds) / 1e6
+    requests = sum(r["requests"] for r in rounds)
+    errors = sum(r["connect"] + r["read"] + r["write"] + r["timeout"] for r in rounds)
+    cpu = [sum(c) for c in zip(*(r["cpu_s"] for r in rounds), strict=True)]
+    return {
+        "requests": requests,
+        "rps": requests / secs,
+        "p50_ms": statistics.median(r["p50_us"] for r in rounds) / 1000,
+        "p99_ms": max(r["p99_us"] for r in rounds) / 1000,
+        "non2xx": sum(r["non2xx"] for r in rounds),
+        "socket_errors": errors,
+        "cpu": [c / secs for c in cpu],
+        "us_per_request": [1e6 * c / requests for c in cpu],
+    }
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=10000)
-    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--duration", type=int, default=15, help="seconds per route, in all")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per route")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--source-bytes", type=int, default=1024, help="hosted script size")
-    parser.add_argument("--profile", help="record the server with py-spy during execute (raw)")
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    wrk = ensure_wrk()
+    ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="leaf7-bench-") as tmp:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-        env["LEAF7_DATA_DIR"] = str(Path(tmp) / "data")
-        env["L7_BENCH_KEYS"] = str(Path(tmp) / "keys.txt")
+        bench = Bench(args, Path(tmp))
         server = subprocess.Popen(
-            [str(LEAF7), "serve", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=open("/tmp/bench-server.log", "w")
+            [str(LEAF7), "serve", "--port", str(bench.port)],
+            env=bench.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
-            asyncio.run(wait_ready(base, server))
-            env["L7_SERVER_PID"] = str(server.pid)
-            env["L7_VALKEY_PID"] = str(valkey_pid(Path(env["LEAF7_DATA_DIR"]).resolve()) or "")
+            asyncio.run(bench.wait_ready(server))
+            pids = [server.pid, valkey_pid(bench.data_dir.resolve()) or server.pid]
             t0 = time.monotonic()
-            source = hosted_source(args.source_bytes)
-            asyncio.run(seed(base, env, args.keys, Path(env["L7_BENCH_KEYS"]), source))
-            print(f"seeded {args.keys} active keys in {time.monotonic() - t0:.1f} s", flush=True)
+            asyncio.run(bench.seed())
+            print(f"seeded {args.keys} active keys in {time.monotonic() - t0:.1f} s")
             print(
                 f"wrk: {args.threads} threads, {args.connections} connections, "
-                f"{args.duration} s per route",
+                f"{args.duration} s per route in {args.rounds} alternating rounds; "
+                f"hosted script {args.source_bytes} bytes",
                 flush=True,
             )
-            plain = run_wrk(wrk, args, HERE / "plain.lua", f"{base}/healthz", env)
-            spy = None
-            if args.profile:
-                spy = subprocess.Popen(
-                    ["py-spy", "record", "-p", str(server.pid), "-d", str(args.duration),
-                     "-f", "raw", "-o", args.profile, "-r", "200", "--nonblocking"]
-                )  # fmt: skip
-            execute = run_wrk(wrk, args, HERE / "execute.lua", f"{base}/api/loader/execute", env)
-            if spy:
-                spy.wait()
+            counted_before = asyncio.run(bench.executions_counted())
+            slice_s = args.duration / args.rounds
+            plain_rounds, exec_rounds = [], []
+            for _ in range(args.rounds):
+                plain_rounds.append(bench.wrk("plain.lua", "/healthz", slice_s, pids))
+                exec_rounds.append(bench.wrk("execute.lua", "/api/loader/execute", slice_s, pids))
+            counted = asyncio.run(bench.executions_counted()) - counted_before
         finally:
             server.send_signal(signal.SIGTERM)
             try:
                 server.wait(30)
             except subprocess.TimeoutExpired:
                 server.kill()
+    plain, execute = combine(plain_rounds), combine(exec_rounds)
     ratio = execute["rps"] / plain["rps"]
-    print(f"GET  /healthz             {plain['rps']:9.0f} req/s  p50 {plain['p50_us'] / 1000:.2f} ms"
-          f"  p99 {plain['p99_us'] / 1000:.2f} ms")  # fmt: skip
-    print(f"POST /api/loader/execute  {execute['rps']:9.0f} req/s  p50 "
-          f"{execute['p50_us'] / 1000:.2f} ms  p99 {execute['p99_us'] / 1000:.2f} ms")  # fmt: skip
-    for name, res in (("healthz", plain), ("execute", execute)):
-        print(f"CPU during {name}: " + ", ".join(
-            f"{who} {100 * c:.0f}%" for who, c in zip(("server", "valkey"), res["cpu"])))  # fmt: skip
-    print(f"execute / healthz ratio   {ratio:.2f}   (target >= 0.60)")
-    print(f"execute p99               {execute['p99_us'] / 1000:.2f} ms (target <= 10 ms)")
-    print(f"non-2xx: healthz {plain['non2xx']}, execute {execute['non2xx']};"
-          f" socket errors: healthz {plain['errors']}, execute {execute['errors']}")  # fmt: skip
+    for name, res in (("GET  /healthz           ", plain), ("POST /api/loader/execute", execute)):
+        print(
+            f"{name} {res['rps']:8.0f} req/s  p50 {res['p50_ms']:.2f} ms  "
+            f"p99 {res['p99_ms']:.2f} ms  CPU: server {100 * res['cpu'][0]:.0f}% "
+            f"({res['us_per_request'][0]:.0f} us/req), valkey {100 * res['cpu'][1]:.0f}% "
+            f"({res['us_per_request'][1]:.0f} us/req)"
+        )
+    print(f"execute / healthz ratio  {ratio:.2f}  (target >= 0.60)")
+    print(f"execute p99              {execute['p99_ms']:.2f} ms  (target <= 10 ms)")
+    print(
+        f"non-2xx: {plain['non2xx'] + execute['non2xx']}, socket errors: "
+        f"{plain['socket_errors'] + execute['socket_errors']}  (target 0)"
+    )
+    # wrk stops each round with up to one request per connection in flight: the server may
+    # count those without wrk seeing the answer.
+    in_flight = args.rounds * args.connections
+    counted_ok = execute["requests"] <= counted <= execute["requests"] + in_flight
+    print(
+        f"executions counted in Redis: {counted} for {execute['requests']} answered "
+        f"requests ({'consistent' if counted_ok else 'MISMATCH'})"
+    )
     ok = (
         ratio >= 0.6
-        and execute["p99_us"] <= 10_000
-        and plain["non2xx"] + execute["non2xx"] + plain["errors"] + execute["errors"] == 0
+        and execute["p99_ms"] <= 10
+        and plain["non2xx"] + execute["non2xx"] == 0
+        and plain["socket_errors"] + execute["socket_errors"] == 0
+        and counted_ok
     )
     print("targets: " + ("met" if ok else "NOT met"))
+    if args.json:
+        out = {"healthz": plain, "execute": execute, "ratio": ratio, "targets_met": ok}
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0 if ok else 1
 
 

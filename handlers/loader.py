@@ -59,22 +59,24 @@ def _valid(result: Execution, now: int) -> bytes:
     else:
         seconds_left = max(0, result.expires_at - now)
         left_macro = seconds_left
+    hosted = result.hosted
+    assert hosted is not None
     prelude = ""
-    if result.macros:
+    if hosted.macros:
         values: dict[str, str | int] = {
             "L7_LinkedDiscordID": result.discord_id or "",
-            "L7_ScriptName": result.script_name,
-            "L7_ScriptVersion": result.version,
+            "L7_ScriptName": hosted.script_name,
+            "L7_ScriptVersion": hosted.version,
             "L7_TotalExecutions": result.total_executions,
             "L7_SecondsLeft": left_macro,
             "L7_UserNote": result.note or "",
         }
-        prelude = macro_prelude(values, result.macros)
+        prelude = macro_prelude(values, hosted.macros)
     verdict = schemas.ValidVerdict(
         valid=True,
         code="KEY_VALID",
         message=MESSAGES["KEY_VALID"],
-        script=prelude + result.source,
+        script=prelude + hosted.source,
         key=schemas.KeyInfo(
             expires_at=iso(result.expires_at),
             seconds_left=seconds_left,

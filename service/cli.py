@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import contextlib
+import gc
 import logging
 import re
 import sys
@@ -93,9 +94,19 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep serving without it
         pass
+    app = create_app(settings)
+
+    async def freeze_gc(app: web.Application) -> None:
+        # Everything allocated at start-up lives as long as the process: keep it out of the
+        # collector's scans, and collect young objects less often (fewer pauses, lower p99).
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 50, 100)
+
+    app.on_startup.append(freeze_gc)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    web.run_app(create_app(settings), host=host, port=port, access_log=None, print=None)
+    web.run_app(app, host=host, port=port, access_log=None, print=None)
     return 0
 
 

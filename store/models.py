@@ -126,14 +126,21 @@ def pairs(flat: list[str] | dict[str, str]) -> dict[str, str]:
     return dict(zip(it, it, strict=True))
 
 
+class Hosted(msgspec.Struct, frozen=True):
+    """What a project's loaders receive after a valid check, as of one revision."""
+
+    rev: str
+    source: str
+    script_name: str
+    version: str
+    macros: tuple[str, ...]
+
+
 class Execution(Base):
     """The outcome of one loader execution check (see lua/execute.lua)."""
 
     code: str
-    source: str = ""
-    script_name: str = ""
-    version: str = ""
-    macros: tuple[str, ...] = ()
+    hosted: Hosted | None = None
     discord_id: str | None = None
     total_executions: int = 0
     expires_at: int | None = None

@@ -32,6 +32,7 @@ from store.models import (
     ActiveKey,
     BuyerKey,
     Execution,
+    Hosted,
     Project,
     Vendor,
     active_key_from_hash,
@@ -79,9 +80,9 @@ class Store:
         self.scripts = Scripts()
         self.retention = retention
         self.clock = clock
-        # project_id -> (source revision, source): a cache checked against Redis on every run
-        self._sources: dict[str, tuple[str, str]] = {}
-        self.source_cache_size = 1024
+        # project_id -> what its loaders receive: checked against Redis on every run
+        self._hosted: dict[str, Hosted] = {}
+        self.hosted_cache_size = 1024
 
     def now(self) -> int:
         return int(self.clock())
@@ -397,10 +398,11 @@ class Store:
     async def execute(self, project_id: str, key_id: str, hwid: str) -> Execution:
         """One script, one round trip (shared with concurrent checks by the auto-pipeline).
 
-        The hosted source is cached per project and revision; the script sends it only when
-        the revision this process holds is stale, and every check still reads the revision
-        atomically, so an upload is seen by the very next run on every instance."""
-        cached = self._sources.get(project_id)
+        What loaders receive (source, name, version, macros) is cached per project and
+        revision; the script sends it only when this process's revision is stale, and every
+        check reads the revision atomically, so a change is seen by the very next run on
+        every instance."""
+        cached = self._hosted.get(project_id)
         res: list[Any] = await self._script(
             self.scripts.execute,
             [
@@ -410,16 +412,18 @@ class Store:
                 keys.project_source(project_id),
                 keys.active_index(project_id),
             ],
-            [self.now(), hwid, self.retention, key_id, cached[0] if cached else ""],
+            [self.now(), hwid, self.retention, key_id, cached.rev if cached else ""],
         )
         if len(res) == 1:
             return Execution(code=res[0])
-        (_, rev, source, name, version, macros, discord_id, total, expires, note, new, ffa) = res
-        if source is None:
-            assert cached is not None and cached[0] == rev  # the script only omits it then
-            source = cached[1]
+        _, rev, fresh, discord_id, total, expires, note, new, ffa = res
+        if fresh is None:
+            assert cached is not None and cached.rev == rev  # the script omits it only then
+            hosted = cached
         else:
-            self._cache_source(project_id, rev, source)
+            source, name, version, macros = fresh
+            hosted = Hosted(rev, source, name, version, tuple(macros.split(",")) if macros else ())
+            self._cache_hosted(project_id, hosted)
         if new == "1" and expires:
             # First run redeemed the key: its key -> project ref expires with it. Off the
             # response path: the command rides in the next auto-pipeline batch.
@@ -427,23 +431,20 @@ class Store:
             fut.add_done_callback(_ignore_result)
         return Execution(
             code="KEY_VALID",
-            source=source,
-            script_name=name or "",
-            version=version or "0.0.0",
-            macros=tuple(macros.split(",")) if macros else (),
+            hosted=hosted,
             discord_id=discord_id or None,
-            total_executions=int(total),
+            total_executions=total,
             expires_at=int(expires) if expires else None,
             note=note,
             ffa=ffa == "1",
         )
 
-    def _cache_source(self, project_id: str, rev: str, source: str) -> None:
-        sources = self._sources
-        sources.pop(project_id, None)
-        sources[project_id] = (rev, source)
-        if len(sources) > self.source_cache_size:  # drop the least recently refreshed
-            del sources[next(iter(sources))]
+    def _cache_hosted(self, project_id: str, hosted: Hosted) -> None:
+        cache = self._hosted
+        cache.pop(project_id, None)
+        cache[project_id] = hosted
+        if len(cache) > self.hosted_cache_size:  # drop the least recently refreshed
+            del cache[next(iter(cache))]
 
 
 def _ignore_result(fut: "asyncio.Future[None]") -> None:

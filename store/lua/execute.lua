@@ -5,17 +5,17 @@
 -- (HWID_MISSING is decided by the handler before Redis is asked.)
 -- A valid check redeems a still-unredeemed buyer key, binds the HWID if none is set, and
 -- counts the execution; being one script, two racing first runs can never both bind.
--- The hosted source is returned only when the caller's cached revision (ARGV[5]) is not the
--- current one, so a large script does not cross the wire on every run.
+-- What loaders receive from the project (source, name, version, macros) is returned only when
+-- the caller's cached revision (ARGV[5]) is not the current one, so a large script does not
+-- cross the wire on every run.
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash, KEYS[4] hosted source,
 -- KEYS[5] active index
 -- ARGV[1] now (epoch s), ARGV[2] hwid, ARGV[3] retention (s), ARGV[4] key_id,
 -- ARGV[5] source revision the caller has cached ('' = none)
--- returns: {code} on failure; on success {'KEY_VALID', source_rev, source or false, name,
---   version, macros, discord_id, total_executions, expires_at, note or false, redeemed_now,
---   ffa}
-local p = redis.call('HMGET', KEYS[1], 'vendor_id', 'is_active', 'ffa_active', 'name',
-  'version', 'source_macros', 'source_rev')
+-- returns: {code} on failure; on success {'KEY_VALID', rev, {source, name, version, macros}
+--   or false when the caller's revision is current, discord_id, total_executions,
+--   expires_at, note or false, redeemed_now, ffa}
+local p = redis.call('HMGET', KEYS[1], 'vendor_id', 'is_active', 'ffa_active', 'rev')
 if not p[1] then
   return {'PROJECT_NOT_FOUND'}
 end
@@ -23,15 +23,15 @@ if p[2] == '0' then
   return {'PROJECT_INACTIVE'}
 end
 local hwid = ARGV[2]
-local rev = p[7] or '0'
+local rev = p[4] or '0'
 
 local function valid(discord_id, n, expires, note, redeemed_now, ffa)
-  local source = false
+  local hosted = false
   if rev ~= ARGV[5] then
-    source = redis.call('GET', KEYS[4]) or ''
+    local h = redis.call('HMGET', KEYS[1], 'name', 'version', 'source_macros')
+    hosted = {redis.call('GET', KEYS[4]) or '', h[1] or '', h[2] or '0.0.0', h[3] or ''}
   end
-  return {'KEY_VALID', rev, source, p[4], p[5], p[6] or '', discord_id, n, expires, note,
-    redeemed_now, ffa}
+  return {'KEY_VALID', rev, hosted, discord_id, n, expires, note, redeemed_now, ffa}
 end
 
 if p[3] == '1' then

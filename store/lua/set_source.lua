@@ -19,6 +19,6 @@ if version == '' then
 end
 redis.call('SET', KEYS[2], ARGV[2])
 redis.call('HSET', KEYS[1], 'version', version, 'source_macros', ARGV[4])
--- A new revision on every upload: loaders' cached copies are refreshed on their next run.
-redis.call('HINCRBY', KEYS[1], 'source_rev', 1)
+-- A new revision on every upload: instances' cached copies are refreshed on their next run.
+redis.call('HINCRBY', KEYS[1], 'rev', 1)
 return redis.call('HGETALL', KEYS[1])

@@ -7,5 +7,7 @@ if not owned(KEYS[1], ARGV[1]) then
 end
 if #ARGV > 1 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+  -- The script name is part of what loaders receive: a new revision refreshes caches.
+  redis.call('HINCRBY', KEYS[1], 'rev', 1)
 end
 return redis.call('HGETALL', KEYS[1])

@@ -1,0 +1,9 @@
+-- Shared by both wrk scripts: one machine-readable summary line.
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'L7JSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,"non2xx":%d,' ..
+    '"connect":%d,"read":%d,"write":%d,"timeout":%d}\n',
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    e.status, e.connect, e.read, e.write, e.timeout))
+end
