@@ -6,7 +6,7 @@ import msgspec
 from aiohttp import web
 
 from handlers import schemas
-from handlers.common import UUID_RE, ApiError, body_too_large, store
+from handlers.common import UUID_RE, ApiError, read_body, store
 from handlers.luagen import loader_lua, macro_prelude
 from service.appkeys import SETTINGS
 from store import ProjectNotFound
@@ -90,10 +90,7 @@ def _valid(result: Execution, now: int) -> bytes:
 
 async def execute(request: web.Request) -> web.Response:
     """POST /api/loader/execute: script_key + HWID in, verdict (and script) out."""
-    limit = request.app[SETTINGS].max_body
-    if request.content_length is not None and request.content_length > limit:
-        raise body_too_large(limit)
-    body = await request.read()
+    body = await read_body(request, request.app[SETTINGS].max_body)
     try:
         req = schemas.execute_request.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:

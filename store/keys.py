@@ -76,7 +76,7 @@ def key_discords(project_id: str) -> str:
 
 
 def hwid_bans(project_id: str) -> str:
-    """Hash: banned HWID -> key_id whose ban blocked it."""
+    """Hash: banned HWID -> number of banned keys that hold it (unban decrements)."""
     return f"{PREFIX}:{{{project_id}}}:hwid_bans"
 
 

@@ -157,7 +157,7 @@ async def test_store_recovers_from_noscript(redis_client: Redis) -> None:
     await redis_client.script_flush()
     res = await store.execute(pid, keys[0].key_id, "hwid-1")
     assert res.code == "KEY_VALID", res
-    assert res.source == "print('hi')"
+    assert res.hosted is not None and res.hosted.source == "print('hi')"
 
     # Several scripts in one batch after a flush: each caller recovers on its own.
     await redis_client.script_flush()

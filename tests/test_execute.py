@@ -342,3 +342,36 @@ async def test_ban_during_executions(real_api: Api) -> None:
     await asyncio.gather(*(execute(api, pid, kid, hwid="x") for _ in range(50)), ban())
     data = await execute(api, pid, kid, hwid="x")
     assert data["code"] == "KEY_BANNED"
+
+
+async def test_two_instances_see_each_others_changes(
+    aiohttp_client: Any, redis_client: Any, clock: Clock, settings: Any
+) -> None:
+    """Each instance caches what loaders receive per revision; a change made through one is
+    served by the other on its very next check."""
+    from service.app import create_app
+    from tests.conftest import _store
+
+    a = await aiohttp_client(create_app(settings, redis=redis_client, clock=clock))
+    b = await aiohttp_client(create_app(settings, redis=redis_client, clock=clock))
+    api_a = await Api(a, _store(a)).login()
+    api_b = Api(b, _store(b))
+    api_b.api_key, api_b.vendor_id = api_a.api_key, api_a.vendor_id
+    pid, kid = await setup_key(api_a)
+    src = "print(L7_ScriptName)"
+    await api_a.call("PUT", f"/api/vendor/projects/{pid}/source", {"source": src})
+    assert (await execute(api_a, pid, kid))["script"].endswith(src)
+    assert (await execute(api_b, pid, kid))["script"].startswith('local L7_ScriptName = "Script')
+    # New source through B: A serves it at once, although A had the old one cached.
+    await api_b.call("PUT", f"/api/vendor/projects/{pid}/source", {"source": "v2()"})
+    assert (await execute(api_a, pid, kid))["script"] == "v2()"
+    # A renamed project through A: B's macro changes at once.
+    await api_b.call("PUT", f"/api/vendor/projects/{pid}/source", {"source": src})
+    assert "Script Hub" in (await execute(api_b, pid, kid))["script"]
+    await api_a.call("PATCH", f"/api/vendor/projects/{pid}", {"name": "Renamed"})
+    assert (await execute(api_b, pid, kid))["script"] == f'local L7_ScriptName = "Renamed"\n{src}'
+    # A ban through A is seen by B's very next check.
+    await api_a.call("POST", f"/api/vendor/keys/active/{kid}/ban")
+    assert (await execute(api_b, pid, kid))["code"] == "KEY_BANNED"
+    total = (await api_a.active(kid))["total_executions"]
+    assert total == 5

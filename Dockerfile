@@ -1,0 +1,28 @@
+# leaf7 service image. Point it at Redis or Valkey with REDIS_URL (recommended in production);
+# without it the embedded Valkey keeps its data in /data (mount a volume there).
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml setup.cfg README.md ./
+COPY service ./service
+COPY handlers ./handlers
+COPY store ./store
+RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+
+FROM python:3.11-slim
+RUN useradd --system --uid 10001 --home-dir /app leaf7 \
+    && mkdir -p /data && chown leaf7 /data
+COPY --from=build /wheels /wheels
+RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+USER leaf7
+WORKDIR /app
+ENV LEAF7_HOST=0.0.0.0 \
+    LEAF7_PORT=8000 \
+    LEAF7_DATA_DIR=/data \
+    PYTHONUNBUFFERED=1
+EXPOSE 8000
+VOLUME ["/data"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
+# Exec form: leaf7 is PID 1 and receives SIGTERM directly, so in-flight requests drain.
+ENTRYPOINT ["leaf7"]
+CMD ["serve"]
