@@ -52,8 +52,11 @@ def body_too_large(limit: int) -> ApiError:
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refused (400) as soon as it passes ``limit`` bytes: a declared
     Content-Length is checked before reading, a chunked body while it streams in."""
-    if request.content_length is not None and request.content_length > limit:
-        raise body_too_large(limit)
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            raise body_too_large(limit)
+        return await request.read()  # exactly Content-Length bytes, in one call
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
