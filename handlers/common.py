@@ -28,8 +28,12 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def json_response(data: Any, status: int = 200) -> web.Response:
-    return web.Response(body=_encoder.encode(data), status=status, content_type="application/json")
+def json_response(
+    data: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=_encoder.encode(data), status=status, content_type="application/json", headers=headers
+    )
 
 
 def json_error(status: int, detail: str, headers: Mapping[str, str] | None = None) -> web.Response:

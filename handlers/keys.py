@@ -87,3 +87,37 @@ async def set_hwid(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.hwid_update)
     await store(request).set_hwid(vendor_id, key_id, body.new_hwid)
     return json_response({"status": "success", "hwid": body.new_hwid})
+
+
+@vendor_route
+async def get_active(request: web.Request, vendor_id: str) -> web.Response:
+    return json_response(await store(request).get_active_key(vendor_id, key_id_param(request)))
+
+
+@vendor_route
+async def get_buyer(request: web.Request, vendor_id: str) -> web.Response:
+    return json_response(await store(request).get_buyer_key(vendor_id, key_id_param(request)))
+
+
+@vendor_route
+async def delete_unredeemed(request: web.Request, vendor_id: str) -> web.Response:
+    """DELETE /api/vendor/keys/buyer?project_id=...&redeemed=false"""
+    project_id = request.query.get("project_id")
+    if project_id is None:
+        raise ApiError(422, "project_id: query parameter is required")
+    if request.query.get("redeemed") != "false":
+        raise ApiError(422, "redeemed: only redeemed=false (unredeemed keys) can be bulk-deleted")
+    deleted = await store(request).delete_unredeemed(vendor_id, project_id_param(project_id))
+    return json_response({"deleted": deleted})
+
+
+@vendor_route
+async def extend(request: web.Request, vendor_id: str) -> web.Response:
+    """POST /api/vendor/keys/active/extend: more time for every unexpired, non-lifetime key."""
+    body = await read_json(request, schemas.extend)
+    project_id = project_id_param(body.project_id)
+    seconds = body.key_days * 86400 + body.key_hours * 3600 + body.key_minutes * 60
+    if seconds == 0:
+        raise ApiError(422, "key_days, key_hours, key_minutes: at least one must be positive")
+    extended = await store(request).extend_keys(vendor_id, project_id, seconds)
+    return json_response({"extended": extended})

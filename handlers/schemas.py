@@ -129,3 +129,18 @@ class ValidVerdict(msgspec.Struct):
     message: str
     script: str
     key: KeyInfo
+
+
+class SelfReset(Body):
+    project_id: ProjectId
+
+
+class Extend(Body):
+    project_id: ProjectId
+    key_days: Days = 0
+    key_hours: Hours = 0
+    key_minutes: Minutes = 0
+
+
+self_reset = msgspec.json.Decoder(SelfReset)
+extend = msgspec.json.Decoder(Extend)

@@ -8,7 +8,7 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from handlers.common import ApiError, body_too_large, json_error
+from handlers.common import ApiError, body_too_large, json_error, json_response
 from service.appkeys import SETTINGS
 from store import errors
 
@@ -25,6 +25,7 @@ _STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
         "Discord account must be linked before you can generate buyer keys.",
     ),
     errors.StoreUnavailable: (503, "Storage unavailable"),
+    errors.KeyBanned: (403, "Key is banned"),
 }
 
 
@@ -34,6 +35,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.detail, exc.headers)
+    except errors.ResetCooldown as exc:
+        retry = str(exc.retry_after)
+        return json_response(
+            {"detail": "HWID reset is on cooldown", "retry_after": exc.retry_after},
+            status=429,
+            headers={"Retry-After": retry},
+        )
     except errors.StoreError as exc:
         status, detail = _STORE_ERRORS[type(exc)]
         return json_error(status, detail)

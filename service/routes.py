@@ -3,7 +3,7 @@
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from handlers import health, keys, loader, projects
+from handlers import health, keys, loader, projects, users
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -25,13 +25,20 @@ def setup_routes(app: web.Application) -> None:
 
     _add(r, "POST", "/api/vendor/keys/buyer", keys.generate)
     _add(r, "GET", "/api/vendor/keys/buyer", keys.list_buyer)
+    _add(r, "DELETE", "/api/vendor/keys/buyer", keys.delete_unredeemed)
+    _add(r, "GET", "/api/vendor/keys/buyer/{key_id}", keys.get_buyer)
     _add(r, "DELETE", "/api/vendor/keys/buyer/{key_id}", keys.delete_buyer)
     _add(r, "POST", "/api/vendor/keys/redeem", keys.redeem)
     _add(r, "GET", "/api/vendor/keys/active", keys.list_active)
+    _add(r, "POST", "/api/vendor/keys/active/extend", keys.extend)
+    _add(r, "GET", "/api/vendor/keys/active/{key_id}", keys.get_active)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/ban", keys.ban)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/unban", keys.unban)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/reset_hwid", keys.reset_hwid)
     _add(r, "PATCH", "/api/vendor/keys/active/{key_id}/hwid", keys.set_hwid)
+
+    _add(r, "GET", "/api/vendor/users/{discord_id}/keys", users.keys)
+    _add(r, "POST", "/api/vendor/users/{discord_id}/reset_hwid", users.reset_hwid)
 
     _add(r, "POST", "/api/loader/execute", loader.execute)
     _add(r, "GET", "/api/loader/{project_id}/loader.lua", loader.loader)

@@ -3,9 +3,11 @@
 from store.errors import (
     AlreadyRedeemed,
     DiscordNotLinked,
+    KeyBanned,
     KeyNotFound,
     ProjectNotFound,
     RedeemedKeyDelete,
+    ResetCooldown,
     StoreError,
     StoreUnavailable,
     VendorNotFound,
@@ -15,9 +17,11 @@ from store.store import Store
 __all__ = [
     "AlreadyRedeemed",
     "DiscordNotLinked",
+    "KeyBanned",
     "KeyNotFound",
     "ProjectNotFound",
     "RedeemedKeyDelete",
+    "ResetCooldown",
     "Store",
     "StoreError",
     "StoreUnavailable",

@@ -31,3 +31,13 @@ class DiscordNotLinked(StoreError):
 
 class StoreUnavailable(StoreError):
     pass
+
+
+class KeyBanned(StoreError):
+    pass
+
+
+class ResetCooldown(StoreError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after

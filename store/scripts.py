@@ -41,6 +41,9 @@ class Scripts:
         self.delete_project = _load("delete_project", prelude)
         self.set_source = _load("set_source", prelude)
         self.execute = _load("execute", prelude)
+        self.self_reset_hwid = _load("self_reset_hwid", prelude)
+        self.delete_unredeemed = _load("delete_unredeemed", prelude)
+        self.extend_keys = _load("extend_keys", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

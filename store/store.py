@@ -11,7 +11,7 @@ import secrets
 import string
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -22,9 +22,11 @@ from store.autopipe import AutoPipeline
 from store.errors import (
     AlreadyRedeemed,
     DiscordNotLinked,
+    KeyBanned,
     KeyNotFound,
     ProjectNotFound,
     RedeemedKeyDelete,
+    ResetCooldown,
     StoreError,
     VendorNotFound,
 )
@@ -392,6 +394,80 @@ class Store:
         if "redeemed_at" not in h:
             raise KeyNotFound
         return active_key_from_hash(project_id, key_id, h)
+
+    async def get_buyer_key(self, vendor_id: str, key_id: str) -> BuyerKey:
+        project_id = await self._project_of(key_id)
+        flat = await self._script(
+            self.scripts.get_key,
+            [keys.project(project_id), keys.key(project_id, key_id)],
+            [vendor_id],
+        )
+        return buyer_key_from_hash(project_id, key_id, pairs(flat))
+
+    # ---- self-service (the Discord bot, on behalf of one user) ----------------------------
+
+    async def self_reset_hwid(
+        self, vendor_id: str, project_id: str, discord_id: str
+    ) -> list[tuple[str, str]]:
+        """Resets the HWIDs of a user's keys in a project, honouring the cooldown.
+        Returns (key_id, previous HWID) for every key that was reset (may be none)."""
+        res: list[Any] = await self._script(
+            self.scripts.self_reset_hwid,
+            [keys.project(project_id), keys.discord_index(project_id, discord_id)],
+            [vendor_id, self.now(), keys.key_prefix(project_id)],
+        )
+        status = res[0]
+        if status == "NONE":
+            raise KeyNotFound
+        if status == "BANNED":
+            raise KeyBanned
+        if status == "COOLDOWN":
+            raise ResetCooldown(int(res[1]))
+        it = iter(res[1:])
+        return list(zip(it, it, strict=True))
+
+    # ---- bulk operations: SSCAN batches, one script per batch, bounded memory -------------
+
+    BATCH = 500
+
+    async def _batches(self, index: str) -> "AsyncIterator[list[str]]":
+        cursor = 0
+        while True:
+            cursor, ids = await self.redis.sscan(index, cursor, count=self.BATCH)
+            if ids:
+                yield [str(i) for i in ids]
+            if cursor == 0:
+                return
+
+    async def delete_unredeemed(self, vendor_id: str, project_id: str) -> int:
+        await self.get_project(vendor_id, project_id)  # 404 before walking anything
+        deleted = 0
+        async for ids in self._batches(keys.buyer_index(project_id)):
+            gone: list[str] = await self._script(
+                self.scripts.delete_unredeemed,
+                [keys.project(project_id), keys.buyer_index(project_id)],
+                [vendor_id, keys.key_prefix(project_id), *ids],
+            )
+            if gone:
+                await asyncio.gather(*(self.pipe.call("DEL", keys.key_ref(i)) for i in gone))
+            deleted += len(gone)
+        return deleted
+
+    async def extend_keys(self, vendor_id: str, project_id: str, seconds: int) -> int:
+        await self.get_project(vendor_id, project_id)
+        extended = 0
+        async for ids in self._batches(keys.active_index(project_id)):
+            res: list[str] = await self._script(
+                self.scripts.extend_keys,
+                [keys.project(project_id)],
+                [vendor_id, keys.key_prefix(project_id), self.now(), seconds, self.retention, *ids],
+            )
+            it = iter(res)
+            pairs_ = list(zip(it, it, strict=True))
+            # Each key's ref keeps the same TTL as the key itself.
+            await asyncio.gather(*(self._expire_ref(i, exp) for i, exp in pairs_))
+            extended += len(pairs_)
+        return extended
 
     # ---- the loader's execution check (hot path) ------------------------------------------
 

@@ -1,0 +1,42 @@
+"""Self-service routes: what the Discord bot calls, with the vendor's API key, on behalf of
+one Discord user."""
+
+from aiohttp import web
+
+from handlers import schemas
+from handlers.common import (
+    DISCORD_ID_RE,
+    ApiError,
+    json_response,
+    project_id_param,
+    read_json,
+    store,
+    vendor_route,
+)
+
+
+def _discord_id(request: web.Request) -> str:
+    discord_id = request.match_info["discord_id"]
+    if not DISCORD_ID_RE.fullmatch(discord_id):
+        raise ApiError(422, "discord_id: must be a Discord ID (a string of digits)")
+    return discord_id
+
+
+@vendor_route
+async def keys(request: web.Request, vendor_id: str) -> web.Response:
+    """GET /api/vendor/users/{discord_id}/keys[?project_id=]: the user's active keys."""
+    discord_id = _discord_id(request)
+    value = request.query.get("project_id")
+    project_id = None if value is None else project_id_param(value)
+    rows = await store(request).list_active_keys(vendor_id, project_id, discord_id)
+    return json_response(rows)
+
+
+@vendor_route
+async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
+    """POST /api/vendor/users/{discord_id}/reset_hwid {"project_id"}: honours the cooldown."""
+    discord_id = _discord_id(request)
+    body = await read_json(request, schemas.self_reset)
+    project_id = project_id_param(body.project_id)
+    reset = await store(request).self_reset_hwid(vendor_id, project_id, discord_id)
+    return json_response({"status": "success", "keys_reset": len(reset)})
