@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default LEAF7_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default LEAF7_PORT or 8000)")
 
+    sub.add_parser(
+        "bot",
+        help="run the Discord bot (needs leaf7[bot]; configured by DISCORD_TOKEN, "
+        "LEAF7_API_URL, LEAF7_API_KEY, LEAF7_PROJECT_ID)",
+    )
+
     vendor = sub.add_parser("vendor", help="manage vendors (operator only)")
     vsub = vendor.add_subparsers(dest="vendor_command", required=True)
     create = vsub.add_parser("create", help="create a vendor and print its API key once")
@@ -110,8 +116,25 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _bot() -> int:
+    try:
+        from service import bot
+    except ImportError:
+        print("leaf7: the bot needs discord.py: pip install 'leaf7[bot]'", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        bot.run()
+    except bot.BotConfigError as exc:
+        print(f"leaf7: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bot":
+        return _bot()
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
