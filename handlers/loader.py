@@ -101,7 +101,7 @@ async def execute(request: web.Request) -> web.Response:
     if not UUID_RE.fullmatch(req.project_id):
         return _json(_FAILURES["PROJECT_NOT_FOUND"])  # cannot name a project: no Redis call
     s = store(request)
-    result = await s.execute(req.project_id, req.script_key, hwid)
+    result = await s.execute(req.project_id, req.script_key, hwid, request.remote or "")
     if result.code != "KEY_VALID":
         return _json(_FAILURES[result.code])
     return _json(_valid(result, s.now()))

@@ -144,3 +144,12 @@ class Extend(Body):
 
 self_reset = msgspec.json.Decoder(SelfReset)
 extend = msgspec.json.Decoder(Extend)
+
+
+class BlacklistCreate(Body):
+    ip: Annotated[str, Meta(max_length=64)] | None = None
+    hwid: Hwid | None = None
+    reason: Annotated[str, Meta(max_length=255)] = "Manual ban"
+
+
+blacklist_create = msgspec.json.Decoder(BlacklistCreate)

@@ -11,6 +11,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from handlers.common import ApiError, body_too_large, json_error, json_response
 from service.appkeys import SETTINGS
 from store import errors
+from store.blacklist import EntryNotFound
 
 log = logging.getLogger("leaf7")
 
@@ -26,6 +27,7 @@ _STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
     ),
     errors.StoreUnavailable: (503, "Storage unavailable"),
     errors.KeyBanned: (403, "Key is banned"),
+    EntryNotFound: (404, "Entry not found"),
 }
 
 

@@ -80,6 +80,27 @@ def hwid_bans(project_id: str) -> str:
     return f"{PREFIX}:{{{project_id}}}:hwid_bans"
 
 
+def vendor_blacklist(vendor_id: str) -> str:
+    """Hash: blacklist entry id -> JSON {ip, hwid, reason, timestamp} (vendor-wide)."""
+    return f"{PREFIX}:{{v:{vendor_id}}}:blacklist"
+
+
+def blacklist_hwids(project_id: str) -> str:
+    """Hash: blacklisted HWID -> entry id; the vendor's blacklist mirrored into the project's
+    slot, so the loader check reads it in its own script."""
+    return f"{PREFIX}:{{{project_id}}}:bl_hwids"
+
+
+def blacklist_ips(project_id: str) -> str:
+    """Hash: blacklisted client IP -> entry id (mirror, like blacklist_hwids)."""
+    return f"{PREFIX}:{{{project_id}}}:bl_ips"
+
+
+def blacklist_attempts(project_id: str) -> str:
+    """Hash: blacklist entry id -> executions it refused in this project."""
+    return f"{PREFIX}:{{{project_id}}}:bl_attempts"
+
+
 def project_keys(project_id: str) -> list[str]:
     """The fixed per-project keys (everything but key hashes and discord sets)."""
     return [
@@ -89,4 +110,7 @@ def project_keys(project_id: str) -> list[str]:
         active_index(project_id),
         key_discords(project_id),
         hwid_bans(project_id),
+        blacklist_hwids(project_id),
+        blacklist_ips(project_id),
+        blacklist_attempts(project_id),
     ]

@@ -44,6 +44,7 @@ class Scripts:
         self.self_reset_hwid = _load("self_reset_hwid", prelude)
         self.delete_unredeemed = _load("delete_unredeemed", prelude)
         self.extend_keys = _load("extend_keys", prelude)
+        self.blacklist_unmirror = _load("blacklist_unmirror", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

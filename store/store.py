@@ -19,6 +19,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from store import keys
 from store.autopipe import AutoPipeline
+from store.blacklist import Blacklist
 from store.errors import (
     AlreadyRedeemed,
     DiscordNotLinked,
@@ -85,6 +86,7 @@ class Store:
         # project_id -> what its loaders receive: checked against Redis on every run
         self._hosted: dict[str, Hosted] = {}
         self.hosted_cache_size = 1024
+        self.blacklist = Blacklist(self)
 
     def now(self) -> int:
         return int(self.clock())
@@ -170,6 +172,7 @@ class Store:
             self.pipe.call("HSET", keys.project(project_id), *_flatten(h.items())),
             self.pipe.call("SADD", keys.vendor_projects(vendor_id), project_id),
         )
+        await self.blacklist.mirror_into(vendor_id, project_id)
         return project_from_hash(project_id, h)
 
     async def list_projects(self, vendor_id: str) -> list[Project]:
@@ -471,7 +474,7 @@ class Store:
 
     # ---- the loader's execution check (hot path) ------------------------------------------
 
-    async def execute(self, project_id: str, key_id: str, hwid: str) -> Execution:
+    async def execute(self, project_id: str, key_id: str, hwid: str, ip: str = "") -> Execution:
         """One script, one round trip (shared with concurrent checks by the auto-pipeline).
 
         What loaders receive (source, name, version, macros) is cached per project and
@@ -487,8 +490,11 @@ class Store:
                 keys.hwid_bans(project_id),
                 keys.project_source(project_id),
                 keys.active_index(project_id),
+                keys.blacklist_hwids(project_id),
+                keys.blacklist_ips(project_id),
+                keys.blacklist_attempts(project_id),
             ],
-            [self.now(), hwid, self.retention, key_id, cached.rev if cached else ""],
+            [self.now(), hwid, self.retention, key_id, cached.rev if cached else "", ip],
         )
         if len(res) == 1:
             return Execution(code=res[0])

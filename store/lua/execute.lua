@@ -1,6 +1,7 @@
 -- The loader's execution check: every verdict in one atomic step and one round trip.
 -- Checks run in this fixed order; the first that fails is the verdict:
---   PROJECT_NOT_FOUND, PROJECT_INACTIVE, (free-for-all: HWID_BANNED, else KEY_VALID),
+--   PROJECT_NOT_FOUND, PROJECT_INACTIVE, HWID_BANNED (the vendor's blacklist: HWID or client
+--   IP; the entry's attempts are counted), (free-for-all: HWID_BANNED, else KEY_VALID),
 --   KEY_INCORRECT, KEY_BANNED, HWID_BANNED, KEY_EXPIRED, KEY_HWID_LOCKED, KEY_VALID.
 -- (HWID_MISSING is decided by the handler before Redis is asked.)
 -- A valid check redeems a still-unredeemed buyer key, binds the HWID if none is set, and
@@ -9,9 +10,10 @@
 -- the caller's cached revision (ARGV[5]) is not the current one, so a large script does not
 -- cross the wire on every run.
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash, KEYS[4] hosted source,
--- KEYS[5] active index
+-- KEYS[5] active index, KEYS[6] blacklisted HWIDs, KEYS[7] blacklisted IPs,
+-- KEYS[8] blacklist attempts
 -- ARGV[1] now (epoch s), ARGV[2] hwid, ARGV[3] retention (s), ARGV[4] key_id,
--- ARGV[5] source revision the caller has cached ('' = none)
+-- ARGV[5] source revision the caller has cached ('' = none), ARGV[6] client IP
 -- returns: {code} on failure; on success {'KEY_VALID', rev, {source, name, version, macros}
 --   or false when the caller's revision is current, discord_id, total_executions,
 --   expires_at, note or false, redeemed_now, ffa}
@@ -24,6 +26,12 @@ if p[2] == '0' then
 end
 local hwid = ARGV[2]
 local rev = p[4] or '0'
+
+local listed = redis.call('HGET', KEYS[6], hwid) or redis.call('HGET', KEYS[7], ARGV[6])
+if listed then
+  redis.call('HINCRBY', KEYS[8], listed, 1)
+  return {'HWID_BANNED'}
+end
 
 local function valid(discord_id, n, expires, note, redeemed_now, ffa)
   local hosted = false
