@@ -3,7 +3,7 @@
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from handlers import blacklist, health, keys, loader, projects, users
+from handlers import analytics, blacklist, health, keys, loader, projects, users
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -40,6 +40,10 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "GET", "/api/vendor/blacklist", blacklist.list_)
     _add(r, "POST", "/api/vendor/blacklist", blacklist.add)
     _add(r, "DELETE", "/api/vendor/blacklist/{entry_id}", blacklist.delete)
+
+    _add(r, "GET", "/api/vendor/metrics/events", analytics.events)
+    _add(r, "GET", "/api/vendor/metrics/overview", analytics.overview)
+    _add(r, "GET", "/api/vendor/metrics/chart", analytics.chart)
 
     _add(r, "GET", "/api/vendor/users/{discord_id}/keys", users.keys)
     _add(r, "POST", "/api/vendor/users/{discord_id}/reset_hwid", users.reset_hwid)

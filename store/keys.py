@@ -101,6 +101,27 @@ def blacklist_attempts(project_id: str) -> str:
     return f"{PREFIX}:{{{project_id}}}:bl_attempts"
 
 
+def events(project_id: str) -> str:
+    """Stream, capped: every execution verdict and vendor action (the dashboard feed)."""
+    return f"{PREFIX}:{{{project_id}}}:events"
+
+
+def notify(project_id: str) -> str:
+    """Stream: the events vendors are notified of, while the project has a webhook; read by
+    the webhook deliverers' consumer group, entries deleted once delivered."""
+    return f"{PREFIX}:{{{project_id}}}:notify"
+
+
+def event_streams(project_id: str) -> list[str]:
+    """The two streams an event-emitting script takes as its last KEYS."""
+    return [events(project_id), notify(project_id)]
+
+
+def hourly_executions(project_id: str, hour: int) -> str:
+    """Counter of valid executions in one hour (epoch hours); expires by itself."""
+    return f"{PREFIX}:{{{project_id}}}:execs:{hour}"
+
+
 def project_keys(project_id: str) -> list[str]:
     """The fixed per-project keys (everything but key hashes and discord sets)."""
     return [
@@ -113,4 +134,6 @@ def project_keys(project_id: str) -> list[str]:
         blacklist_hwids(project_id),
         blacklist_ips(project_id),
         blacklist_attempts(project_id),
+        events(project_id),
+        notify(project_id),
     ]

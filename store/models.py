@@ -146,3 +146,11 @@ class Execution(Base):
     expires_at: int | None = None
     note: str | None = None
     ffa: bool = False
+
+
+class Event(Base):
+    type: str
+    message: str
+    project_id: str
+    key_id: str | None
+    timestamp: str | None

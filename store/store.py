@@ -12,7 +12,7 @@ import string
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
@@ -34,6 +34,7 @@ from store.errors import (
 from store.models import (
     ActiveKey,
     BuyerKey,
+    Event,
     Execution,
     Hosted,
     Project,
@@ -213,15 +214,21 @@ class Store:
     ) -> Project:
         flat = await self._script(
             self.scripts.set_source,
-            [keys.project(project_id), keys.project_source(project_id)],
+            [
+                keys.project(project_id),
+                keys.project_source(project_id),
+                *keys.event_streams(project_id),
+            ],
             [vendor_id, source, version or "", macros],
         )
         return project_from_hash(project_id, pairs(flat))
 
     async def delete_project(self, vendor_id: str, project_id: str) -> None:
+        hour = self.now() // 3600
+        hourly = [keys.hourly_executions(project_id, hour - i) for i in range(14)]
         key_ids: list[str] = await self._script(
             self.scripts.delete_project,
-            keys.project_keys(project_id),
+            keys.project_keys(project_id) + hourly,
             [vendor_id, keys.key_prefix(project_id), keys.discord_prefix(project_id)],
         )
         pipe = self.redis.pipeline(transaction=False)
@@ -251,6 +258,7 @@ class Store:
         script = self.scripts.generate_keys
         key_names = [keys.project(project_id), keys.buyer_index(project_id)]
         key_names += [keys.key(project_id, i) for i in ids]
+        key_names += keys.event_streams(project_id)
         args: list[str | int] = [vendor_id, now, key_days, key_hours, key_minutes]
         args += ["1" if note is not None else "0", note or "", *ids]
         # One round trip: the key -> project refs go first on the same connection, then the
@@ -321,7 +329,12 @@ class Store:
         project_id = await self._project_of(key_id)
         await self._script(
             self.scripts.delete_buyer_key,
-            [keys.project(project_id), keys.key(project_id, key_id), keys.buyer_index(project_id)],
+            [
+                keys.project(project_id),
+                keys.key(project_id, key_id),
+                keys.buyer_index(project_id),
+                *keys.event_streams(project_id),
+            ],
             [vendor_id, key_id],
         )
         await self.pipe.call("DEL", keys.key_ref(key_id))
@@ -338,6 +351,7 @@ class Store:
                 keys.active_index(project_id),
                 keys.discord_index(project_id, discord_id),
                 keys.key_discords(project_id),
+                *keys.event_streams(project_id),
             ],
             [vendor_id, key_id, self.now(), discord_id, self.retention],
         )
@@ -366,8 +380,13 @@ class Store:
         project_id = await self._project_of(key_id)
         return await self._script(
             script,
-            [keys.project(project_id), keys.key(project_id, key_id), keys.hwid_bans(project_id)],
-            [vendor_id, *args],
+            [
+                keys.project(project_id),
+                keys.key(project_id, key_id),
+                keys.hwid_bans(project_id),
+                *keys.event_streams(project_id),
+            ],
+            [vendor_id, *args, key_id],
         )
 
     async def ban(self, vendor_id: str, key_id: str) -> None:
@@ -416,7 +435,11 @@ class Store:
         Returns (key_id, previous HWID) for every key that was reset (may be none)."""
         res: list[Any] = await self._script(
             self.scripts.self_reset_hwid,
-            [keys.project(project_id), keys.discord_index(project_id, discord_id)],
+            [
+                keys.project(project_id),
+                keys.discord_index(project_id, discord_id),
+                *keys.event_streams(project_id),
+            ],
             [vendor_id, self.now(), keys.key_prefix(project_id)],
         )
         status = res[0]
@@ -448,7 +471,11 @@ class Store:
         async for ids in self._batches(keys.buyer_index(project_id)):
             gone: list[str] = await self._script(
                 self.scripts.delete_unredeemed,
-                [keys.project(project_id), keys.buyer_index(project_id)],
+                [
+                    keys.project(project_id),
+                    keys.buyer_index(project_id),
+                    *keys.event_streams(project_id),
+                ],
                 [vendor_id, keys.key_prefix(project_id), *ids],
             )
             if gone:
@@ -462,7 +489,7 @@ class Store:
         async for ids in self._batches(keys.active_index(project_id)):
             res: list[str] = await self._script(
                 self.scripts.extend_keys,
-                [keys.project(project_id)],
+                [keys.project(project_id), *keys.event_streams(project_id)],
                 [vendor_id, keys.key_prefix(project_id), self.now(), seconds, self.retention, *ids],
             )
             it = iter(res)
@@ -471,6 +498,90 @@ class Store:
             await asyncio.gather(*(self._expire_ref(i, exp) for i, exp in pairs_))
             extended += len(pairs_)
         return extended
+
+    # ---- events and analytics -------------------------------------------------------------
+
+    async def recent_events(self, vendor_id: str, limit: int) -> list[Event]:
+        """The newest ``limit`` events across the vendor's projects, newest first."""
+        project_ids = await self._project_ids(vendor_id)
+        replies = await asyncio.gather(
+            *(
+                self.pipe.call("XREVRANGE", keys.events(p), "+", "-", "COUNT", limit)
+                for p in project_ids
+            )
+        )
+        rows: list[_EventRow] = []
+        for p, entries in zip(project_ids, replies, strict=True):
+            rows.extend(_EventRow(entry_id, p, pairs(fields)) for entry_id, fields in entries)
+
+        def order(row: _EventRow) -> tuple[int, int]:
+            ms, _, seq = row.stream_id.partition("-")
+            return int(ms), int(seq or 0)
+
+        rows.sort(key=order, reverse=True)
+        return [
+            Event(
+                type=r.fields.get("type", ""),
+                message=r.fields.get("message", ""),
+                project_id=r.project_id,
+                key_id=r.fields.get("key_id") or None,
+                timestamp=iso(r.fields.get("ts")),
+            )
+            for r in rows[:limit]
+        ]
+
+    async def overview(self, vendor_id: str) -> dict[str, int]:
+        project_ids = await self._project_ids(vendor_id)
+        fields = asyncio.gather(
+            *(
+                self.pipe.call(
+                    "HMGET",
+                    keys.project(p),
+                    "vendor_id",
+                    "is_active",
+                    "executions",
+                    "ffa_executions",
+                )
+                for p in project_ids
+            )
+        )
+        sizes = asyncio.gather(
+            *(self.pipe.call("SCARD", keys.active_index(p)) for p in project_ids)
+        )
+        rows, counts = await asyncio.gather(fields, sizes)
+        active_projects = total = active_keys = 0
+        for (owner, is_active, execs, ffa), n in zip(rows, counts, strict=True):
+            if owner != vendor_id:
+                continue
+            active_projects += is_active != "0"
+            total += int(execs or 0) + int(ffa or 0)
+            active_keys += int(n)
+        return {
+            "active_projects": active_projects,
+            "total_executions": total,
+            "active_keys": active_keys,
+        }
+
+    async def hourly_executions(
+        self, vendor_id: str, project_id: str | None, hours: int = 12
+    ) -> tuple[list[int], list[int]]:
+        """(epoch hours, valid executions in each), oldest first, the current hour last."""
+        if project_id is not None:
+            await self.get_project(vendor_id, project_id)
+            project_ids = [project_id]
+        else:
+            project_ids = await self._project_ids(vendor_id)
+        now_hour = self.now() // 3600
+        span = [now_hour - hours + 1 + i for i in range(hours)]
+        # One MGET per project: its hourly counters share the project's slot.
+        replies = await asyncio.gather(
+            *(
+                self.pipe.call("MGET", *(keys.hourly_executions(p, h) for h in span))
+                for p in project_ids
+            )
+        )
+        totals = [sum(int(r[i] or 0) for r in replies) for i in range(hours)]
+        return span, totals
 
     # ---- the loader's execution check (hot path) ------------------------------------------
 
@@ -482,6 +593,7 @@ class Store:
         check reads the revision atomically, so a change is seen by the very next run on
         every instance."""
         cached = self._hosted.get(project_id)
+        now = self.now()
         res: list[Any] = await self._script(
             self.scripts.execute,
             [
@@ -493,8 +605,11 @@ class Store:
                 keys.blacklist_hwids(project_id),
                 keys.blacklist_ips(project_id),
                 keys.blacklist_attempts(project_id),
+                keys.hourly_executions(project_id, now // 3600),
+                keys.events(project_id),
+                keys.notify(project_id),
             ],
-            [self.now(), hwid, self.retention, key_id, cached.rev if cached else "", ip],
+            [now, hwid, self.retention, key_id, cached.rev if cached else "", ip],
         )
         if len(res) == 1:
             return Execution(code=res[0])
@@ -527,6 +642,15 @@ class Store:
         cache[project_id] = hosted
         if len(cache) > self.hosted_cache_size:  # drop the least recently refreshed
             del cache[next(iter(cache))]
+
+
+_OVERVIEW_FIELDS = ("vendor_id", "is_active", "executions", "ffa_executions")
+
+
+class _EventRow(NamedTuple):
+    stream_id: str
+    project_id: str
+    fields: dict[str, str]
 
 
 def _ignore_result(fut: "asyncio.Future[None]") -> None:

@@ -29,3 +29,23 @@ local function redeem_key(key_hash, now, retention)
   return expires
 end
 
+-- Appends an event to the project's capped event stream (the dashboard feed), in the step
+-- that caused it. Events vendors are notified of also go, when the project has a webhook with
+-- notifications on, to its durable notification stream, which the webhook deliverers trim
+-- only once an event is delivered. Scripts that emit events pass the two streams as their
+-- last two KEYS, and the project hash as KEYS[1]. The time is the server's.
+local function event(etype, kind, message, key_id, notify, extra)
+  local ts = redis.call('TIME')[1]
+  local fields = {'type', etype, 'kind', kind, 'message', message, 'key_id', key_id, 'ts', ts}
+  redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', '1000', '*', unpack(fields))
+  if notify then
+    local w = redis.call('HMGET', KEYS[1], 'webhook_url', 'notify_enabled')
+    if w[1] and w[1] ~= '' and w[2] ~= '0' then
+      for _, v in ipairs(extra or {}) do
+        fields[#fields + 1] = v
+      end
+      redis.call('XADD', KEYS[#KEYS], 'MAXLEN', '~', '100000', '*', unpack(fields))
+    end
+  end
+end
+

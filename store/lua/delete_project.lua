@@ -1,7 +1,7 @@
 -- Removes a project and every key of it. Ownership is checked in the same step, so a vendor
 -- can never delete someone else's data.
 -- KEYS[1] project hash, KEYS[2] source, KEYS[3] buyer index, KEYS[4] active index,
--- KEYS[5] key -> Discord id hash, KEYS[6] HWID ban hash, KEYS[7..9] blacklist mirrors
+-- KEYS[5] key -> Discord id hash, KEYS[6] HWID ban hash, KEYS[7..] blacklist mirrors, event streams, hourly counters
 -- ARGV[1] vendor_id, ARGV[2] key hash prefix, ARGV[3] Discord index prefix
 -- returns: the removed key ids (the caller drops their key -> project refs);
 -- error L7:PROJECT_NOT_FOUND

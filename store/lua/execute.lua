@@ -11,7 +11,10 @@
 -- cross the wire on every run.
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash, KEYS[4] hosted source,
 -- KEYS[5] active index, KEYS[6] blacklisted HWIDs, KEYS[7] blacklisted IPs,
--- KEYS[8] blacklist attempts
+-- KEYS[8] blacklist attempts, KEYS[9] this hour's execution counter, KEYS[10] event stream,
+-- KEYS[11] notification stream
+-- Every verdict but PROJECT_NOT_FOUND appends an event; a valid one also counts the execution
+-- per project and per hour (the counter expires by itself after 13 hours).
 -- ARGV[1] now (epoch s), ARGV[2] hwid, ARGV[3] retention (s), ARGV[4] key_id,
 -- ARGV[5] source revision the caller has cached ('' = none), ARGV[6] client IP
 -- returns: {code} on failure; on success {'KEY_VALID', rev, {source, name, version, macros}
@@ -21,8 +24,13 @@ local p = redis.call('HMGET', KEYS[1], 'vendor_id', 'is_active', 'ffa_active', '
 if not p[1] then
   return {'PROJECT_NOT_FOUND'}
 end
+local function fail(code, etype, message, notify, extra)
+  event(etype, 'EXECUTION', message, ARGV[4], notify, extra)
+  return {code}
+end
+
 if p[2] == '0' then
-  return {'PROJECT_INACTIVE'}
+  return fail('PROJECT_INACTIVE', 'Warning', 'Execution refused: project inactive')
 end
 local hwid = ARGV[2]
 local rev = p[4] or '0'
@@ -30,10 +38,16 @@ local rev = p[4] or '0'
 local listed = redis.call('HGET', KEYS[6], hwid) or redis.call('HGET', KEYS[7], ARGV[6])
 if listed then
   redis.call('HINCRBY', KEYS[8], listed, 1)
-  return {'HWID_BANNED'}
+  return fail('HWID_BANNED', 'Critical', 'Blacklisted HWID or IP refused', true,
+    {'hwid', hwid, 'ip', ARGV[6], 'entry', listed})
 end
 
 local function valid(discord_id, n, expires, note, redeemed_now, ffa)
+  if redis.call('INCR', KEYS[9]) == 1 then
+    redis.call('EXPIRE', KEYS[9], 13 * 3600)
+  end
+  redis.call('HINCRBY', KEYS[1], 'executions', 1)
+  event('Success', 'EXECUTION', 'Script executed', ARGV[4], false)
   local hosted = false
   if rev ~= ARGV[5] then
     local h = redis.call('HMGET', KEYS[1], 'name', 'version', 'source_macros')
@@ -44,7 +58,7 @@ end
 
 if p[3] == '1' then
   if redis.call('HEXISTS', KEYS[3], hwid) == 1 then
-    return {'HWID_BANNED'}
+    return fail('HWID_BANNED', 'Critical', 'Banned HWID refused', false)
   end
   local n = redis.call('HINCRBY', KEYS[1], 'ffa_executions', 1)
   return valid('', n, '', 'FFA', '0', '1')
@@ -52,30 +66,31 @@ end
 local k = redis.call('HMGET', KEYS[2], 'created_at', 'redeemed_at', 'banned', 'expires_at',
   'hwid', 'discord_id', 'note', 'total_executions')
 if not k[1] then
-  return {'KEY_INCORRECT'}
+  return fail('KEY_INCORRECT', 'Warning', 'Invalid key refused', false)
 end
 if k[3] == '1' then
-  return {'KEY_BANNED'}
+  return fail('KEY_BANNED', 'Critical', 'Banned key refused', false)
 end
 if redis.call('HEXISTS', KEYS[3], hwid) == 1 then
-  return {'HWID_BANNED'}
+  return fail('HWID_BANNED', 'Critical', 'Banned HWID refused', false)
 end
 local now = tonumber(ARGV[1])
 local expires = k[4] or ''
 if k[2] and expires ~= '' and now >= tonumber(expires) then
-  return {'KEY_EXPIRED'}
+  return fail('KEY_EXPIRED', 'Warning', 'Expired key refused', false)
 end
 if k[5] and k[5] ~= hwid then
-  return {'KEY_HWID_LOCKED'}
+  return fail('KEY_HWID_LOCKED', 'Warning', 'Key used from another HWID', true,
+    {'hwid', hwid, 'bound_hwid', k[5]})
 end
 local redeemed_now = '0'
 if not k[2] then
   expires = redeem_key(KEYS[2], now, tonumber(ARGV[3]))
   redis.call('SADD', KEYS[5], ARGV[4])
   redeemed_now = '1'
+  event('Success', 'REDEEM', 'Key redeemed by the loader', ARGV[4], true, {'hwid', hwid})
 end
--- One HSET for the whole update of a repeat run: the script then propagates to the AOF and
--- replicas as that single command (no MULTI/EXEC around several).
+-- One HSET for the whole update of the key.
 local n = (tonumber(k[8]) or 0) + 1
 if k[5] then
   redis.call('HSET', KEYS[2], 'total_executions', int(n), 'last_execution', ARGV[1])

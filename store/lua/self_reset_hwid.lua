@@ -2,7 +2,7 @@
 -- hwid_reset_cooldown is checked and the reset written in one step, so two simultaneous
 -- requests can never both reset. A key without a HWID needs no reset and starts no cooldown;
 -- a banned key is never reset; if any key to reset is still cooling down, nothing is reset.
--- KEYS[1] project hash, KEYS[2] the user's Discord index
+-- KEYS[1] project hash, KEYS[2] the user's Discord index, KEYS[n-1] event stream, KEYS[n] notification stream
 -- ARGV[1] vendor_id, ARGV[2] now, ARGV[3] key hash prefix
 -- returns: {'OK', key_id, old_hwid, ...} (no pairs: nothing needed a reset),
 --   {'COOLDOWN', seconds_left}, {'BANNED'} (the user has only banned keys), {'NONE'} (no
@@ -46,5 +46,7 @@ for i = 1, #targets, 2 do
   redis.call('HDEL', key, 'hwid')
   redis.call('HINCRBY', key, 'hwid_resets', 1)
   redis.call('HSET', key, 'last_reset', ARGV[2], 'last_self_reset', ARGV[2])
+  event('Warning', 'HWID_RESET', 'HWID reset by the user', targets[i], true,
+    {'old_hwid', targets[i + 1]})
 end
 return {'OK', unpack(targets)}

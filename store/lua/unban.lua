@@ -1,6 +1,6 @@
 -- Lifts a key's ban and the HWID block that ban made, in one step.
--- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash
--- ARGV[1] vendor_id
+-- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash, KEYS[n-1] event stream, KEYS[n] notification stream
+-- ARGV[1] vendor_id, ARGV[2] key_id
 -- returns: 1 when newly unbanned, 0 when it was not banned; error L7:KEY_NOT_FOUND
 if not owned(KEYS[1], ARGV[1]) or redis.call('HEXISTS', KEYS[2], 'redeemed_at') == 0 then
   return redis.error_reply('L7:KEY_NOT_FOUND')
@@ -15,4 +15,5 @@ if hwid then
     redis.call('HDEL', KEYS[3], hwid)
   end
 end
+event('Success', 'UNBAN', 'Key unbanned', ARGV[2], true)
 return 1

@@ -1,0 +1,39 @@
+"""Vendor dashboard data: recent events, an overview, and executions per hour."""
+
+import time
+
+from aiohttp import web
+
+from handlers.common import ApiError, json_response, project_id_param, store, vendor_route
+
+
+@vendor_route
+async def events(request: web.Request, vendor_id: str) -> web.Response:
+    """GET /api/vendor/metrics/events?limit= (default 4, at most 100), newest first."""
+    raw = request.query.get("limit", "4")
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ApiError(422, "limit: must be an integer from 1 to 100")
+    return json_response(await store(request).recent_events(vendor_id, int(raw)))
+
+
+@vendor_route
+async def overview(request: web.Request, vendor_id: str) -> web.Response:
+    data = await store(request).overview(vendor_id)
+    return json_response({**data, "api_status": "Operational"})
+
+
+@vendor_route
+async def chart(request: web.Request, vendor_id: str) -> web.Response:
+    """GET /api/vendor/metrics/chart[?project_id=]: valid executions in each of the last 12
+    hours (UTC), oldest first; the last entry is the current hour so far."""
+    value = request.query.get("project_id")
+    project_id = None if value is None else project_id_param(value)
+    hours, counts = await store(request).hourly_executions(vendor_id, project_id)
+    total = sum(counts)
+    stats = {
+        "total_executions": total,
+        "peak": max(counts),
+        "average_per_hour": round(total / len(counts), 2),
+    }
+    labels = [time.strftime("%H:00", time.gmtime(h * 3600)) for h in hours]
+    return json_response({"stats": stats, "chartData": counts, "timeLabels": labels})
