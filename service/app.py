@@ -13,6 +13,7 @@ from service.config import Settings
 from service.embedded import EmbeddedValkey
 from service.middleware import error_middleware
 from service.routes import setup_routes
+from service.webhooks import DelivererConfig, running
 from store import Store
 
 log = logging.getLogger("leaf7")
@@ -66,6 +67,12 @@ def create_app(
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
 
+    async def webhooks(app: web.Application) -> AsyncIterator[None]:
+        async with running(app[STORE], DelivererConfig.from_env()):
+            yield
+
     app.cleanup_ctx.append(storage)
+    if settings.webhooks:
+        app.cleanup_ctx.append(webhooks)
     setup_routes(app)
     return app

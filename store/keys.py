@@ -122,6 +122,11 @@ def hourly_executions(project_id: str, hour: int) -> str:
     return f"{PREFIX}:{{{project_id}}}:execs:{hour}"
 
 
+def webhook_projects() -> str:
+    """Set of project ids with a webhook and notifications on (the deliverers' work list)."""
+    return f"{PREFIX}:webhook_projects"
+
+
 def project_keys(project_id: str) -> list[str]:
     """The fixed per-project keys (everything but key hashes and discord sets)."""
     return [

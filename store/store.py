@@ -46,6 +46,7 @@ from store.models import (
     project_from_hash,
 )
 from store.scripts import Script, Scripts
+from store.webhooks import Webhooks
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 32  # 32 * log2(62) = 190.5 bits of entropy
@@ -88,6 +89,7 @@ class Store:
         self._hosted: dict[str, Hosted] = {}
         self.hosted_cache_size = 1024
         self.blacklist = Blacklist(self)
+        self.webhooks = Webhooks(self)
 
     def now(self) -> int:
         return int(self.clock())
@@ -174,7 +176,9 @@ class Store:
             self.pipe.call("SADD", keys.vendor_projects(vendor_id), project_id),
         )
         await self.blacklist.mirror_into(vendor_id, project_id)
-        return project_from_hash(project_id, h)
+        project = project_from_hash(project_id, h)
+        await self.webhooks.sync(project_id, project.webhook_url, project.notify_enabled)
+        return project
 
     async def list_projects(self, vendor_id: str) -> list[Project]:
         ids = await self._project_ids(vendor_id)
@@ -204,7 +208,10 @@ class Store:
             [keys.project(project_id)],
             [vendor_id, *_flatten(changes.items())],
         )
-        return project_from_hash(project_id, pairs(flat))
+        project = project_from_hash(project_id, pairs(flat))
+        if {"webhook_url", "notify_enabled"} & changes.keys():
+            await self.webhooks.sync(project_id, project.webhook_url, project.notify_enabled)
+        return project
 
     async def project_exists(self, project_id: str) -> bool:
         return bool(await self.pipe.call("EXISTS", keys.project(project_id)))
@@ -233,6 +240,7 @@ class Store:
         )
         pipe = self.redis.pipeline(transaction=False)
         pipe.srem(keys.vendor_projects(vendor_id), project_id)
+        pipe.srem(keys.webhook_projects(), project_id)
         for key_id in key_ids:
             pipe.delete(keys.key_ref(key_id))
         await pipe.execute()

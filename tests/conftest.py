@@ -71,7 +71,10 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", expired_retention=3600, max_body=64 * 1024)
+    # No background webhook deliverer in HTTP tests: tests/test_webhooks.py drives one itself.
+    return Settings(
+        data_dir=tmp_path / "data", expired_retention=3600, max_body=64 * 1024, webhooks=False
+    )
 
 
 class Api:

@@ -1,0 +1,107 @@
+"""Durable webhook notifications: the store side.
+
+Events vendors are notified of are appended, in the same script as what caused them, to the
+project's notification stream while the project has a webhook (store/lua/_common.lua). A
+consumer group ``webhooks`` on each such stream hands entries to deliverers on any instance;
+an entry is deleted only after its delivery succeeded, and an entry whose deliverer failed or
+died stays pending until another claims it after a backoff. Projects with a webhook are kept
+in a registry set so deliverers know which streams to read.
+"""
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from redis.exceptions import ResponseError
+
+from store import keys
+from store.models import pairs
+
+if TYPE_CHECKING:
+    from store.store import Store
+
+GROUP = "webhooks"
+
+
+class Notification(NamedTuple):
+    project_id: str
+    entry_id: str
+    deliveries: int  # attempts so far, this one included
+    fields: dict[str, str]
+
+
+class Webhooks:
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+
+    async def sync(self, project_id: str, webhook_url: str | None, notify: bool) -> None:
+        """Registers (with its consumer group) or unregisters a project after a change."""
+        pipe = self.store.pipe
+        if webhook_url and notify:
+            try:
+                await pipe.call("XGROUP", "CREATE", keys.notify(project_id), GROUP, "$", "MKSTREAM")
+            except ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
+            await pipe.call("SADD", keys.webhook_projects(), project_id)
+        else:
+            await pipe.call("SREM", keys.webhook_projects(), project_id)
+
+    async def projects(self) -> list[str]:
+        return sorted(await self.store.pipe.call("SMEMBERS", keys.webhook_projects()))
+
+    async def target(self, project_id: str) -> str | None:
+        """The project's webhook URL if notifications are on now, else None."""
+        url, notify = await self.store.pipe.call(
+            "HMGET", keys.project(project_id), "webhook_url", "notify_enabled"
+        )
+        return url if url and notify != "0" else None
+
+    async def claim(
+        self, project_id: str, consumer: str, count: int, backoff: float, max_backoff: float
+    ) -> list[Notification]:
+        """Entries to deliver now: pending ones whose backoff has passed (a failed attempt,
+        or a deliverer that died), then new ones."""
+        stream = keys.notify(project_id)
+        pipe = self.store.pipe
+        out: list[Notification] = []
+        try:
+            pending: list[Any] = await pipe.call("XPENDING", stream, GROUP, "-", "+", count)
+        except ResponseError as exc:
+            if "NOGROUP" in str(exc):
+                return []
+            raise
+        due = []
+        for entry_id, _owner, idle_ms, deliveries in pending:
+            wait = min(max_backoff, backoff * 2 ** (int(deliveries) - 1))
+            if int(idle_ms) >= wait * 1000:
+                due.append(entry_id)
+        if due:
+            min_idle = int(backoff * 1000)
+            claimed = await pipe.call("XCLAIM", stream, GROUP, consumer, min_idle, *due)
+            # This attempt is one more than the deliveries XPENDING counted before the claim.
+            attempt = {e[0]: int(e[3]) + 1 for e in pending}
+            out += [
+                Notification(project_id, eid, attempt[eid], pairs(f))
+                for eid, f in claimed
+                if f is not None
+            ]
+        fresh = await pipe.call(
+            "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "STREAMS", stream, ">"
+        )
+        for _name, entries in _stream_entries(fresh):
+            out += [Notification(project_id, eid, 1, pairs(f)) for eid, f in entries]
+        return out
+
+    async def done(self, n: Notification) -> None:
+        """Delivered (or given up on): acknowledged and deleted from the stream."""
+        stream = keys.notify(n.project_id)
+        await self.store.pipe.call("XACK", stream, GROUP, n.entry_id)
+        await self.store.pipe.call("XDEL", stream, n.entry_id)
+
+
+def _stream_entries(reply: Any) -> list[tuple[str, list[Any]]]:
+    """XREADGROUP's reply as [(stream, entries)]: a list in RESP2, a map in RESP3/fakeredis."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return list(reply.items())
+    return [(name, entries) for name, entries in reply]
