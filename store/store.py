@@ -205,7 +205,7 @@ class Store:
     ) -> Project:
         flat = await self._script(
             self.scripts.update_project,
-            [keys.project(project_id)],
+            [keys.project(project_id), *keys.event_streams(project_id)],
             [vendor_id, *_flatten(changes.items())],
         )
         project = project_from_hash(project_id, pairs(flat))
