@@ -61,9 +61,11 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
         embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
         url = embedded.url
     client = Redis.from_url(url, decode_responses=True)
+    store = Store(client, retention=settings.expired_retention)
     try:
-        yield Store(client, retention=settings.expired_retention)
+        yield store
     finally:
+        await store.pipe.close()
         await client.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)

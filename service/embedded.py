@@ -3,7 +3,10 @@
 The server keeps its data (AOF on) in the data directory and listens only on a unix socket
 there (``valkey.sock``). Anything else that uses the same data directory — a second
 ``leaf7 serve``, or ``leaf7 vendor create`` while the server runs — finds the socket alive and
-shares that server instead of starting a second one on the same files.
+shares that server instead of starting a second one on the same files. Every user holds a
+connection from the moment it starts or attaches (under a file lock) until it stops, and the
+last one to stop shuts the server down: a short CLI command that started the server never
+pulls it from under a ``leaf7 serve`` that attached meanwhile.
 """
 
 import contextlib
@@ -11,6 +14,7 @@ import fcntl
 import os
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -31,6 +35,7 @@ class EmbeddedValkey:
         self.data_dir = data_dir.resolve()
         self.socket_path = self.data_dir / "valkey.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        self._holder: redis.Redis | None = None
 
     @property
     def url(self) -> str:
@@ -47,58 +52,113 @@ class EmbeddedValkey:
         finally:
             client.close()
 
+    def _locked(self) -> "contextlib.AbstractContextManager[None]":
+        @contextlib.contextmanager
+        def hold() -> Iterator[None]:
+            with open(self.data_dir / ".valkey.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                yield
+
+        return hold()
+
+    def _hold(self) -> None:
+        """Opens this user's connection (it marks the server as in use until stop())."""
+        holder = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=5)
+        holder.client_setname("leaf7-embedded-user")
+        self._holder = holder
+
     def start(self, timeout: float = 15.0) -> "EmbeddedValkey":
         """Starts the server, or attaches to the one already serving this data directory."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.data_dir / ".valkey.lock", "w") as lock:
-            # One starter at a time: two processes must never run a server on the same files.
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        # One starter at a time: two processes must never run a server on the same files.
+        with self._locked():
             if self.alive():
+                self._hold()
                 return self
-            with contextlib.suppress(FileNotFoundError):
-                self.socket_path.unlink()
-            args = [
-                str(binary_path()),
-                "--port", "0",
-                "--unixsocket", str(self.socket_path),
-                "--unixsocketperm", "700",
-                "--dir", str(self.data_dir),
-                "--appendonly", "yes",
-                "--appendfsync", "everysec",
-                "--save", "",
-                "--daemonize", "no",
-                "--logfile", "valkey.log",
-            ]  # fmt: skip
-            # A session of its own: Ctrl-C on `make run` reaches the service, which then stops
-            # the server cleanly, instead of killing both at once.
-            self.process = subprocess.Popen(  # noqa: S603
-                args, cwd=self.data_dir, start_new_session=True, stdin=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + timeout
-            while not self.alive():
-                if self.process.poll() is not None:
-                    raise EmbeddedError(
-                        f"valkey-server exited with {self.process.returncode}; "
-                        f"see {self.data_dir / 'valkey.log'}"
-                    )
-                if time.monotonic() > deadline:
-                    self.process.kill()
-                    raise EmbeddedError("valkey-server did not become ready in time")
-                time.sleep(0.02)
+            self._spawn(timeout)
+            self._hold()
         return self
+
+    def _spawn(self, timeout: float) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+        args = [
+            str(binary_path()),
+            "--port", "0",
+            "--unixsocket", str(self.socket_path),
+            "--unixsocketperm", "700",
+            "--dir", str(self.data_dir),
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
+            "--save", "",
+            "--daemonize", "no",
+            "--logfile", "valkey.log",
+        ]  # fmt: skip
+        # A session of its own: Ctrl-C on `make run` reaches the service, which then stops
+        # the server cleanly, instead of killing both at once.
+        self.process = subprocess.Popen(  # noqa: S603
+            args, cwd=self.data_dir, start_new_session=True, stdin=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + timeout
+        while not self.alive():
+            if self.process.poll() is not None:
+                raise EmbeddedError(
+                    f"valkey-server exited with {self.process.returncode}; "
+                    f"see {self.data_dir / 'valkey.log'}"
+                )
+            if time.monotonic() > deadline:
+                self.process.kill()
+                raise EmbeddedError("valkey-server did not become ready in time")
+            time.sleep(0.02)
 
     @property
     def owned(self) -> bool:
         return self.process is not None
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Stops the server if this object started it (AOF is flushed on SIGTERM)."""
+        """Stops using the server; shuts it down (AOF flushed) if nobody else uses it."""
+        holder, self._holder = self._holder, None
         proc, self.process = self.process, None
-        if proc is None or proc.poll() is not None:
+        with self._locked():
+            others = False
+            if holder is not None:
+                try:
+                    me = holder.client_id()
+                    others = any(int(c["id"]) != me for c in holder.client_list())
+                except redis.RedisError:
+                    others = False
+                holder.close()
+            if others:  # another process still uses it: it stops the server when it is done
+                if proc is not None:
+                    _HANDED_OVER.append(proc)
+                return
+            if proc is not None:
+                if proc.poll() is None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout)
+                    except subprocess.TimeoutExpired:
+                        os.kill(proc.pid, 9)
+                        proc.wait()
+                return
+            self._shutdown(timeout)
+
+    def _shutdown(self, timeout: float) -> None:
+        """Shuts down a server another process started (the last user leaves)."""
+        if not self.alive():
             return
-        proc.terminate()
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=5)
         try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, 9)
-            proc.wait()
+            client.shutdown()
+        except redis.RedisError:
+            pass  # the connection drops as the server exits
+        finally:
+            client.close()
+        deadline = time.monotonic() + timeout
+        while self.alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+
+# Servers started here but still used by another process when we stopped: kept referenced so
+# that their Popen objects are not collected (and warned about) while they run.
+_HANDED_OVER: list["subprocess.Popen[bytes]"] = []
