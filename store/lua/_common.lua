@@ -33,9 +33,10 @@ end
 -- that caused it. Events vendors are notified of also go, when the project has a webhook with
 -- notifications on, to its durable notification stream, which the webhook deliverers trim
 -- only once an event is delivered. Scripts that emit events pass the two streams as their
--- last two KEYS, and the project hash as KEYS[1]. The time is the server's.
-local function event(etype, kind, message, key_id, notify, extra)
-  local ts = redis.call('TIME')[1]
+-- last two KEYS, and the project hash as KEYS[1]. The time is the caller's ``ts`` when given
+-- (the loader check has it already), else the server's.
+local function event(etype, kind, message, key_id, notify, extra, ts)
+  ts = ts or redis.call('TIME')[1]
   local fields = {'type', etype, 'kind', kind, 'message', message, 'key_id', key_id, 'ts', ts}
   redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', '1000', '*', unpack(fields))
   if notify then

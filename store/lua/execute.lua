@@ -25,7 +25,7 @@ if not p[1] then
   return {'PROJECT_NOT_FOUND'}
 end
 local function fail(code, etype, message, notify, extra)
-  event(etype, 'EXECUTION', message, ARGV[4], notify, extra)
+  event(etype, 'EXECUTION', message, ARGV[4], notify, extra, ARGV[1])
   return {code}
 end
 
@@ -47,7 +47,7 @@ local function valid(discord_id, n, expires, note, redeemed_now, ffa)
     redis.call('EXPIRE', KEYS[9], 13 * 3600)
   end
   redis.call('HINCRBY', KEYS[1], 'executions', 1)
-  event('Success', 'EXECUTION', 'Script executed', ARGV[4], false)
+  event('Success', 'EXECUTION', 'Script executed', ARGV[4], false, nil, ARGV[1])
   local hosted = false
   if rev ~= ARGV[5] then
     local h = redis.call('HMGET', KEYS[1], 'name', 'version', 'source_macros')
@@ -88,7 +88,8 @@ if not k[2] then
   expires = redeem_key(KEYS[2], now, tonumber(ARGV[3]))
   redis.call('SADD', KEYS[5], ARGV[4])
   redeemed_now = '1'
-  event('Success', 'REDEEM', 'Key redeemed by the loader', ARGV[4], true, {'hwid', hwid})
+  event('Success', 'REDEEM', 'Key redeemed by the loader', ARGV[4], true, {'hwid', hwid},
+    ARGV[1])
 end
 -- One HSET for the whole update of the key.
 local n = (tonumber(k[8]) or 0) + 1
