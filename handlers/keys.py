@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from handlers import schemas
+from handlers import ratelimit, schemas
 from handlers.common import (
     DISCORD_ID_RE,
     SUCCESS,
@@ -14,6 +14,7 @@ from handlers.common import (
     store,
     vendor_route,
 )
+from service.appkeys import SETTINGS
 
 
 def _project_query(request: web.Request) -> str | None:
@@ -25,6 +26,10 @@ def _project_query(request: web.Request) -> str | None:
 async def generate(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.buyer_key_create)
     project_id = project_id_param(body.project_id)
+    settings = request.app[SETTINGS]
+    if settings.rate_keygen > 0:
+        rl = await store(request).hit_keygen(vendor_id, settings.rate_keygen, settings.rate_window)
+        ratelimit.check(request, rl)
     created = await store(request).generate_keys(
         vendor_id,
         project_id,

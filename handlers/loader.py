@@ -6,8 +6,9 @@ import msgspec
 from aiohttp import web
 
 from handlers import schemas
-from handlers.common import UUID_RE, ApiError, read_body, store
+from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_body, store
 from handlers.luagen import loader_lua, macro_prelude
+from handlers.ratelimit import rate_headers, too_many
 from service.appkeys import SETTINGS
 from store import ProjectNotFound
 from store.models import Execution, iso
@@ -48,8 +49,8 @@ def hwid_from_headers(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _json(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="application/json")
+def _json(body: bytes, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 def _valid(result: Execution, now: int) -> bytes:
@@ -101,10 +102,19 @@ async def execute(request: web.Request) -> web.Response:
     if not UUID_RE.fullmatch(req.project_id):
         return _json(_FAILURES["PROJECT_NOT_FOUND"])  # cannot name a project: no Redis call
     s = store(request)
-    result = await s.execute(req.project_id, req.script_key, hwid)
+    settings = request.app[SETTINGS]
+    client = rate_subject(client_ip(request))
+    result = await s.execute(req.project_id, req.script_key, hwid, client)
+    if result.code == "RATE_LIMITED":
+        if result.limited == "f":
+            raise too_many(settings.brute_force_limit, result.reset or 0, result.retry_after)
+        raise too_many(settings.rate_execute, result.reset or 0, result.retry_after)
+    headers = None
+    if result.remaining is not None:
+        headers = rate_headers(settings.rate_execute, result.remaining, result.reset or 0)
     if result.code != "KEY_VALID":
-        return _json(_FAILURES[result.code])
-    return _json(_valid(result, s.now()))
+        return _json(_FAILURES[result.code], headers)
+    return _json(_valid(result, s.now()), headers)
 
 
 async def loader(request: web.Request) -> web.Response:

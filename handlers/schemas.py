@@ -129,3 +129,8 @@ class ValidVerdict(msgspec.Struct):
     message: str
     script: str
     key: KeyInfo
+
+
+class RotatedApiKey(msgspec.Struct):
+    api_key: str
+    previous_key_expires_at: str

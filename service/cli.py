@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey
+from service.secret import load_secret
 from store import Store, VendorNotFound
 
 DISCORD_ID = re.compile(r"[0-9]{1,20}")
@@ -56,7 +57,8 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
         url = embedded.url
     client = Redis.from_url(url, decode_responses=True)
     try:
-        yield Store(client, retention=settings.expired_retention)
+        secret = await asyncio.to_thread(load_secret, settings)
+        yield Store(client, retention=settings.expired_retention, secret=secret)
     finally:
         await client.aclose()
         if embedded is not None:

@@ -3,7 +3,7 @@
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from handlers import health, keys, loader, projects
+from handlers import health, keys, loader, projects, vendor
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -32,6 +32,8 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/unban", keys.unban)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/reset_hwid", keys.reset_hwid)
     _add(r, "PATCH", "/api/vendor/keys/active/{key_id}/hwid", keys.set_hwid)
+
+    _add(r, "POST", "/api/vendor/api_key/rotate", vendor.rotate_api_key)
 
     _add(r, "POST", "/api/loader/execute", loader.execute)
     _add(r, "GET", "/api/loader/{project_id}/loader.lua", loader.loader)

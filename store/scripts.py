@@ -41,6 +41,9 @@ class Scripts:
         self.delete_project = _load("delete_project", prelude)
         self.set_source = _load("set_source", prelude)
         self.execute = _load("execute", prelude)
+        self.rate_limit = _load("rate_limit", prelude)
+        self.authenticate = _load("authenticate", prelude)
+        self.rotate_api_key = _load("rotate_api_key", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

@@ -6,6 +6,7 @@ Every test has its own data directory (``LEAF7_DATA_DIR``) and no ``REDIS_URL``,
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -265,7 +266,12 @@ def test_vendor_commands_while_serving(data_dir: Path) -> None:
 def test_api_key_stored_only_as_hash(data_dir: Path) -> None:
     vendor = create_vendor(data_dir, "Acme", "123")
     api_key: str = vendor["api_key"]
-    digest = hashlib.sha256(api_key.encode()).hexdigest()
+    # Kept as a keyed hash: HMAC-SHA256 with the secret generated into the data directory.
+    secret_file = data_dir / "secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    secret = secret_file.read_text().strip().encode()
+    assert len(secret) == 64
+    digest = hmac.new(secret, api_key.encode(), hashlib.sha256).hexdigest()
     server = EmbeddedValkey(data_dir).start()
     try:
         client: Any = redis.Redis(unix_socket_path=str(server.socket_path), decode_responses=True)

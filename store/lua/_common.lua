@@ -29,3 +29,11 @@ local function redeem_key(key_hash, now, retention)
   return expires
 end
 
+
+-- Makes sure a key lives at least `seconds` more (never shortens a longer TTL).
+local function live_for(key, seconds)
+  local ttl = redis.call('TTL', key)
+  if ttl < seconds then
+    redis.call('EXPIRE', key, int(seconds))
+  end
+end

@@ -1,0 +1,19 @@
+"""The vendor's own account: API key rotation."""
+
+from aiohttp import web
+
+from handlers import schemas
+from handlers.common import json_response, store, vendor_route
+from service.appkeys import SETTINGS
+from store.models import iso
+
+
+@vendor_route
+async def rotate_api_key(request: web.Request, vendor_id: str) -> web.Response:
+    """POST /api/vendor/api_key/rotate: a new API key (shown once); the key that was current
+    keeps working for LEAF7_API_KEY_GRACE seconds."""
+    grace = request.app[SETTINGS].api_key_grace
+    api_key, expires = await store(request).rotate_api_key(vendor_id, grace)
+    return json_response(
+        schemas.RotatedApiKey(api_key=api_key, previous_key_expires_at=iso(expires) or "")
+    )
