@@ -52,7 +52,7 @@ async def delete(request: web.Request, vendor_id: str) -> web.Response:
 async def set_source(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     limit = request.app[SETTINGS].max_source
-    body = await read_json(request, schemas.source_update, limit=limit)
+    body = await read_json(request, schemas.source_update_decoder(limit), limit=limit)
     project = await store(request).set_source(
         vendor_id, project_id, body.source, body.version, used_macros(body.source)
     )

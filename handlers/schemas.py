@@ -1,6 +1,7 @@
 """msgspec structs for every request body, with their constraints. Decoders are built once."""
 
-from typing import Annotated
+import functools
+from typing import Annotated, cast
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -20,7 +21,7 @@ WebhookUrl = Annotated[str, Meta(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_leng
 Cooldown = Annotated[int, Meta(ge=0, le=10**9)]
 ProjectId = Annotated[str, Meta(min_length=1, max_length=64)]
 KeyId = Annotated[str, Meta(min_length=1, max_length=128)]
-DiscordId = Annotated[str, Meta(pattern=r"^[0-9]{1,20}$")]
+DiscordId = Annotated[str, Meta(pattern=r"^[0-9]{1,20}$", max_length=20)]
 Hwid = Annotated[str, Meta(min_length=1, max_length=512)]
 Note = Annotated[str, Meta(max_length=255)]
 Days = Annotated[int, Meta(ge=0, le=36500)]
@@ -91,12 +92,29 @@ def project_fields(body: ProjectCreate | ProjectUpdate) -> dict[str, str]:
     return out
 
 
-Version = Annotated[str, Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")]
+Version = Annotated[str, Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$", max_length=32)]
 
 
 class SourceUpdate(Body):
+    """The hosted source; ``source_update_type`` bounds its length by LEAF7_MAX_SOURCE."""
+
     source: str
     version: Version | None = None
+
+
+@functools.cache
+def source_update_type(max_source: int) -> type[SourceUpdate]:
+    """SourceUpdate with ``source`` at most ``max_source`` characters (configurable, so the
+    bound is set when the app is built; the body is capped at as many bytes as well)."""
+    source = Annotated[str, Meta(max_length=max_source)]
+    fields = [("source", source)]
+    bounded = msgspec.defstruct("SourceUpdate", fields, bases=(SourceUpdate,), kw_only=True)
+    return cast(type[SourceUpdate], bounded)
+
+
+@functools.cache
+def source_update_decoder(max_source: int) -> msgspec.json.Decoder[SourceUpdate]:
+    return msgspec.json.Decoder(source_update_type(max_source))
 
 
 class ExecuteRequest(Body):
@@ -105,7 +123,6 @@ class ExecuteRequest(Body):
     hwid: Annotated[str, Meta(max_length=512)] | None = None
 
 
-source_update = msgspec.json.Decoder(SourceUpdate)
 execute_request = msgspec.json.Decoder(ExecuteRequest)
 
 
