@@ -77,9 +77,27 @@ async def read_json(
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise ApiError(422, str(exc)) from None
+        if "got `float`" not in str(exc):
+            raise ApiError(422, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"Malformed JSON body: {exc}") from None
+    # JSON has one number type: an integer may be written 140.0 (JSON Schema's "integer"
+    # includes it). Only on this error path: take integral floats as integers and validate
+    # again (1.5 is still refused, and so are strings like "140").
+    try:
+        return msgspec.convert(_integral(msgspec.json.decode(body)), decoder.type, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
 
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -194,4 +212,6 @@ def vendor_route(fn: VendorHandler) -> Callable[[web.Request], Awaitable[web.Str
 
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
+    handler.__module__ = fn.__module__
+    handler.__vendor__ = True  # type: ignore[attr-defined]  # OpenAPI: bearer security
     return handler

@@ -14,7 +14,20 @@ from handlers.common import (
     store,
     vendor_route,
 )
+from handlers.openapi import Param, operation
 from service.appkeys import SETTINGS
+from store.models import ActiveKey, BuyerKey
+
+PROJECT_QUERY = Param(
+    "project_id",
+    {"type": "string", "format": "uuid", "maxLength": 36},
+    "Only this project (a UUID; any other value: 404)",
+)
+DISCORD_QUERY = Param(
+    "discord_id",
+    {"type": "string", "pattern": "^[0-9]{1,20}$", "maxLength": 20},
+    "Only keys this Discord user redeemed",
+)
 
 
 def _project_query(request: web.Request) -> str | None:
@@ -22,6 +35,14 @@ def _project_query(request: web.Request) -> str | None:
     return None if value is None else project_id_param(value)
 
 
+@operation(
+    "Generate buyer keys",
+    {200: list[BuyerKey]},
+    body=schemas.BuyerKeyCreate,
+    errors=(403, 404),
+    description="Rate limited per vendor (LEAF7_RATE_KEYGEN requests per window) as well.",
+    tags=("keys",),
+)
 @vendor_route
 async def generate(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.buyer_key_create)
@@ -42,23 +63,45 @@ async def generate(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(created)
 
 
+@operation(
+    "Buyer keys (redeemed ones too)",
+    {200: list[BuyerKey]},
+    query=(PROJECT_QUERY,),
+    errors=(404,),
+    tags=("keys",),
+)
 @vendor_route
 async def list_buyer(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).list_buyer_keys(vendor_id, _project_query(request)))
 
 
+@operation("Delete an unredeemed key", {200: schemas.Status}, errors=(400,), tags=("keys",))
 @vendor_route
 async def delete_buyer(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).delete_buyer_key(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
+@operation(
+    "Redeem a buyer key for a Discord user",
+    {200: ActiveKey},
+    body=schemas.Redeem,
+    errors=(404,),
+    tags=("keys",),
+)
 @vendor_route
 async def redeem(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.redeem)
     return json_response(await store(request).redeem(vendor_id, body.key_id, body.discord_id))
 
 
+@operation(
+    "Active (redeemed) keys",
+    {200: list[ActiveKey]},
+    query=(PROJECT_QUERY, DISCORD_QUERY),
+    errors=(404, 422),
+    tags=("keys",),
+)
 @vendor_route
 async def list_active(request: web.Request, vendor_id: str) -> web.Response:
     discord_id = request.query.get("discord_id")
@@ -68,24 +111,33 @@ async def list_active(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(keys)
 
 
+@operation("Ban a key and block its HWID", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def ban(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).ban(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
+@operation("Lift a key's ban and HWID block", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def unban(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).unban(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
+@operation("Clear a key's HWID (no cooldown)", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).reset_hwid(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
+@operation(
+    "Set or clear a key's HWID",
+    {200: schemas.HwidStatus},
+    body=schemas.HwidUpdate,
+    tags=("keys",),
+)
 @vendor_route
 async def set_hwid(request: web.Request, vendor_id: str) -> web.Response:
     key_id = key_id_param(request)

@@ -8,6 +8,7 @@ from aiohttp import web
 from handlers import schemas
 from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_body, store
 from handlers.luagen import loader_lua, macro_prelude
+from handlers.openapi import operation
 from handlers.ratelimit import rate_headers, too_many
 from service.appkeys import SETTINGS
 from store import ProjectNotFound
@@ -89,6 +90,18 @@ def _valid(result: Execution, now: int) -> bytes:
     return _encoder.encode(verdict)
 
 
+@operation(
+    "The loader's execution check",
+    {200: schemas.ExecuteVerdict},
+    body=schemas.ExecuteRequest,
+    invalid_body=(400,),
+    limited=True,
+    description="Always 200 with a verdict, unless the request is malformed (400) or the "
+    "client is rate limited (429: LEAF7_RATE_EXECUTE checks per window per project and IP, "
+    "or blocked after LEAF7_BRUTE_FORCE_LIMIT KEY_INCORRECT verdicts). Without `hwid` the "
+    "executor's fingerprint header is used.",
+    tags=("loader",),
+)
 async def execute(request: web.Request) -> web.Response:
     """POST /api/loader/execute: script_key + HWID in, verdict (and script) out."""
     body = await read_body(request, request.app[SETTINGS].max_body)
@@ -117,6 +130,12 @@ async def execute(request: web.Request) -> web.Response:
     return _json(_valid(result, s.now()), headers)
 
 
+@operation(
+    "The Lua loader vendors publish",
+    {200: str},
+    media_type="text/plain",
+    tags=("loader",),
+)
 async def loader(request: web.Request) -> web.Response:
     """GET /api/loader/{project_id}/loader.lua: the loader vendors publish."""
     project_id = request.match_info["project_id"]

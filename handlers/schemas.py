@@ -1,7 +1,7 @@
 """msgspec structs for every request body, with their constraints. Decoders are built once."""
 
 import functools
-from typing import Annotated, cast
+from typing import Annotated, Literal, cast
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -151,3 +151,43 @@ class ValidVerdict(msgspec.Struct):
 class RotatedApiKey(msgspec.Struct):
     api_key: str
     previous_key_expires_at: str
+
+
+# ---- response bodies that are not store records ----------------------------------------------
+
+
+class Status(msgspec.Struct):
+    status: Literal["success"]
+
+
+class Health(msgspec.Struct):
+    status: Literal["ok"]
+
+
+class HwidStatus(msgspec.Struct):
+    status: Literal["success"]
+    hwid: str | None
+
+
+Code = Literal[
+    "KEY_VALID",
+    "KEY_INCORRECT",
+    "KEY_EXPIRED",
+    "KEY_BANNED",
+    "KEY_HWID_LOCKED",
+    "HWID_BANNED",
+    "PROJECT_NOT_FOUND",
+    "PROJECT_INACTIVE",
+    "HWID_MISSING",
+]
+
+
+class ExecuteVerdict(msgspec.Struct):
+    """A verdict (documentation of ``Verdict`` and ``ValidVerdict``): ``script`` and ``key``
+    only when ``valid``."""
+
+    valid: bool
+    code: Code
+    message: str
+    script: str | UnsetType = UNSET
+    key: KeyInfo | UnsetType = UNSET

@@ -4,10 +4,19 @@ from aiohttp import web
 
 from handlers import schemas
 from handlers.common import json_response, store, vendor_route
+from handlers.openapi import operation
 from service.appkeys import SETTINGS
 from store.models import iso
 
 
+@operation(
+    "Rotate the API key",
+    {200: schemas.RotatedApiKey},
+    description="A new API key, shown once. The key that was current keeps working until "
+    "previous_key_expires_at (LEAF7_API_KEY_GRACE, default 24 h); keys already in their "
+    "grace period keep theirs.",
+    tags=("vendor",),
+)
 @vendor_route
 async def rotate_api_key(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/api_key/rotate: a new API key (shown once); the key that was current

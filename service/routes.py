@@ -3,7 +3,7 @@
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from handlers import health, keys, loader, projects, vendor
+from handlers import health, keys, loader, openapi, projects, vendor
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -15,6 +15,8 @@ def setup_routes(app: web.Application) -> None:
     r = app.router
     _add(r, "GET", "/healthz", health.healthz)
     _add(r, "GET", "/readyz", health.readyz)
+    _add(r, "GET", "/openapi.json", openapi.openapi_json)
+    _add(r, "GET", "/docs", openapi.docs)
 
     _add(r, "POST", "/api/vendor/projects", projects.create)
     _add(r, "GET", "/api/vendor/projects", projects.list_)
