@@ -304,3 +304,27 @@ def test_api_key_stored_only_as_hash(data_dir: Path) -> None:
     finally:
         server.stop()
     assert_no_valkey(data_dir)
+
+
+def test_vendor_rotate_key_while_serving(data_dir: Path) -> None:
+    """The operator re-issues a lost or leaked key; the CLI and the server share the secret
+    generated into the data directory."""
+    acme = create_vendor(data_dir, "Acme", "1")
+    with serving(data_dir) as server:
+        assert new_project(server, acme["api_key"])[0] == 201
+        proc = leaf7(data_dir, "vendor", "rotate-key", acme["vendor_id"])
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert set(out) == {"vendor_id", "api_key", "previous_key_expires_at"}
+        assert out["vendor_id"] == acme["vendor_id"]
+        # Default grace 0: the old key stops at once, the new one works.
+        assert new_project(server, acme["api_key"]) == (401, {"detail": "Not authenticated"})
+        status, projects = http("GET", server.base + "/api/vendor/projects", None, out["api_key"])
+        assert status == 200 and len(projects) == 1
+        proc = leaf7(data_dir, "vendor", "rotate-key", acme["vendor_id"], "--grace", "3600")
+        newest = json.loads(proc.stdout)["api_key"]
+        for key in (out["api_key"], newest):
+            assert http("GET", server.base + "/api/vendor/projects", None, key)[0] == 200
+        proc = leaf7(data_dir, "vendor", "rotate-key", "no-such-vendor")
+        assert proc.returncode == 1
+        assert "no vendor" in proc.stderr

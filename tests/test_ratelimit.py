@@ -380,3 +380,25 @@ async def test_burst_from_many_clients_limits_each(
     for ip, statuses in per_ip.items():
         assert statuses.count(200) == n, ip
         assert statuses.count(429) == 3, ip
+
+
+async def test_limits_are_shared_by_instances(
+    aiohttp_client: Any, real_redis: Redis, clock: Clock, settings: Settings
+) -> None:
+    """Two instances on one Redis count into the same windows."""
+    n = 10
+    a = await make_api(aiohttp_client, real_redis, clock, settings, rate_vendor=n, rate_execute=n)
+    s = dataclasses.replace(settings, rate_vendor=n, rate_execute=n)
+    b_client = await aiohttp_client(create_app(s, redis=real_redis, clock=clock))
+    b = Api(b_client, _store(b_client))
+    b.api_key, b.vendor_id = a.api_key, a.vendor_id
+    pid, kid = await project_and_key(a)  # two vendor requests
+    clock.advance(60 - clock() % 60 + 1)  # a fresh window, one second in
+    results = await asyncio.gather(*(execute(api, pid, kid) for _ in range(n) for api in (a, b)))
+    assert [status for status, _, _ in results].count(200) == n
+
+    async def listing(api: Api) -> int:
+        return (await api.client.get("/api/vendor/projects", headers=api.auth)).status
+
+    statuses = await asyncio.gather(*(listing(api) for _ in range(n) for api in (a, b)))
+    assert statuses.count(200) == n
