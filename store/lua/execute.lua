@@ -55,7 +55,9 @@ if xlimit > 0 or flimit > 0 then
     n = n + 1
     remaining = xlimit - n
     redis.call('HSET', client, 'w', int(idx), 'n', int(n))
-    live_for(client, reset - now + 1)
+    if n == 1 then  -- a new window: the hash must outlive it (later hits need not look)
+      live_for(client, reset - now + 1)
+    end
   end
 end
 
