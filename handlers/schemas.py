@@ -17,7 +17,12 @@ class StrictBody(Body, forbid_unknown_fields=True):
 
 Name = Annotated[str, Meta(min_length=1, max_length=100)]
 Description = Annotated[str, Meta(max_length=255)]
-WebhookUrl = Annotated[str, Meta(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2048)]
+# Explicit ASCII ranges, not \s: Python's \s (the server) and ECMA-262's (JSON Schema, what
+# clients validate with) disagree on \x1c-\x1f and \x85 (found by schemathesis).
+WebhookUrl = Annotated[
+    str,
+    Meta(pattern=r"^https?://[^\x00-\x20\x7f/?#]+[^\x00-\x20\x7f]*$", max_length=2048),
+]
 Cooldown = Annotated[int, Meta(ge=0, le=10**9)]
 ProjectId = Annotated[str, Meta(min_length=1, max_length=64)]
 KeyId = Annotated[str, Meta(min_length=1, max_length=128)]

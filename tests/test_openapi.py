@@ -139,3 +139,23 @@ async def test_integral_floats_are_integers(api: Api) -> None:
 @pytest.mark.parametrize("bad", ["x" * 21, "12a"])
 async def test_bad_discord_query_is_422(api: Api, bad: str) -> None:
     await api.call("GET", f"/api/vendor/keys/active?discord_id={bad}", status=422)
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("https://hooks.example/x?y=1#z", 201),
+        ("http://ex\u00e4mple.test/\u00e4", 201),
+        ("https://example.test/\x1f", 422),  # whitespace to Python's \s, not to ECMA-262's
+        ("https://exa\x1cmple.test", 422),
+        ("https://example.test/a b", 422),
+        ("https://example.test/\x7f", 422),
+    ],
+)
+async def test_webhook_url_pattern_means_the_same_to_clients(
+    api: Api, url: str, status: int
+) -> None:
+    """The pattern uses explicit ASCII ranges, which Python's re (the server) and ECMA-262
+    (JSON Schema validators) read alike (found by schemathesis)."""
+    body = {"name": "x", "webhook_url": url}
+    await api.call("POST", "/api/vendor/projects", body, status=status)
