@@ -5,6 +5,7 @@
 vendor commands. Losing the secret invalidates every API key (vendors then need new ones).
 """
 
+import logging
 import os
 import secrets
 import time
@@ -14,11 +15,21 @@ from service.config import ConfigError, Settings
 
 SECRET_FILE = "secret"  # noqa: S105 - a file name
 
+log = logging.getLogger("leaf7")
+
 
 def load_secret(settings: Settings) -> bytes:
     if settings.secret:
         return settings.secret.encode()
     path = settings.data_dir / SECRET_FILE
+    if settings.redis_url is not None:
+        # Several instances on one Redis must share the secret, or each one's keys fail on
+        # the others: with REDIS_URL, LEAF7_SECRET (or a shared data directory) is a must.
+        log.warning(
+            "LEAF7_SECRET is unset: API keys are hashed with %s; every instance that uses "
+            "this Redis needs the same secret",
+            path.resolve(),
+        )
     return _read_or_create(path)
 
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from service.app import create_app
@@ -164,3 +165,18 @@ def test_secret_file_is_not_rewritten(tmp_path: Path) -> None:
     os.chmod(path, 0o600)
     assert load_secret(Settings(data_dir=tmp_path)) == b"a" * 64
     assert path.read_text() == "a" * 64 + "\n"
+
+
+def test_external_redis_without_secret_warns(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    s = Settings(data_dir=tmp_path, redis_url="redis://cache:6379/0")
+    with caplog.at_level("WARNING", logger="leaf7"):
+        first = load_secret(s)
+    assert "LEAF7_SECRET is unset" in caplog.text
+    assert load_secret(s) == first
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="leaf7"):
+        load_secret(Settings(data_dir=tmp_path, secret="x"))
+        load_secret(Settings(data_dir=tmp_path))
+    assert caplog.text == ""
