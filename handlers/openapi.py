@@ -214,7 +214,8 @@ def document(app: web.Application) -> dict[str, Any]:
             "title": "leaf7",
             "version": "1.0.0",
             "description": "Licence keys for Lua script vendors. Vendor routes need "
-            '`Authorization: Bearer <API key>`; errors are `{"detail": "..."}`.',
+            '`Authorization: Bearer <API key>`; errors are `{"detail": "..."}`. Every path '
+            "also answers with a trailing slash.",
         },
         "servers": [{"url": settings.public_url or "/"}],
         "paths": paths,
