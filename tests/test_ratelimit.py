@@ -402,3 +402,18 @@ async def test_limits_are_shared_by_instances(
 
     statuses = await asyncio.gather(*(listing(api) for _ in range(n) for api in (a, b)))
     assert statuses.count(200) == n
+
+
+async def test_limit_outranks_project_inactive(
+    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+) -> None:
+    api = await make_api(aiohttp_client, redis_client, clock, settings, rate_execute=2)
+    pid, kid = await project_and_key(api)
+    await api.call("PATCH", f"/api/vendor/projects/{pid}", {"is_active": False})
+    clock.advance(60 - clock() % 60 + 1)
+    results = [await execute(api, pid, kid) for _ in range(3)]
+    assert [(s, b.get("code")) for s, b, _ in results] == [
+        (200, "PROJECT_INACTIVE"),
+        (200, "PROJECT_INACTIVE"),
+        (429, None),
+    ]
