@@ -4,9 +4,26 @@ import time
 
 from aiohttp import web
 
+from handlers import schemas
 from handlers.common import ApiError, json_response, project_id_param, store, vendor_route
+from handlers.keys import PROJECT_QUERY
+from handlers.openapi import Param, operation
+from store.models import Event
 
 
+@operation(
+    "Recent events across the vendor's projects, newest first",
+    {200: list[Event]},
+    query=(
+        Param(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": 100, "default": 4},
+            "How many events (default 4)",
+        ),
+    ),
+    errors=(422,),
+    tags=("metrics",),
+)
 @vendor_route
 async def events(request: web.Request, vendor_id: str) -> web.Response:
     """GET /api/vendor/metrics/events?limit= (default 4, at most 100), newest first."""
@@ -16,12 +33,20 @@ async def events(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).recent_events(vendor_id, int(raw)))
 
 
+@operation("Projects, executions and keys at a glance", {200: schemas.Overview}, tags=("metrics",))
 @vendor_route
 async def overview(request: web.Request, vendor_id: str) -> web.Response:
     data = await store(request).overview(vendor_id)
     return json_response({**data, "api_status": "Operational"})
 
 
+@operation(
+    "Valid executions in each of the last 12 hours",
+    {200: schemas.Chart},
+    query=(PROJECT_QUERY,),
+    errors=(404,),
+    tags=("metrics",),
+)
 @vendor_route
 async def chart(request: web.Request, vendor_id: str) -> web.Response:
     """GET /api/vendor/metrics/chart[?project_id=]: valid executions in each of the last 12

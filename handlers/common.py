@@ -1,7 +1,8 @@
 """Helpers every handler shares: JSON in and out, errors, vendor authentication."""
 
+import ipaddress
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
@@ -80,9 +81,90 @@ async def read_json(
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise ApiError(422, str(exc)) from None
+        if "got `float`" not in str(exc):
+            raise ApiError(422, str(exc)) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, f"Malformed JSON body: {exc}") from None
+    # JSON has one number type: an integer may be written 140.0 (JSON Schema's "integer"
+    # includes it). Only on this error path: take integral floats as integers and validate
+    # again (1.5 is still refused, and so are strings like "140").
+    try:
+        return msgspec.convert(_integral(msgspec.json.decode(body)), decoder.type, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    return value
+
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _parse_ip(value: str) -> IPAddress | None:
+    """An address from a peer or an X-Forwarded-For entry (``1.2.3.4``, ``1.2.3.4:567``,
+    ``::1``, ``[::1]:567``); IPv4-mapped IPv6 becomes IPv4. None when it is not one."""
+    value = value.strip()
+    if value.startswith("["):  # [v6] or [v6]:port
+        value = value[1:].partition("]")[0]
+    elif value.count(":") == 1:  # v4:port
+        value = value.partition(":")[0]
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _trusted(
+    ip: IPAddress, proxies: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    return any(ip.version == net.version and ip in net for net in proxies)
+
+
+def client_ip(request: web.Request) -> str:
+    """The client's IP address: the peer, or, only when the peer is a trusted proxy
+    (LEAF7_TRUSTED_PROXIES), the right-most address of X-Forwarded-For that is not a trusted
+    proxy. Entries left of that one were written by the client and are never believed. When
+    every entry is trusted (or one cannot be parsed) the left-most trusted address reached is
+    used. A peer without an IP address (a unix socket) is ``"unix"``."""
+    peer = _parse_ip(request.remote or "")
+    if peer is None:
+        return "unix"
+    proxies = request.app[SETTINGS].trusted_proxies
+    if not proxies or not _trusted(peer, proxies):
+        return str(peer)
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
+    current = peer
+    for entry in reversed(forwarded.split(",")):
+        if not entry.strip():
+            continue
+        ip = _parse_ip(entry)
+        if ip is None:
+            break
+        current = ip
+        if not _trusted(ip, proxies):
+            break
+    return str(current)
+
+
+def rate_subject(ip: str) -> str:
+    """What per-IP limits count: the address, or its /64 for IPv6 (one host usually has a
+    whole /64, so counting single IPv6 addresses would be no limit at all)."""
+    if ":" in ip:
+        try:
+            return str(ipaddress.IPv6Network(f"{ip}/64", strict=False).network_address) + "/64"
+        except ValueError:
+            return ip
+    return ip
 
 
 def store(request: web.Request) -> Store:
@@ -114,16 +196,26 @@ def vendor_route(fn: VendorHandler) -> Callable[[web.Request], Awaitable[web.Str
     """Authenticates ``Authorization: Bearer <API key>`` and passes the vendor_id on."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
+        from handlers import ratelimit
+
         auth = request.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         token = token.strip()
-        vendor_id = None
+        found = None
         if scheme.lower() == "bearer" and token and len(token) <= 256:
-            vendor_id = await store(request).authenticate(token)
-        if vendor_id is None:
+            settings = request.app[SETTINGS]
+            found = await store(request).authenticate_limited(
+                token, settings.rate_vendor, settings.rate_window
+            )
+        if found is None:
             raise ApiError(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
+        vendor_id, rl = found
+        if rl.remaining >= 0:  # -1: no limit
+            ratelimit.check(request, rl)
         return await fn(request, vendor_id)
 
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__
+    handler.__module__ = fn.__module__
+    handler.__vendor__ = True  # type: ignore[attr-defined]  # OpenAPI: bearer security
     return handler

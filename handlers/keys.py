@@ -2,7 +2,7 @@
 
 from aiohttp import web
 
-from handlers import schemas
+from handlers import ratelimit, schemas
 from handlers.common import (
     DISCORD_ID_RE,
     SUCCESS,
@@ -14,6 +14,20 @@ from handlers.common import (
     store,
     vendor_route,
 )
+from handlers.openapi import Param, operation
+from service.appkeys import SETTINGS
+from store.models import ActiveKey, BuyerKey
+
+PROJECT_QUERY = Param(
+    "project_id",
+    {"type": "string", "format": "uuid", "maxLength": 36},
+    "Only this project (a UUID; any other value: 404)",
+)
+DISCORD_QUERY = Param(
+    "discord_id",
+    {"type": "string", "pattern": "^[0-9]{1,20}$", "maxLength": 20},
+    "Only keys this Discord user redeemed",
+)
 
 
 def _project_query(request: web.Request) -> str | None:
@@ -21,10 +35,22 @@ def _project_query(request: web.Request) -> str | None:
     return None if value is None else project_id_param(value)
 
 
+@operation(
+    "Generate buyer keys",
+    {200: list[BuyerKey]},
+    body=schemas.BuyerKeyCreate,
+    errors=(403, 404),
+    description="Rate limited per vendor (LEAF7_RATE_KEYGEN requests per window) as well.",
+    tags=("keys",),
+)
 @vendor_route
 async def generate(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.buyer_key_create)
     project_id = project_id_param(body.project_id)
+    settings = request.app[SETTINGS]
+    if settings.rate_keygen > 0:
+        rl = await store(request).hit_keygen(vendor_id, settings.rate_keygen, settings.rate_window)
+        ratelimit.check(request, rl)
     created = await store(request).generate_keys(
         vendor_id,
         project_id,
@@ -37,23 +63,45 @@ async def generate(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(created)
 
 
+@operation(
+    "Buyer keys (redeemed ones too)",
+    {200: list[BuyerKey]},
+    query=(PROJECT_QUERY,),
+    errors=(404,),
+    tags=("keys",),
+)
 @vendor_route
 async def list_buyer(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).list_buyer_keys(vendor_id, _project_query(request)))
 
 
+@operation("Delete an unredeemed key", {200: schemas.Status}, errors=(400,), tags=("keys",))
 @vendor_route
 async def delete_buyer(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).delete_buyer_key(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
+@operation(
+    "Redeem a buyer key for a Discord user",
+    {200: ActiveKey},
+    body=schemas.Redeem,
+    errors=(404,),
+    tags=("keys",),
+)
 @vendor_route
 async def redeem(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.redeem)
     return json_response(await store(request).redeem(vendor_id, body.key_id, body.discord_id))
 
 
+@operation(
+    "Active (redeemed) keys",
+    {200: list[ActiveKey]},
+    query=(PROJECT_QUERY, DISCORD_QUERY),
+    errors=(404, 422),
+    tags=("keys",),
+)
 @vendor_route
 async def list_active(request: web.Request, vendor_id: str) -> web.Response:
     discord_id = request.query.get("discord_id")
@@ -63,24 +111,33 @@ async def list_active(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(keys)
 
 
+@operation("Ban a key and block its HWID", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def ban(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).ban(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
+@operation("Lift a key's ban and HWID block", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def unban(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).unban(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
+@operation("Clear a key's HWID (no cooldown)", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).reset_hwid(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
+@operation(
+    "Set or clear a key's HWID",
+    {200: schemas.HwidStatus},
+    body=schemas.HwidUpdate,
+    tags=("keys",),
+)
 @vendor_route
 async def set_hwid(request: web.Request, vendor_id: str) -> web.Response:
     key_id = key_id_param(request)
@@ -89,16 +146,38 @@ async def set_hwid(request: web.Request, vendor_id: str) -> web.Response:
     return json_response({"status": "success", "hwid": body.new_hwid})
 
 
+@operation("One active key", {200: ActiveKey}, tags=("keys",))
 @vendor_route
 async def get_active(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).get_active_key(vendor_id, key_id_param(request)))
 
 
+@operation("One buyer key (redeemed or not)", {200: BuyerKey}, tags=("keys",))
 @vendor_route
 async def get_buyer(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).get_buyer_key(vendor_id, key_id_param(request)))
 
 
+@operation(
+    "Delete every unredeemed key of a project",
+    {200: schemas.Deleted},
+    query=(
+        Param(
+            "project_id",
+            {"type": "string", "format": "uuid", "maxLength": 36},
+            "The project (a UUID; any other value: 404)",
+            required=True,
+        ),
+        Param(
+            "redeemed",
+            {"type": "string", "enum": ["false"]},
+            "Must be false: only unredeemed keys are deleted in bulk",
+            required=True,
+        ),
+    ),
+    errors=(404, 422),
+    tags=("keys",),
+)
 @vendor_route
 async def delete_unredeemed(request: web.Request, vendor_id: str) -> web.Response:
     """DELETE /api/vendor/keys/buyer?project_id=...&redeemed=false"""
@@ -111,6 +190,13 @@ async def delete_unredeemed(request: web.Request, vendor_id: str) -> web.Respons
     return json_response({"deleted": deleted})
 
 
+@operation(
+    "Add time to every unexpired, non-lifetime active key of a project",
+    {200: schemas.Extended},
+    body=schemas.Extend,
+    errors=(404,),
+    tags=("keys",),
+)
 @vendor_route
 async def extend(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/keys/active/extend: more time for every unexpired, non-lifetime key."""
@@ -118,6 +204,6 @@ async def extend(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(body.project_id)
     seconds = body.key_days * 86400 + body.key_hours * 3600 + body.key_minutes * 60
     if seconds == 0:
-        raise ApiError(422, "key_days, key_hours, key_minutes: at least one must be positive")
+        raise ApiError(400, "key_days, key_hours, key_minutes: at least one must be positive")
     extended = await store(request).extend_keys(vendor_id, project_id, seconds)
     return json_response({"extended": extended})

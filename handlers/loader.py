@@ -6,8 +6,10 @@ import msgspec
 from aiohttp import web
 
 from handlers import schemas
-from handlers.common import UUID_RE, ApiError, read_body, store
+from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_body, store
 from handlers.luagen import loader_lua, macro_prelude
+from handlers.openapi import operation
+from handlers.ratelimit import rate_headers, too_many
 from service.appkeys import SETTINGS
 from store import ProjectNotFound
 from store.models import Execution, iso
@@ -48,8 +50,8 @@ def hwid_from_headers(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _json(body: bytes) -> web.Response:
-    return web.Response(body=body, content_type="application/json")
+def _json(body: bytes, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 def _valid(result: Execution, now: int) -> bytes:
@@ -88,6 +90,18 @@ def _valid(result: Execution, now: int) -> bytes:
     return _encoder.encode(verdict)
 
 
+@operation(
+    "The loader's execution check",
+    {200: schemas.ExecuteVerdict},
+    body=schemas.ExecuteRequest,
+    invalid_body=(400,),
+    limited=True,
+    description="Always 200 with a verdict, unless the request is malformed (400) or the "
+    "client is rate limited (429: LEAF7_RATE_EXECUTE checks per window per project and IP, "
+    "or blocked after LEAF7_BRUTE_FORCE_LIMIT KEY_INCORRECT verdicts). Without `hwid` the "
+    "executor's fingerprint header is used.",
+    tags=("loader",),
+)
 async def execute(request: web.Request) -> web.Response:
     """POST /api/loader/execute: script_key + HWID in, verdict (and script) out."""
     body = await read_body(request, request.app[SETTINGS].max_body)
@@ -101,12 +115,27 @@ async def execute(request: web.Request) -> web.Response:
     if not UUID_RE.fullmatch(req.project_id):
         return _json(_FAILURES["PROJECT_NOT_FOUND"])  # cannot name a project: no Redis call
     s = store(request)
-    result = await s.execute(req.project_id, req.script_key, hwid, request.remote or "")
+    settings = request.app[SETTINGS]
+    ip = client_ip(request)
+    result = await s.execute(req.project_id, req.script_key, hwid, rate_subject(ip), ip)
+    if result.code == "RATE_LIMITED":
+        if result.limited == "f":
+            raise too_many(settings.brute_force_limit, result.reset or 0, result.retry_after)
+        raise too_many(settings.rate_execute, result.reset or 0, result.retry_after)
+    headers = None
+    if result.remaining is not None:
+        headers = rate_headers(settings.rate_execute, result.remaining, result.reset or 0)
     if result.code != "KEY_VALID":
-        return _json(_FAILURES[result.code])
-    return _json(_valid(result, s.now()))
+        return _json(_FAILURES[result.code], headers)
+    return _json(_valid(result, s.now()), headers)
 
 
+@operation(
+    "The Lua loader vendors publish",
+    {200: str},
+    media_type="text/plain",
+    tags=("loader",),
+)
 async def loader(request: web.Request) -> web.Response:
     """GET /api/loader/{project_id}/loader.lua: the loader vendors publish."""
     project_id = request.match_info["project_id"]

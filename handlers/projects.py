@@ -12,9 +12,12 @@ from handlers.common import (
     vendor_route,
 )
 from handlers.luagen import used_macros
+from handlers.openapi import operation
 from service.appkeys import SETTINGS
+from store.models import Project
 
 
+@operation("Create a project", {201: Project}, body=schemas.ProjectCreate, tags=("projects",))
 @vendor_route
 async def create(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.project_create)
@@ -22,17 +25,25 @@ async def create(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(project, status=201)
 
 
+@operation("The caller's projects", {200: list[Project]}, tags=("projects",))
 @vendor_route
 async def list_(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).list_projects(vendor_id))
 
 
+@operation("One project", {200: Project}, tags=("projects",))
 @vendor_route
 async def get(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     return json_response(await store(request).get_project(vendor_id, project_id))
 
 
+@operation(
+    "Update some of a project's settings",
+    {200: Project},
+    body=schemas.ProjectUpdate,
+    tags=("projects",),
+)
 @vendor_route
 async def update(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
@@ -41,6 +52,7 @@ async def update(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).update_project(vendor_id, project_id, changes))
 
 
+@operation("Delete a project and every key of it", {200: schemas.Status}, tags=("projects",))
 @vendor_route
 async def delete(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
@@ -48,11 +60,17 @@ async def delete(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(SUCCESS)
 
 
+@operation(
+    "Upload the hosted script (version optional: default bumps the patch number)",
+    {200: Project},
+    body=lambda settings: schemas.source_update_type(settings.max_source),
+    tags=("projects",),
+)
 @vendor_route
 async def set_source(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     limit = request.app[SETTINGS].max_source
-    body = await read_json(request, schemas.source_update, limit=limit)
+    body = await read_json(request, schemas.source_update_decoder(limit), limit=limit)
     project = await store(request).set_source(
         vendor_id, project_id, body.source, body.version, used_macros(body.source)
     )

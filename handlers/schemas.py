@@ -1,6 +1,7 @@
 """msgspec structs for every request body, with their constraints. Decoders are built once."""
 
-from typing import Annotated
+import functools
+from typing import Annotated, Literal, cast
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -16,11 +17,16 @@ class StrictBody(Body, forbid_unknown_fields=True):
 
 Name = Annotated[str, Meta(min_length=1, max_length=100)]
 Description = Annotated[str, Meta(max_length=255)]
-WebhookUrl = Annotated[str, Meta(pattern=r"^https?://[^\s/?#]+[^\s]*$", max_length=2048)]
+# Explicit ASCII ranges, not \s: Python's \s (the server) and ECMA-262's (JSON Schema, what
+# clients validate with) disagree on \x1c-\x1f and \x85 (found by schemathesis).
+WebhookUrl = Annotated[
+    str,
+    Meta(pattern=r"^https?://[^\x00-\x20\x7f/?#]+[^\x00-\x20\x7f]*$", max_length=2048),
+]
 Cooldown = Annotated[int, Meta(ge=0, le=10**9)]
 ProjectId = Annotated[str, Meta(min_length=1, max_length=64)]
 KeyId = Annotated[str, Meta(min_length=1, max_length=128)]
-DiscordId = Annotated[str, Meta(pattern=r"^[0-9]{1,20}$")]
+DiscordId = Annotated[str, Meta(pattern=r"^[0-9]{1,20}$", max_length=20)]
 Hwid = Annotated[str, Meta(min_length=1, max_length=512)]
 Note = Annotated[str, Meta(max_length=255)]
 Days = Annotated[int, Meta(ge=0, le=36500)]
@@ -91,12 +97,29 @@ def project_fields(body: ProjectCreate | ProjectUpdate) -> dict[str, str]:
     return out
 
 
-Version = Annotated[str, Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$")]
+Version = Annotated[str, Meta(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,31}$", max_length=32)]
 
 
 class SourceUpdate(Body):
+    """The hosted source; ``source_update_type`` bounds its length by LEAF7_MAX_SOURCE."""
+
     source: str
     version: Version | None = None
+
+
+@functools.cache
+def source_update_type(max_source: int) -> type[SourceUpdate]:
+    """SourceUpdate with ``source`` at most ``max_source`` characters (configurable, so the
+    bound is set when the app is built; the body is capped at as many bytes as well)."""
+    source = Annotated[str, Meta(max_length=max_source)]
+    fields = [("source", source)]
+    bounded = msgspec.defstruct("SourceUpdate", fields, bases=(SourceUpdate,), kw_only=True)
+    return cast(type[SourceUpdate], bounded)
+
+
+@functools.cache
+def source_update_decoder(max_source: int) -> msgspec.json.Decoder[SourceUpdate]:
+    return msgspec.json.Decoder(source_update_type(max_source))
 
 
 class ExecuteRequest(Body):
@@ -105,7 +128,6 @@ class ExecuteRequest(Body):
     hwid: Annotated[str, Meta(max_length=512)] | None = None
 
 
-source_update = msgspec.json.Decoder(SourceUpdate)
 execute_request = msgspec.json.Decoder(ExecuteRequest)
 
 
@@ -153,3 +175,87 @@ class BlacklistCreate(Body):
 
 
 blacklist_create = msgspec.json.Decoder(BlacklistCreate)
+
+
+class SelfResetResult(msgspec.Struct):
+    status: Literal["success"]
+    keys_reset: int
+
+
+class CooldownDetail(msgspec.Struct):
+    """A 429: a cooldown says ``retry_after`` (seconds) in the body too; a rate limit does not."""
+
+    detail: str
+    retry_after: int | UnsetType = UNSET
+
+
+class Deleted(msgspec.Struct):
+    deleted: int
+
+
+class Extended(msgspec.Struct):
+    extended: int
+
+
+class Overview(msgspec.Struct):
+    active_projects: int
+    total_executions: int
+    active_keys: int
+    api_status: Literal["Operational"]
+
+
+class ChartStats(msgspec.Struct):
+    total_executions: int
+    peak: int
+    average_per_hour: float
+
+
+class Chart(msgspec.Struct):
+    stats: ChartStats
+    chartData: list[int]
+    timeLabels: list[str]
+
+
+class RotatedApiKey(msgspec.Struct):
+    api_key: str
+    previous_key_expires_at: str
+
+
+# ---- response bodies that are not store records ----------------------------------------------
+
+
+class Status(msgspec.Struct):
+    status: Literal["success"]
+
+
+class Health(msgspec.Struct):
+    status: Literal["ok"]
+
+
+class HwidStatus(msgspec.Struct):
+    status: Literal["success"]
+    hwid: str | None
+
+
+Code = Literal[
+    "KEY_VALID",
+    "KEY_INCORRECT",
+    "KEY_EXPIRED",
+    "KEY_BANNED",
+    "KEY_HWID_LOCKED",
+    "HWID_BANNED",
+    "PROJECT_NOT_FOUND",
+    "PROJECT_INACTIVE",
+    "HWID_MISSING",
+]
+
+
+class ExecuteVerdict(msgspec.Struct):
+    """A verdict (documentation of ``Verdict`` and ``ValidVerdict``): ``script`` and ``key``
+    only when ``valid``."""
+
+    valid: bool
+    code: Code
+    message: str
+    script: str | UnsetType = UNSET
+    key: KeyInfo | UnsetType = UNSET

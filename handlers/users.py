@@ -13,6 +13,9 @@ from handlers.common import (
     store,
     vendor_route,
 )
+from handlers.keys import PROJECT_QUERY
+from handlers.openapi import operation
+from store.models import ActiveKey
 
 
 def _discord_id(request: web.Request) -> str:
@@ -22,6 +25,13 @@ def _discord_id(request: web.Request) -> str:
     return discord_id
 
 
+@operation(
+    "A Discord user's active keys",
+    {200: list[ActiveKey]},
+    query=(PROJECT_QUERY,),
+    errors=(404, 422),
+    tags=("self-service",),
+)
 @vendor_route
 async def keys(request: web.Request, vendor_id: str) -> web.Response:
     """GET /api/vendor/users/{discord_id}/keys[?project_id=]: the user's active keys."""
@@ -32,6 +42,13 @@ async def keys(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(rows)
 
 
+@operation(
+    "Self-service HWID reset (honours the project's cooldown)",
+    {200: schemas.SelfResetResult, 429: schemas.CooldownDetail},
+    body=schemas.SelfReset,
+    errors=(403, 404),
+    tags=("self-service",),
+)
 @vendor_route
 async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/users/{discord_id}/reset_hwid {"project_id"}: honours the cooldown."""

@@ -8,13 +8,16 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from redis.asyncio import Redis
 
+from handlers.ratelimit import add_rate_headers
 from service.appkeys import SETTINGS, STORE
 from service.config import Settings
 from service.embedded import EmbeddedValkey
 from service.middleware import error_middleware
 from service.routes import setup_routes
+from service.secret import load_secret
 from service.webhooks import DelivererConfig, running
 from store import Store
+from store.models import Limits
 
 log = logging.getLogger("leaf7")
 
@@ -48,7 +51,18 @@ def create_app(
                 max_connections=settings.redis_max_connections,
                 health_check_interval=30,
             )
-        store = Store(client, retention=settings.expired_retention, clock=clock)
+        store = Store(
+            client,
+            retention=settings.expired_retention,
+            clock=clock,
+            secret=await asyncio.to_thread(load_secret, settings),
+            limits=Limits(
+                execute=settings.rate_execute,
+                execute_window=settings.rate_window,
+                failures=settings.brute_force_limit,
+                failure_window=settings.brute_force_window,
+            ),
+        )
         await store.load_scripts()
         app[STORE] = store
         try:
@@ -74,5 +88,6 @@ def create_app(
     app.cleanup_ctx.append(storage)
     if settings.webhooks:
         app.cleanup_ctx.append(webhooks)
+    app.on_response_prepare.append(add_rate_headers)
     setup_routes(app)
     return app

@@ -15,7 +15,9 @@ from redis.asyncio import Redis
 
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey
+from service.secret import load_secret
 from store import Store, VendorNotFound
+from store.models import iso
 
 DISCORD_ID = re.compile(r"[0-9]{1,20}")
 
@@ -48,6 +50,17 @@ def _parser() -> argparse.ArgumentParser:
     link = vsub.add_parser("link-discord", help="link a Discord account to a vendor")
     link.add_argument("vendor_id")
     link.add_argument("discord_id", type=_discord_id)
+    rotate = vsub.add_parser(
+        "rotate-key",
+        help="give a vendor a new API key (printed once), e.g. for a lost or leaked key",
+    )
+    rotate.add_argument("vendor_id")
+    rotate.add_argument(
+        "--grace",
+        type=int,
+        default=0,
+        help="seconds the previous key keeps working (default 0: it stops at once)",
+    )
     return parser
 
 
@@ -61,7 +74,8 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
         embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
         url = embedded.url
     client = Redis.from_url(url, decode_responses=True)
-    store = Store(client, retention=settings.expired_retention)
+    secret = await asyncio.to_thread(load_secret, settings)
+    store = Store(client, retention=settings.expired_retention, secret=secret)
     try:
         yield store
     finally:
@@ -80,6 +94,20 @@ async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
                 return 2
             vendor_id, api_key = await store.create_vendor(name, args.discord_id)
             out = {"vendor_id": vendor_id, "api_key": api_key, "discord_id": args.discord_id}
+        elif args.vendor_command == "rotate-key":
+            if args.grace < 0:
+                print("leaf7: --grace must be >= 0", file=sys.stderr)
+                return 2
+            try:
+                api_key, expires = await store.rotate_api_key(args.vendor_id, args.grace)
+            except VendorNotFound:
+                print(f"leaf7: no vendor {args.vendor_id}", file=sys.stderr)
+                return 1
+            out = {
+                "vendor_id": args.vendor_id,
+                "api_key": api_key,
+                "previous_key_expires_at": iso(expires),
+            }
         else:
             try:
                 vendor = await store.link_discord(args.vendor_id, args.discord_id)

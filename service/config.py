@@ -1,9 +1,12 @@
 """Configuration, read from environment variables (documented in the README)."""
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -23,6 +26,20 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
+    """A comma-separated list of IP addresses and CIDR networks."""
+    out: list[Network] = []
+    for item in (env.get(name) or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} is not an IP address or CIDR network") from None
+    return tuple(out)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str | None = None
@@ -35,6 +52,17 @@ class Settings:
     public_url: str | None = None
     redis_max_connections: int = 64
     webhooks: bool = True
+    # Keyed hashes of API keys: LEAF7_SECRET, else <data_dir>/secret (see service/secret.py).
+    secret: str | None = None
+    api_key_grace: int = 86400
+    trusted_proxies: tuple[Network, ...] = ()
+    # Rate limits (0 = off). Windows in seconds.
+    rate_window: int = 60
+    rate_vendor: int = 60
+    rate_keygen: int = 30
+    rate_execute: int = 120
+    brute_force_limit: int = 20
+    brute_force_window: int = 600
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -50,4 +78,13 @@ class Settings:
             public_url=(env.get("LEAF7_PUBLIC_URL") or "").rstrip("/") or None,
             redis_max_connections=_int(env, "LEAF7_REDIS_MAX_CONNECTIONS", 64, minimum=2),
             webhooks=env.get("LEAF7_WEBHOOKS", "1") not in ("0", "false", "no"),
+            secret=env.get("LEAF7_SECRET") or None,
+            api_key_grace=_int(env, "LEAF7_API_KEY_GRACE", 86400),
+            trusted_proxies=_networks(env, "LEAF7_TRUSTED_PROXIES"),
+            rate_window=_int(env, "LEAF7_RATE_WINDOW", 60, minimum=1),
+            rate_vendor=_int(env, "LEAF7_RATE_VENDOR", 60),
+            rate_keygen=_int(env, "LEAF7_RATE_KEYGEN", 30),
+            rate_execute=_int(env, "LEAF7_RATE_EXECUTE", 120),
+            brute_force_limit=_int(env, "LEAF7_BRUTE_FORCE_LIMIT", 20),
+            brute_force_window=_int(env, "LEAF7_BRUTE_FORCE_WINDOW", 600, minimum=1),
         )

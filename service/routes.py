@@ -3,7 +3,17 @@
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from handlers import analytics, blacklist, health, keys, loader, projects, users
+from handlers import (
+    analytics,
+    blacklist,
+    health,
+    keys,
+    loader,
+    openapi,
+    projects,
+    users,
+    vendor,
+)
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -15,6 +25,8 @@ def setup_routes(app: web.Application) -> None:
     r = app.router
     _add(r, "GET", "/healthz", health.healthz)
     _add(r, "GET", "/readyz", health.readyz)
+    _add(r, "GET", "/openapi.json", openapi.openapi_json)
+    _add(r, "GET", "/docs", openapi.docs)
 
     _add(r, "POST", "/api/vendor/projects", projects.create)
     _add(r, "GET", "/api/vendor/projects", projects.list_)
@@ -31,7 +43,8 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "POST", "/api/vendor/keys/redeem", keys.redeem)
     _add(r, "GET", "/api/vendor/keys/active", keys.list_active)
     _add(r, "POST", "/api/vendor/keys/active/extend", keys.extend)
-    _add(r, "GET", "/api/vendor/keys/active/{key_id}", keys.get_active)
+    # Not "extend": that path is the POST above, and GET must not be advertised on it.
+    _add(r, "GET", "/api/vendor/keys/active/{key_id:(?!extend$)[^{}/]+}", keys.get_active)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/ban", keys.ban)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/unban", keys.unban)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/reset_hwid", keys.reset_hwid)
@@ -47,6 +60,7 @@ def setup_routes(app: web.Application) -> None:
 
     _add(r, "GET", "/api/vendor/users/{discord_id}/keys", users.keys)
     _add(r, "POST", "/api/vendor/users/{discord_id}/reset_hwid", users.reset_hwid)
+    _add(r, "POST", "/api/vendor/api_key/rotate", vendor.rotate_api_key)
 
     _add(r, "POST", "/api/loader/execute", loader.execute)
     _add(r, "GET", "/api/loader/{project_id}/loader.lua", loader.loader)

@@ -20,8 +20,28 @@ def vendor_projects(vendor_id: str) -> str:
 
 
 def api_key(digest: str) -> str:
-    """String: vendor_id, found by the SHA-256 of the API key (the key itself is never stored)."""
-    return f"{PREFIX}:apikey:{digest}"
+    """String: vendor_id, found by the keyed hash (HMAC-SHA256 with the server secret) of the
+    API key; the key itself is never stored. A rotated-out key's record has a TTL (grace).
+    The digest is the hash tag, shared with the key's rate-limit hash."""
+    return f"{PREFIX}:apikey:{{{digest}}}"
+
+
+def api_key_rate(digest: str) -> str:
+    """Hash: the vendor API rate-limit window of one API key, with a TTL (same slot as the
+    key's record, so one script looks the key up and counts the request)."""
+    return f"{PREFIX}:apikey:{{{digest}}}:rl"
+
+
+def keygen_rate(vendor_id: str) -> str:
+    """Hash: the key-generation rate-limit window of one vendor, with a TTL."""
+    return f"{PREFIX}:{{v:{vendor_id}}}:rl:keygen"
+
+
+def client(project_id: str, subject: str) -> str:
+    """Hash: one client IP's (or IPv6 /64's) execution-rate window and failed-verdict counter
+    in a project, with a TTL: limits are per project and client IP, so the execution check
+    stays one script in the project's slot."""
+    return f"{PREFIX}:{{{project_id}}}:ip:{subject}"
 
 
 def key_ref(key_id: str) -> str:

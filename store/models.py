@@ -137,9 +137,18 @@ class Hosted(msgspec.Struct, frozen=True):
 
 
 class Execution(Base):
-    """The outcome of one loader execution check (see lua/execute.lua)."""
+    """The outcome of one loader execution check (see lua/execute.lua).
+
+    ``code`` ``RATE_LIMITED`` is internal (the handler answers 429): ``limited`` is ``"x"``
+    (execution rate) or ``"f"`` (blocked after failed checks), ``retry_after`` the seconds
+    until the client may try again. ``remaining``/``reset`` describe the client's execution
+    window (None without a limit)."""
 
     code: str
+    limited: str = ""
+    retry_after: int = 0
+    remaining: int | None = None
+    reset: int | None = None
     hosted: Hosted | None = None
     discord_id: str | None = None
     total_executions: int = 0
@@ -154,3 +163,22 @@ class Event(Base):
     project_id: str
     key_id: str | None
     timestamp: str | None
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Per-client limits of the execution check (0 = off); windows in seconds."""
+
+    execute: int = 120
+    execute_window: int = 60
+    failures: int = 20
+    failure_window: int = 600
+
+
+class RateLimit(msgspec.Struct, frozen=True):
+    """The outcome of one hit on a rate limit."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # epoch seconds when the window ends
+    retry_after: int  # seconds (0 when allowed)

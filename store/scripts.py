@@ -45,6 +45,9 @@ class Scripts:
         self.delete_unredeemed = _load("delete_unredeemed", prelude)
         self.extend_keys = _load("extend_keys", prelude)
         self.blacklist_unmirror = _load("blacklist_unmirror", prelude)
+        self.rate_limit = _load("rate_limit", prelude)
+        self.authenticate = _load("authenticate", prelude)
+        self.rotate_api_key = _load("rotate_api_key", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

@@ -7,6 +7,7 @@ project or key it does not own (it simply looks missing).
 
 import asyncio
 import hashlib
+import hmac
 import secrets
 import string
 import time
@@ -37,7 +38,9 @@ from store.models import (
     Event,
     Execution,
     Hosted,
+    Limits,
     Project,
+    RateLimit,
     Vendor,
     active_key_from_hash,
     buyer_key_from_hash,
@@ -56,6 +59,7 @@ _SCRIPT_ERRORS: dict[str, type[StoreError]] = {
     "L7:KEY_NOT_FOUND": KeyNotFound,
     "L7:ALREADY_REDEEMED": AlreadyRedeemed,
     "L7:REDEEMED": RedeemedKeyDelete,
+    "L7:VENDOR_NOT_FOUND": VendorNotFound,
 }
 
 
@@ -63,8 +67,14 @@ def new_key_id() -> str:
     return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
 
 
-def api_key_digest(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
+def api_key_digest(secret: bytes, api_key: str) -> str:
+    """The keyed hash an API key is stored and found by: HMAC-SHA256 with the server secret,
+    so a copy of the database alone cannot be used to test guesses."""
+    return hmac.new(secret, api_key.encode(), hashlib.sha256).hexdigest()
+
+
+def new_api_key() -> str:
+    return "l7_" + secrets.token_urlsafe(32)
 
 
 def _script_error(exc: ResponseError) -> Exception:
@@ -79,8 +89,14 @@ class Store:
         *,
         retention: int = 7 * 86400,
         clock: Callable[[], float] = time.time,
+        secret: bytes | None = None,
+        limits: Limits | None = None,
     ) -> None:
+        """``secret`` keys the API key hashes (without one, a random secret: keys made by
+        another process cannot be verified); ``limits`` are the execution check's."""
         self.redis = redis
+        self.secret = secret if secret is not None else secrets.token_bytes(32)
+        self.limits = limits if limits is not None else Limits()
         self.pipe = AutoPipeline(redis)
         self.scripts = Scripts()
         self.retention = retention
@@ -124,8 +140,8 @@ class Store:
     async def create_vendor(self, name: str, discord_id: str | None) -> tuple[str, str]:
         """Returns (vendor_id, api_key). The key is shown once; only its digest is kept."""
         vendor_id = str(uuid.uuid4())
-        api_key = "l7_" + secrets.token_urlsafe(32)
-        digest = api_key_digest(api_key)
+        api_key = new_api_key()
+        digest = api_key_digest(self.secret, api_key)
         fields = {"name": name, "created_at": self.now(), "api_key_hash": digest}
         if discord_id:
             fields["discord_id"] = discord_id
@@ -153,10 +169,70 @@ class Store:
         await self.pipe.call("HSET", keys.vendor(vendor_id), "discord_id", discord_id)
         return await self.get_vendor(vendor_id)
 
+    def api_key_digest(self, api_key: str) -> str:
+        return api_key_digest(self.secret, api_key)
+
     async def authenticate(self, api_key: str) -> str | None:
-        """API key -> vendor_id, or None when unknown."""
-        vendor_id: str | None = await self.pipe.call("GET", keys.api_key(api_key_digest(api_key)))
+        """API key -> vendor_id, or None when unknown (or past its grace period). The key is
+        found by its keyed digest, so no stored secret is ever compared byte by byte."""
+        vendor_id: str | None = await self.pipe.call(
+            "GET", keys.api_key(self.api_key_digest(api_key))
+        )
         return vendor_id
+
+    async def authenticate_limited(
+        self, api_key: str, limit: int, window: int
+    ) -> tuple[str, RateLimit] | None:
+        """Like ``authenticate``, and counts the request against the key's rate limit in the
+        same script (one round trip); an unknown key writes nothing. None when unknown."""
+        digest = self.api_key_digest(api_key)
+        res = await self._script(
+            self.scripts.authenticate,
+            [keys.api_key(digest), keys.api_key_rate(digest)],
+            [self.now(), window, limit],
+        )
+        if not res:
+            return None
+        vendor_id, allowed, remaining, reset, retry = res
+        return vendor_id, RateLimit(
+            bool(int(allowed)), limit, int(remaining), int(reset), int(retry)
+        )
+
+    async def rotate_api_key(self, vendor_id: str, grace: int) -> tuple[str, int]:
+        """A new API key for the vendor; the previous current key keeps working for ``grace``
+        seconds (its record gets that TTL; 0 removes it at once). Returns (new key, epoch
+        second the previous key stops). Keys already in their grace period keep theirs."""
+        api_key = new_api_key()
+        digest = self.api_key_digest(api_key)
+        # The new record exists before the vendor names it, so the new key works at once.
+        await self.pipe.call("SET", keys.api_key(digest), vendor_id)
+        try:
+            old: str = await self._script(
+                self.scripts.rotate_api_key, [keys.vendor(vendor_id)], [digest]
+            )
+        except VendorNotFound:
+            await self.pipe.call("DEL", keys.api_key(digest))
+            raise
+        now = self.now()
+        if old and old != digest:
+            if grace > 0:
+                # NX: a record already on its way out is not given a longer life.
+                await self.pipe.call("EXPIRE", keys.api_key(old), grace, "NX")
+            else:
+                await self.pipe.call("DEL", keys.api_key(old))
+        return api_key, now + grace
+
+    # ---- rate limits ----------------------------------------------------------------------
+
+    async def hit(self, key: str, limit: int, window: int) -> RateLimit:
+        """One hit on a fixed-window limit kept in Redis (shared by every instance)."""
+        allowed, remaining, reset, retry = await self._script(
+            self.scripts.rate_limit, [key], [self.now(), window, limit]
+        )
+        return RateLimit(bool(int(allowed)), limit, int(remaining), int(reset), int(retry))
+
+    async def hit_keygen(self, vendor_id: str, limit: int, window: int) -> RateLimit:
+        return await self.hit(keys.keygen_rate(vendor_id), limit, window)
 
     # ---- projects -------------------------------------------------------------------------
 
@@ -593,15 +669,23 @@ class Store:
 
     # ---- the loader's execution check (hot path) ------------------------------------------
 
-    async def execute(self, project_id: str, key_id: str, hwid: str, ip: str = "") -> Execution:
+    async def execute(
+        self, project_id: str, key_id: str, hwid: str, client: str | None = None, ip: str = ""
+    ) -> Execution:
         """One script, one round trip (shared with concurrent checks by the auto-pipeline).
 
         What loaders receive (source, name, version, macros) is cached per project and
         revision; the script sends it only when this process's revision is stale, and every
         check reads the revision atomically, so a change is seen by the very next run on
-        every instance."""
+        every instance. ``client`` (an IP address or IPv6 /64) is what the per-client limits
+        count, inside the same script; None applies none. ``ip`` is matched against the
+        vendor's blacklist."""
         cached = self._hosted.get(project_id)
         now = self.now()
+        lim = self.limits
+        limit_args = [lim.execute, lim.execute_window, lim.failures, lim.failure_window]
+        if client is None:
+            limit_args = [0, 1, 0, 1]
         res: list[Any] = await self._script(
             self.scripts.execute,
             [
@@ -610,6 +694,7 @@ class Store:
                 keys.hwid_bans(project_id),
                 keys.project_source(project_id),
                 keys.active_index(project_id),
+                keys.client(project_id, client or "-"),
                 keys.blacklist_hwids(project_id),
                 keys.blacklist_ips(project_id),
                 keys.blacklist_attempts(project_id),
@@ -617,11 +702,11 @@ class Store:
                 keys.events(project_id),
                 keys.notify(project_id),
             ],
-            [now, hwid, self.retention, key_id, cached.rev if cached else "", ip],
+            [now, hwid, self.retention, key_id, cached.rev if cached else "", *limit_args, ip],
         )
-        if len(res) == 1:
-            return Execution(code=res[0])
-        _, rev, fresh, discord_id, total, expires, note, new, ffa = res
+        if len(res) < 5:
+            return _failed_execution(res)
+        _, rev, fresh, discord_id, total, expires, note, new, ffa, remaining, reset = res
         if fresh is None:
             assert cached is not None and cached.rev == rev  # the script omits it only then
             hosted = cached
@@ -642,6 +727,8 @@ class Store:
             expires_at=int(expires) if expires else None,
             note=note,
             ffa=ffa == "1",
+            remaining=None if remaining == "-1" else int(remaining),
+            reset=None if remaining == "-1" else int(reset),
         )
 
     def _cache_hosted(self, project_id: str, hosted: Hosted) -> None:
@@ -659,6 +746,19 @@ class _EventRow(NamedTuple):
     stream_id: str
     project_id: str
     fields: dict[str, str]
+
+
+def _failed_execution(res: list[Any]) -> Execution:
+    code = res[0]
+    if code == "RATE_LIMITED":
+        _, kind, reset, retry = res
+        return Execution(code=code, limited=kind, retry_after=int(retry), reset=int(reset))
+    if len(res) == 1:
+        return Execution(code=code)
+    _, remaining, reset = res
+    if remaining == "-1":
+        return Execution(code=code)
+    return Execution(code=code, remaining=int(remaining), reset=int(reset))
 
 
 def _ignore_result(fut: "asyncio.Future[None]") -> None:

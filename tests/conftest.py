@@ -1,5 +1,6 @@
 """Fixtures: every HTTP test runs against fakeredis and against a real embedded Valkey."""
 
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,6 +15,15 @@ from service.app import create_app
 from service.config import Settings
 from service.embedded import EmbeddedValkey
 from store import Store
+
+# Rate-limit bookkeeping (windows, per-client counters): short-lived hashes with a TTL that
+# limited requests write even when they are refused for another reason.
+_RATE_KEY = re.compile(r":rl(:|$)|:ip:")
+
+
+async def data_size(redis: Redis) -> int:
+    """Number of Redis keys that hold data (everything but rate-limit bookkeeping)."""
+    return sum([1 async for name in redis.scan_iter(count=1000) if not _RATE_KEY.search(name)])
 
 
 class Clock:
@@ -71,9 +81,18 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    # No background webhook deliverer in HTTP tests: tests/test_webhooks.py drives one itself.
+    # Limits high enough for any test, but on: every request runs the limiter's code path.
+    # Tests of the limits themselves lower them (dataclasses.replace).
     return Settings(
-        data_dir=tmp_path / "data", expired_retention=3600, max_body=64 * 1024, webhooks=False
+        data_dir=tmp_path / "data",
+        expired_retention=3600,
+        max_body=64 * 1024,
+        rate_vendor=100_000,
+        rate_keygen=100_000,
+        rate_execute=100_000,
+        brute_force_limit=100_000,
+        # No background webhook deliverer in HTTP tests: tests/test_webhooks.py drives one.
+        webhooks=False,
     )
 
 

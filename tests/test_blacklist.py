@@ -25,7 +25,7 @@ async def test_crud_shapes_and_errors(api: Api) -> None:
     body = await api.call("POST", URL, {"reason": "no target"}, status=400)
     assert body == {"detail": "Must provide either IP or HWID"}
     await api.call("POST", URL, {"ip": "", "hwid": ""}, status=422)  # empty HWID: too short
-    body = await api.call("POST", URL, {"ip": "not-an-ip"}, status=422)
+    body = await api.call("POST", URL, {"ip": "not-an-ip"}, status=400)
     assert "ip" in body["detail"]
     await api.call("POST", URL, {"hwid": 5}, status=422)
     assert await api.call("DELETE", f"{URL}/{entry['id']}") == {"status": "success"}

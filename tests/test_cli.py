@@ -6,6 +6,7 @@ Every test has its own data directory (``LEAF7_DATA_DIR``) and no ``REDIS_URL``,
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -265,7 +266,12 @@ def test_vendor_commands_while_serving(data_dir: Path) -> None:
 def test_api_key_stored_only_as_hash(data_dir: Path) -> None:
     vendor = create_vendor(data_dir, "Acme", "123")
     api_key: str = vendor["api_key"]
-    digest = hashlib.sha256(api_key.encode()).hexdigest()
+    # Kept as a keyed hash: HMAC-SHA256 with the secret generated into the data directory.
+    secret_file = data_dir / "secret"
+    assert secret_file.stat().st_mode & 0o777 == 0o600
+    secret = secret_file.read_text().strip().encode()
+    assert len(secret) == 64
+    digest = hmac.new(secret, api_key.encode(), hashlib.sha256).hexdigest()
     server = EmbeddedValkey(data_dir).start()
     try:
         client: Any = redis.Redis(unix_socket_path=str(server.socket_path), decode_responses=True)
@@ -298,3 +304,27 @@ def test_api_key_stored_only_as_hash(data_dir: Path) -> None:
     finally:
         server.stop()
     assert_no_valkey(data_dir)
+
+
+def test_vendor_rotate_key_while_serving(data_dir: Path) -> None:
+    """The operator re-issues a lost or leaked key; the CLI and the server share the secret
+    generated into the data directory."""
+    acme = create_vendor(data_dir, "Acme", "1")
+    with serving(data_dir) as server:
+        assert new_project(server, acme["api_key"])[0] == 201
+        proc = leaf7(data_dir, "vendor", "rotate-key", acme["vendor_id"])
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        assert set(out) == {"vendor_id", "api_key", "previous_key_expires_at"}
+        assert out["vendor_id"] == acme["vendor_id"]
+        # Default grace 0: the old key stops at once, the new one works.
+        assert new_project(server, acme["api_key"]) == (401, {"detail": "Not authenticated"})
+        status, projects = http("GET", server.base + "/api/vendor/projects", None, out["api_key"])
+        assert status == 200 and len(projects) == 1
+        proc = leaf7(data_dir, "vendor", "rotate-key", acme["vendor_id"], "--grace", "3600")
+        newest = json.loads(proc.stdout)["api_key"]
+        for key in (out["api_key"], newest):
+            assert http("GET", server.base + "/api/vendor/projects", None, key)[0] == 200
+        proc = leaf7(data_dir, "vendor", "rotate-key", "no-such-vendor")
+        assert proc.returncode == 1
+        assert "no vendor" in proc.stderr

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from store import keys
-from tests.conftest import Api, Clock
+from tests.conftest import Api, Clock, data_size
 
 BUYER_FIELDS = {
     "key_id",
@@ -134,22 +134,22 @@ async def test_generate_without_discord_403(api: Api) -> None:
     other = await api.as_other(discord_id=None)
     project = await other.project()
     pid = project["project_id"]
-    dbsize = await api.store.redis.dbsize()
+    dbsize = await data_size(api.store.redis)
     body = {"project_id": pid, "amount": 5}
     assert await other.call("POST", "/api/vendor/keys/buyer", body, status=403) == NO_DISCORD
     assert await other.call("POST", "/api/vendor/keys/buyer/", body, status=403) == NO_DISCORD
-    assert await api.store.redis.dbsize() == dbsize
+    assert await data_size(api.store.redis) == dbsize
     assert await other.call("GET", "/api/vendor/keys/buyer") == []
 
 
 async def test_generate_unknown_project_404(api: Api) -> None:
     await api.project()
-    dbsize = await api.store.redis.dbsize()
+    dbsize = await data_size(api.store.redis)
     for pid in ("00000000-0000-4000-8000-000000000000", "nope"):
         body = {"project_id": pid, "amount": 3}
         got = await api.call("POST", "/api/vendor/keys/buyer", body, status=404)
         assert got == PROJECT_NOT_FOUND
-    assert await api.store.redis.dbsize() == dbsize
+    assert await data_size(api.store.redis) == dbsize
     assert await api.call("GET", "/api/vendor/keys/buyer") == []
 
 
@@ -534,13 +534,13 @@ async def test_generate_after_script_flush_unknown_project_404(api: Api) -> None
     mine = await api.project()
     other = await api.as_other()
     foreign = await other.project()
-    dbsize = await api.store.redis.dbsize()
+    dbsize = await data_size(api.store.redis)
     for pid in ("00000000-0000-4000-8000-000000000000", foreign["project_id"]):
         await api.store.redis.script_flush()
         body = {"project_id": pid, "amount": 3}
         got = await api.call("POST", "/api/vendor/keys/buyer", body, status=404)
         assert got == PROJECT_NOT_FOUND
-        assert await api.store.redis.dbsize() == dbsize
+        assert await data_size(api.store.redis) == dbsize
     await api.store.redis.script_flush()
     created = await api.keys(mine["project_id"], amount=3)
     assert len(created) == 3

@@ -244,6 +244,7 @@ VENDOR_ROUTES: list[tuple[str, str]] = [
     ("POST", "/api/vendor/keys/active/{kid}/unban"),
     ("POST", "/api/vendor/keys/active/{kid}/reset_hwid"),
     ("PATCH", "/api/vendor/keys/active/{kid}/hwid"),
+    ("POST", "/api/vendor/api_key/rotate"),
 ]
 
 

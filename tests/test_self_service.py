@@ -203,7 +203,7 @@ async def test_extend(api: Api, clock: Clock) -> None:
     assert (await api.call("GET", f"/api/vendor/keys/buyer/{unused['key_id']}"))[
         "redeemed"
     ] is False
-    await api.call("POST", "/api/vendor/keys/active/extend", {"project_id": pid}, status=422)
+    await api.call("POST", "/api/vendor/keys/active/extend", {"project_id": pid}, status=400)
     await api.call(
         "POST", "/api/vendor/keys/active/extend", {"project_id": pid, "key_days": -1}, status=422
     )

@@ -50,3 +50,11 @@ local function event(etype, kind, message, key_id, notify, extra, ts)
   end
 end
 
+
+-- Makes sure a key lives at least `seconds` more (never shortens a longer TTL).
+local function live_for(key, seconds)
+  local ttl = redis.call('TTL', key)
+  if ttl < seconds then
+    redis.call('EXPIRE', key, int(seconds))
+  end
+end

@@ -1,0 +1,344 @@
+"""The OpenAPI 3.1 document, generated from the route table and the msgspec structs.
+
+Each handler carries its operation's description (``@operation``): summary, request body
+struct, response structs per status, query parameters. ``document(app)`` walks the app's
+routes, takes the path parameters from the path, adds the error responses every route of its
+kind can give (``{"detail"}`` bodies: 400/422 for bodies, 401/429 for vendor routes, 404 for
+path parameters, 503 when Redis is down) and the schemas from
+``msgspec.json.schema_components``. Nothing is written by hand, so it cannot drift.
+"""
+
+import html
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import msgspec
+import orjson
+from aiohttp import web
+
+from service.appkeys import SETTINGS
+from service.config import Settings
+
+H = TypeVar("H", bound=Callable[..., Any])
+REF = "#/components/schemas/{name}"
+_PARAM_RE = re.compile(r"\{(\w+)\}")
+
+
+class ErrorDetail(msgspec.Struct):
+    """Every error: a human-readable message."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    where: str = "query"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    responses: dict[int, Any]  # status -> type (struct, list[...]) or None (no body)
+    body: Any = None  # a request struct, or a function of the settings returning one
+    query: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = ()  # statuses beyond the ones every route of its kind has
+    invalid_body: tuple[int, ...] = (400, 422)  # malformed JSON; valid JSON, wrong shape
+    description: str = ""
+    media_type: str = "application/json"  # of the success responses
+    tags: tuple[str, ...] = ()
+    limited: bool = False  # rate limited (429) outside the vendor API
+    redis: bool = True  # touches Redis (503 when it is down)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def operation(summary: str, responses: dict[int, Any], **kw: Any) -> Callable[[H], H]:
+    """Attaches an operation's description to a handler (outermost decorator)."""
+
+    def attach(fn: H) -> H:
+        fn.__openapi__ = Operation(summary, responses, **kw)  # type: ignore[attr-defined]
+        return fn
+
+    return attach
+
+
+PATH_PARAMS: dict[str, Param] = {
+    "project_id": Param(
+        "project_id",
+        {"type": "string", "format": "uuid", "maxLength": 36},
+        "A project's id (a UUID); any other value cannot name a project (404).",
+        where="path",
+        required=True,
+    ),
+    "key_id": Param(
+        "key_id",
+        {"type": "string", "pattern": "^[A-Za-z0-9]{1,128}$", "maxLength": 128},
+        "A key's id; any other value cannot name a key (404).",
+        where="path",
+        required=True,
+    ),
+    "discord_id": Param(
+        "discord_id",
+        {"type": "string", "pattern": "^[0-9]{1,20}$", "maxLength": 20},
+        "A Discord user's id (a snowflake: digits); any other value is 422.",
+        where="path",
+        required=True,
+    ),
+    "entry_id": Param(
+        "entry_id",
+        {"type": "string", "maxLength": 64},
+        "A blacklist entry's id.",
+        where="path",
+        required=True,
+    ),
+}
+
+_RATE_HEADERS = {
+    "X-RateLimit-Limit": ("integer", "Requests allowed in the window"),
+    "X-RateLimit-Remaining": ("integer", "Requests left in the window"),
+    "X-RateLimit-Reset": ("integer", "Unix time (seconds) when the window ends"),
+}
+
+_ERRORS = {
+    400: "Malformed request (or body too large)",
+    401: "Missing or unknown API key",
+    403: "Forbidden",
+    404: "Not found",
+    422: "Valid JSON of the wrong shape; `detail` names the field",
+    429: "Too many requests",
+    503: "Storage unavailable",
+}
+
+
+def _headers(required: bool, retry_after: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if retry_after:
+        out["Retry-After"] = {
+            "description": "Seconds to wait before trying again",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    for name, (kind, text) in _RATE_HEADERS.items():
+        out[name] = {"description": text, "required": required, "schema": {"type": kind}}
+    return out
+
+
+def _operations(app: web.Application) -> list[tuple[str, str, Callable[..., Any], Operation]]:
+    out = []
+    for route in app.router.routes():
+        path = route.resource.canonical if route.resource is not None else ""
+        if route.method == "HEAD" or (path.endswith("/") and path != "/"):
+            continue  # the trailing-slash twin of a documented path
+        op: Operation | None = getattr(route.handler, "__openapi__", None)
+        if op is None:
+            raise RuntimeError(f"{route.method} {path} has no @operation")
+        out.append((route.method, path, route.handler, op))
+    return out
+
+
+def document(app: web.Application) -> dict[str, Any]:
+    settings: Settings = app[SETTINGS]
+    ops = _operations(app)
+    types: list[Any] = [ErrorDetail]
+    for _, _, _, op in ops:
+        if op.body is not None:
+            types.append(_body_type(op, settings))
+        types += [t for t in op.responses.values() if t is not None and t is not str]
+    schemas, components = msgspec.json.schema_components(types, ref_template=REF)
+    resolved = dict(zip(map(_key, types), schemas, strict=True))
+    error_ref = resolved[_key(ErrorDetail)]
+
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, handler, op in ops:
+        vendor = bool(getattr(handler, "__vendor__", False))
+        item: dict[str, Any] = {
+            "operationId": handler.__module__.rsplit(".", 1)[-1] + "_" + handler.__name__,
+            "summary": op.summary,
+        }
+        if op.description:
+            item["description"] = op.description
+        if op.tags:
+            item["tags"] = list(op.tags)
+        params = [PATH_PARAMS[name] for name in _PARAM_RE.findall(path)] + list(op.query)
+        if params:
+            item["parameters"] = [
+                {
+                    "name": p.name,
+                    "in": p.where,
+                    "required": p.required,
+                    "schema": p.schema,
+                    **({"description": p.description} if p.description else {}),
+                }
+                for p in params
+            ]
+        if op.body is not None:
+            item["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": resolved[_key(_body_type(op, settings))]}
+                },
+            }
+        limited = vendor or op.limited
+        responses: dict[str, Any] = {}
+        for status, typ in op.responses.items():
+            resp: dict[str, Any] = {"description": "Success" if status < 300 else _ERRORS[status]}
+            if typ is str:
+                resp["content"] = {op.media_type: {"schema": {"type": "string"}}}
+            elif typ is not None:
+                resp["content"] = {op.media_type: {"schema": resolved[_key(typ)]}}
+            if limited and status < 300:
+                resp["headers"] = _headers(required=False, retry_after=False)
+            elif status == 429:  # a route's own 429 (e.g. a cooldown) also says when to retry
+                resp["headers"] = _headers(required=False, retry_after=True)
+            responses[str(status)] = resp
+        statuses = set(op.errors)
+        if op.body is not None:
+            statuses |= set(op.invalid_body)
+        if vendor:
+            statuses |= {401, 429}
+        if limited:
+            statuses.add(429)
+        if any(p.where == "path" for p in params):
+            statuses.add(404)
+        if op.redis:
+            statuses.add(503)
+        for status in sorted(statuses - set(op.responses)):
+            err: dict[str, Any] = {
+                "description": _ERRORS[status],
+                "content": {"application/json": {"schema": error_ref}},
+            }
+            if status == 429:
+                err["headers"] = _headers(required=True, retry_after=True)
+            if status == 401:
+                err["headers"] = {
+                    "WWW-Authenticate": {"required": True, "schema": {"type": "string"}}
+                }
+            responses[str(status)] = err
+        item["responses"] = responses
+        if vendor:
+            item["security"] = [{"bearerAuth": []}]
+        paths.setdefault(path, {})[method.lower()] = item
+
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "leaf7",
+            "version": "1.0.0",
+            "description": "Licence keys for Lua script vendors. Vendor routes need "
+            '`Authorization: Bearer <API key>`; errors are `{"detail": "..."}`. Every path '
+            "also answers with a trailing slash.",
+        },
+        "servers": [{"url": settings.public_url or "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "API key"}
+            },
+        },
+    }
+
+
+def _body_type(op: Operation, settings: Settings) -> Any:
+    if isinstance(op.body, type):
+        return op.body
+    return op.body(settings)
+
+
+def _key(typ: Any) -> str:
+    return repr(typ)
+
+
+# ---- routes -----------------------------------------------------------------------------------
+
+
+@operation(
+    "This document: OpenAPI 3.1",
+    {200: dict[str, Any]},
+    tags=("docs",),
+    redis=False,
+)
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(body=orjson.dumps(document(request.app)), content_type="application/json")
+
+
+@operation(
+    "Human-readable API reference (static HTML, no scripts)",
+    {200: str},
+    media_type="text/html",
+    tags=("docs",),
+    redis=False,
+)
+async def docs(request: web.Request) -> web.Response:
+    return web.Response(text=render_html(document(request.app)), content_type="text/html")
+
+
+def _pretty(value: Any) -> str:
+    return html.escape(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
+
+
+def _ref_link(schema: dict[str, Any]) -> str:
+    ref = schema.get("$ref")
+    if ref:
+        name = ref.rsplit("/", 1)[-1]
+        return f'<a href="#schema-{html.escape(name)}">{html.escape(name)}</a>'
+    if schema.get("type") == "array" and "$ref" in schema.get("items", {}):
+        return "array of " + _ref_link(schema["items"])
+    return f"<code>{_pretty(schema)}</code>"
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    """The document as one static page: every operation, then every schema."""
+    out = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>{html.escape(doc['info']['title'])} API</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:auto;padding:1em}"
+        "pre{background:#f4f4f4;padding:.5em;overflow:auto}"
+        "h3{font-family:monospace}.m{color:#fff;background:#345;padding:0 .3em}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(doc['info']['title'])} API</h1>",
+        f"<p>{html.escape(doc['info']['description'])}</p>",
+        '<p>Machine-readable: <a href="/openapi.json">/openapi.json</a></p>',
+        "<h2>Operations</h2>",
+    ]
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            anchor = html.escape(op["operationId"])
+            out.append(
+                f'<h3 id="{anchor}"><span class=m>{method.upper()}</span> {html.escape(path)}</h3>'
+            )
+            out.append(f"<p>{html.escape(op['summary'])}</p>")
+            if op.get("description"):
+                out.append(f"<p>{html.escape(op['description'])}</p>")
+            if op.get("security"):
+                out.append("<p>Needs <code>Authorization: Bearer &lt;API key&gt;</code>.</p>")
+            if op.get("parameters"):
+                out.append("<table><tr><th>parameter</th><th>in</th><th>schema</th></tr>")
+                for p in op["parameters"]:
+                    req = " (required)" if p["required"] else ""
+                    out.append(
+                        f"<tr><td><code>{html.escape(p['name'])}</code>{req}</td>"
+                        f"<td>{p['in']}</td><td><code>{_pretty(p['schema'])}</code></td></tr>"
+                    )
+                out.append("</table>")
+            if "requestBody" in op:
+                schema = op["requestBody"]["content"]["application/json"]["schema"]
+                out.append(f"<p>Request body: {_ref_link(schema)}</p>")
+            out.append("<ul>")
+            for status, resp in op["responses"].items():
+                line = f"<li><b>{status}</b> {html.escape(resp['description'])}"
+                for media, content in resp.get("content", {}).items():
+                    line += f" — <code>{html.escape(media)}</code> {_ref_link(content['schema'])}"
+                out.append(line + "</li>")
+            out.append("</ul>")
+    out.append("<h2>Schemas</h2>")
+    for name, schema in doc["components"]["schemas"].items():
+        out.append(f'<h3 id="schema-{html.escape(name)}">{html.escape(name)}</h3>')
+        out.append(f"<pre>{_pretty(schema)}</pre>")
+    out.append("</body></html>")
+    return "\n".join(out)

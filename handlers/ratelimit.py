@@ -1,0 +1,46 @@
+"""Rate-limit answers: 429 ``{"detail": "Too many requests"}`` with ``Retry-After`` and the
+``X-RateLimit-*`` headers, which every response of a limited route also carries.
+
+``X-RateLimit-Limit`` is the window's allowance, ``X-RateLimit-Remaining`` what is left of it,
+``X-RateLimit-Reset`` the Unix time (seconds) when the window ends.
+"""
+
+from aiohttp import web
+
+from handlers.common import ApiError
+from store.models import RateLimit
+
+# The RateLimit whose headers the response carries.
+RATE = web.RequestKey("rate", RateLimit)
+TOO_MANY = "Too many requests"
+
+
+def rate_headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
+    return {
+        "X-RateLimit-Limit": str(limit),
+        "X-RateLimit-Remaining": str(max(0, remaining)),
+        "X-RateLimit-Reset": str(reset),
+    }
+
+
+def too_many(limit: int, reset: int, retry_after: int) -> ApiError:
+    headers = rate_headers(limit, 0, reset)
+    headers["Retry-After"] = str(max(1, retry_after))
+    return ApiError(429, TOO_MANY, headers)
+
+
+def check(request: web.Request, rl: RateLimit) -> None:
+    """Records ``rl`` for the response headers; raises 429 when it refused the request."""
+    request[RATE] = rl
+    if not rl.allowed:
+        raise too_many(rl.limit, rl.reset, rl.retry_after)
+
+
+async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the X-RateLimit-* headers of the request's limit, on any answer
+    (success or error) unless the response set its own."""
+    rl: RateLimit | None = request.get(RATE)
+    if rl is None:
+        return
+    for name, value in rate_headers(rl.limit, rl.remaining, rl.reset).items():
+        response.headers.setdefault(name, value)
