@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from service.appkeys import SETTINGS, STORE
 from service.config import Settings
@@ -14,6 +15,7 @@ from service.embedded import EmbeddedValkey
 from service.middleware import error_middleware
 from service.routes import setup_routes
 from store import Store
+from store.client import connect
 
 log = logging.getLogger("leaf7")
 
@@ -21,7 +23,7 @@ log = logging.getLogger("leaf7")
 def create_app(
     settings: Settings | None = None,
     *,
-    redis: "Redis | None" = None,
+    redis: "Redis | RedisCluster | None" = None,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """Builds the app. With ``redis`` given (tests) that client is used and left open;
@@ -41,12 +43,7 @@ def create_app(
             if url is None:
                 embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
                 url = embedded.url
-            client = Redis.from_url(
-                url,
-                decode_responses=True,
-                max_connections=settings.redis_max_connections,
-                health_check_interval=30,
-            )
+            client = connect(url, max_connections=settings.redis_max_connections)
         store = Store(client, retention=settings.expired_retention, clock=clock)
         await store.load_scripts()
         app[STORE] = store

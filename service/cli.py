@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Sequence
 
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
 
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey
 from store import Store, VendorNotFound
+from store.client import connect
 
 DISCORD_ID = re.compile(r"[0-9]{1,20}")
 
@@ -54,10 +54,12 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
     if url is None:
         embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
         url = embedded.url
-    client = Redis.from_url(url, decode_responses=True)
+    client = connect(url)
+    store = Store(client, retention=settings.expired_retention)
     try:
-        yield Store(client, retention=settings.expired_retention)
+        yield store
     finally:
+        await store.pipe.close()
         await client.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)

@@ -5,6 +5,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from store.client import is_cluster_url, parse_cluster_url
+
 
 class ConfigError(ValueError):
     pass
@@ -38,8 +40,14 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url and is_cluster_url(redis_url):
+            try:
+                parse_cluster_url(redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"REDIS_URL: {exc}") from None
         return cls(
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=redis_url,
             host=env.get("LEAF7_HOST") or "127.0.0.1",
             port=_int(env, "LEAF7_PORT", 8000),
             data_dir=Path(env.get("LEAF7_DATA_DIR") or "data"),
