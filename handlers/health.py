@@ -1,13 +1,18 @@
 """Liveness and readiness."""
 
+import os
+
 from aiohttp import web
 
 from handlers.common import json_error, json_response, store
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: answers without touching Redis."""
-    return json_response({"status": "ok"})
+    """Liveness: answers without touching Redis. ``X-Leaf7-Worker`` names the process that
+    answered (which worker of ``--workers N`` is alive)."""
+    resp = json_response({"status": "ok"})
+    resp.headers["X-Leaf7-Worker"] = str(os.getpid())
+    return resp
 
 
 async def readyz(request: web.Request) -> web.Response:

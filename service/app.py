@@ -1,6 +1,7 @@
 """The application factory."""
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -65,4 +66,28 @@ def create_app(
 
     app.cleanup_ctx.append(storage)
     setup_routes(app)
+    return app
+
+
+async def tune_gc(app: web.Application) -> None:
+    """Everything allocated at start-up lives as long as the process: keep it out of the
+    collector's scans, and collect young objects less often (fewer pauses, lower p99)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
+async def gunicorn_app() -> web.Application:
+    """The app for gunicorn's aiohttp worker (an alternative to ``leaf7 serve --workers N``)::
+
+        REDIS_URL=redis://... gunicorn 'service.app:gunicorn_app' --bind 0.0.0.0:8000 \\
+            --workers 4 --worker-class aiohttp.GunicornUVLoopWebWorker
+
+    Needs ``REDIS_URL``: gunicorn restarts workers on its own, and the embedded Valkey would
+    stop with whichever worker happened to start it."""
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise RuntimeError("leaf7 under gunicorn needs REDIS_URL (no embedded Valkey)")
+    app = create_app(settings)
+    app.on_startup.append(tune_gc)
     return app

@@ -36,6 +36,7 @@ class Settings:
     max_source: int = 8 * 1024 * 1024
     public_url: str | None = None
     redis_max_connections: int = 64
+    workers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -56,4 +57,5 @@ class Settings:
             max_source=_int(env, "LEAF7_MAX_SOURCE", 8 * 1024 * 1024, minimum=1024),
             public_url=(env.get("LEAF7_PUBLIC_URL") or "").rstrip("/") or None,
             redis_max_connections=_int(env, "LEAF7_REDIS_MAX_CONNECTIONS", 64, minimum=2),
+            workers=_int(env, "LEAF7_WORKERS", 1, minimum=1),
         )
