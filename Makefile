@@ -32,10 +32,10 @@ bench: $(STAMP)
 # The four scale-out configurations, one after the other (figures in bench/results/).
 bench-scaling: $(STAMP)
 	mkdir -p bench/results
-	$(BIN)/python bench/run.py --json bench/results/single-1w.json
-	$(BIN)/python bench/run.py --workers 2 --json bench/results/single-2w.json
-	$(BIN)/python bench/run.py --cluster --json bench/results/cluster-1w.json
-	$(BIN)/python bench/run.py --cluster --workers 2 --json bench/results/cluster-2w.json
+	-$(BIN)/python bench/run.py --json bench/results/single-1w.json
+	-$(BIN)/python bench/run.py --workers 2 --json bench/results/single-2w.json
+	-$(BIN)/python bench/run.py --cluster --json bench/results/cluster-1w.json
+	-$(BIN)/python bench/run.py --cluster --workers 2 --json bench/results/cluster-2w.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info
