@@ -207,6 +207,19 @@ async def test_sigterm_drains_in_flight_requests(workers: tuple[Serve, Path]) ->
             pass
 
 
+async def test_workers_exit_when_the_parent_is_killed(workers: tuple[Serve, Path]) -> None:
+    server, _ = workers
+    await server.wait_ready()
+    kids = children(server.proc.pid)
+    assert await worker_pids(server.base, 2) == set(kids)
+    server.proc.kill()  # SIGKILL: nothing is forwarded
+    server.proc.wait(5)
+    deadline = time.monotonic() + 10
+    while not all(gone(pid) for pid in kids):
+        assert time.monotonic() < deadline, "orphaned workers kept running"
+        await asyncio.sleep(0.1)
+
+
 # ---- two instances behind nginx -------------------------------------------------------------
 
 
@@ -378,3 +391,58 @@ async def test_two_instances_behind_nginx(balanced: tuple[Serve, Serve, Nginx, P
         # ...and the unban through B, by the next one through A.
         await _json(http, "POST", f"{b.base}/api/vendor/keys/active/{k1['key_id']}/unban")
         assert (await run(a.base, k1, "pc-1"))["code"] == "KEY_VALID"
+
+
+# ---- gunicorn's aiohttp worker --------------------------------------------------------------
+
+
+async def test_gunicorn_aiohttp_worker(tmp_path: Path) -> None:
+    """The documented alternative: ``service.app:gunicorn_app`` under gunicorn's uvloop
+    aiohttp worker, two workers on one Valkey; SIGTERM stops it cleanly."""
+    gunicorn = LEAF7.parent / "gunicorn"
+    valkey = await asyncio.to_thread(EmbeddedValkey(tmp_path / "valkey").start)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**_env(tmp_path / "data"), "REDIS_URL": valkey.url}
+    log = tmp_path / "gunicorn.log"
+    cmd = [str(gunicorn), "service.app:gunicorn_app", "--bind", f"127.0.0.1:{port}"]
+    cmd += ["--workers", "2", "--worker-class", "aiohttp.GunicornUVLoopWebWorker"]
+    cmd += ["--graceful-timeout", "10", "--log-file", str(log)]
+    proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdin=subprocess.DEVNULL)  # noqa: ASYNC220
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, log.read_text(errors="replace")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with aiohttp.ClientSession() as http, http.get(base + "/readyz") as r:
+                    if r.status == 200:
+                        break
+            assert time.monotonic() < deadline, "gunicorn did not become ready"
+            await asyncio.sleep(0.1)
+        assert len(await worker_pids(base, 2)) == 2
+
+        from redis.asyncio import Redis
+
+        from store import Store
+
+        client = Redis.from_url(valkey.url, decode_responses=True)
+        store = Store(client)
+        try:
+            _, api_key = await store.create_vendor("acme", "1")
+        finally:
+            await store.pipe.close()
+            await client.aclose()
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {api_key}"}) as http:
+            project = await _json(http, "POST", base + "/api/vendor/projects", {"name": "P"}, 201)
+            [key] = await _json(
+                http, "POST", base + "/api/vendor/keys/buyer", {"project_id": project["project_id"]}
+            )
+            body = {"project_id": project["project_id"], "script_key": key["key_id"], "hwid": "h"}
+            assert (await _json(http, "POST", base + EXECUTE, body))["code"] == "KEY_VALID"
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(proc.wait, 20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        await asyncio.to_thread(valkey.stop)
