@@ -7,6 +7,10 @@ order and hands each to the caller that awaits it (Redis answers a connection's 
 the order it received them). Writing never waits for earlier replies, so concurrent loader
 checks share one connection and many checks ride in each round trip. Replies are raw RESP
 values (no redis-py response callbacks): HGETALL is a flat list, SMEMBERS a list.
+
+On Redis Cluster, :class:`ClusterAutoPipeline` keeps one such pipeline per primary and routes
+each command by its key's slot, following MOVED/ASK/TRYAGAIN; :func:`auto_pipeline` picks the
+right one for a client.
 """
 
 import asyncio

@@ -262,3 +262,29 @@ async def test_unreachable_cluster_fails_with_connection_error() -> None:
     finally:
         await pipe.close()
         await client.aclose()
+
+
+async def test_lost_connection_resends_reads_only(
+    cluster_redis: RedisCluster, admin: Admin
+) -> None:
+    """A node's connection dies with commands in flight: a read is re-sent transparently; a
+    write that may have run fails (ConnectionError, the service's 503) instead of running
+    twice; the pipeline reconnects for the next commands."""
+    pipe = auto_pipeline(cluster_redis)
+    assert isinstance(pipe, ClusterAutoPipeline)
+    await cluster_redis.set("lost:{a}", "v")
+    assert await pipe.call("GET", "lost:{a}") == "v"
+    node = admin.nodes[await admin.owner(await admin.slot("lost:{a}"))]
+    blocked = pipe.call("BLPOP", "lost:{a}:list", 0)  # holds the connection
+    write = pipe.call("INCR", "lost:{a}:n")
+    read = pipe.call("GET", "lost:{a}")
+    await asyncio.sleep(0.05)
+    await node.execute_command("CLIENT KILL", "TYPE", "normal", "SKIPME", "yes")
+    results = await asyncio.wait_for(
+        asyncio.gather(blocked, write, read, return_exceptions=True), 10
+    )
+    assert isinstance(results[0], RedisConnectionError), results
+    assert isinstance(results[1], RedisConnectionError), results
+    assert results[2] == "v"
+    assert await asyncio.wait_for(pipe.call("INCR", "lost:{a}:n"), 10) == 1  # never ran twice
+    await pipe.close()
