@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-scaling clean
 
 install: $(STAMP)
 
@@ -24,8 +24,18 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -q
 
+# make bench BENCH_ARGS="--workers 2" | "--cluster" | "--cluster --workers 2" (see bench/run.py)
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
+# The four scale-out configurations, one after the other (figures in bench/results/).
+bench-scaling: $(STAMP)
+	mkdir -p bench/results
+	-$(BIN)/python bench/run.py --json bench/results/single-1w.json
+	-$(BIN)/python bench/run.py --workers 2 --json bench/results/single-2w.json
+	-$(BIN)/python bench/run.py --cluster --json bench/results/cluster-1w.json
+	-$(BIN)/python bench/run.py --cluster --workers 2 --json bench/results/cluster-2w.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

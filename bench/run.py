@@ -9,6 +9,13 @@ ratio, execute's p50/p99 latency, the CPU each process used, and checks afterwar
 executions counted in Redis match the requests wrk saw answered.
 
     python bench/run.py [--keys 10000] [--duration 15] [--rounds 3] [--connections 32]
+                        [--workers N] [--cluster [--masters 3]] [--projects N]
+
+``--workers N`` runs ``leaf7 serve --workers N`` (N processes on the port); ``--cluster``
+starts a local Valkey Cluster (``--masters`` primaries, no replicas) from the bundled binary
+and points the service at it with ``REDIS_URL=redis+cluster://...``; ``--projects`` spreads
+the keys over several projects (on a cluster: over several slots, so every node works).
+CPU is reported per group: the service's processes together, the Valkey processes together.
 """
 
 import argparse
@@ -28,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from service.embedded import EmbeddedCluster
 
 HERE = Path(__file__).resolve().parent
 LEAF7 = Path(sys.executable).parent / "leaf7"
@@ -67,6 +76,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def valkey_pid(data_dir: Path) -> int | None:
     """The embedded server runs in its data directory (Valkey rewrites its argv)."""
     for proc in Path("/proc").iterdir():
@@ -96,7 +112,11 @@ class Bench:
         for name in ("LEAF7_RATE_VENDOR", "LEAF7_RATE_KEYGEN", "LEAF7_RATE_EXECUTE"):
             self.env[name] = str(10**12)
         self.api_key = ""
-        self.project_id = ""
+        self.project_ids: list[str] = []
+        self.cluster: EmbeddedCluster | None = None
+        if args.cluster:
+            self.cluster = EmbeddedCluster(tmp / "cluster", masters=args.masters).start()
+            self.env["REDIS_URL"] = self.cluster.url
 
     async def wait_ready(self, proc: "subprocess.Popen[bytes]") -> None:
         deadline = time.monotonic() + 30
@@ -121,32 +141,40 @@ class Bench:
         out, _ = await proc.communicate()
         self.api_key = json.loads(out)["api_key"]
         base, n_keys = self.base, self.args.keys
+        rows: list[tuple[str, str, str]] = []
         async with aiohttp.ClientSession(headers=self.auth) as http:
-            async with http.post(f"{base}/api/vendor/projects", json={"name": "Bench"}) as r:
-                self.project_id = project_id = (await r.json())["project_id"]
-            source = {"source": hosted_source(self.args.source_bytes)}
-            async with http.put(f"{base}/api/vendor/projects/{project_id}/source", json=source):
-                pass
-            key_ids: list[str] = []
-            while len(key_ids) < n_keys:
-                amount = min(1000, n_keys - len(key_ids))
-                body = {"project_id": project_id, "amount": amount, "key_days": 30}
-                async with http.post(f"{base}/api/vendor/keys/buyer", json=body) as r:
-                    key_ids += [k["key_id"] for k in await r.json()]
-            rows = [
-                (k, f"HWID-{i:06d}-{random.getrandbits(32):08x}") for i, k in enumerate(key_ids)
-            ]
+            for p in range(self.args.projects):
+                body = {"name": f"Bench {p}"}
+                async with http.post(f"{base}/api/vendor/projects", json=body) as r:
+                    project_id = (await r.json())["project_id"]
+                self.project_ids.append(project_id)
+                source = {"source": hosted_source(self.args.source_bytes)}
+                url = f"{base}/api/vendor/projects/{project_id}/source"
+                async with http.put(url, json=source):
+                    pass
+                per_project = n_keys // self.args.projects + (p < n_keys % self.args.projects)
+                key_ids: list[str] = []
+                while len(key_ids) < per_project:
+                    amount = min(1000, per_project - len(key_ids))
+                    body = {"project_id": project_id, "amount": amount, "key_days": 30}
+                    async with http.post(f"{base}/api/vendor/keys/buyer", json=body) as r:
+                        key_ids += [k["key_id"] for k in await r.json()]
+                rows += [
+                    (project_id, k, f"HWID-{len(rows) + i:06d}-{random.getrandbits(32):08x}")
+                    for i, k in enumerate(key_ids)
+                ]
             sem = asyncio.Semaphore(64)
 
-            async def first_run(key_id: str, hwid: str) -> None:
+            async def first_run(project_id: str, key_id: str, hwid: str) -> None:
                 async with sem:
                     body = {"project_id": project_id, "script_key": key_id, "hwid": hwid}
                     async with http.post(f"{base}/api/loader/execute", json=body) as r:
                         data = await r.json()
                         assert data["code"] == "KEY_VALID", data
 
-            await asyncio.gather(*(first_run(k, h) for k, h in rows))
-        lines = "".join(f"{project_id} {k} {h}\n" for k, h in rows)
+            await asyncio.gather(*(first_run(p, k, h) for p, k, h in rows))
+        random.shuffle(rows)
+        lines = "".join(f"{p} {k} {h}\n" for p, k, h in rows)
         await asyncio.to_thread(Path(self.env["L7_BENCH_KEYS"]).write_text, lines)
 
     @property
@@ -154,17 +182,21 @@ class Bench:
         return {"Authorization": f"Bearer {self.api_key}"}
 
     async def executions_counted(self) -> int:
-        url = f"{self.base}/api/vendor/keys/active?project_id={self.project_id}"
-        async with aiohttp.ClientSession(headers=self.auth) as http, http.get(url) as r:
-            return sum(k["total_executions"] for k in await r.json())
+        total = 0
+        async with aiohttp.ClientSession(headers=self.auth) as http:
+            for project_id in self.project_ids:
+                url = f"{self.base}/api/vendor/keys/active?project_id={project_id}"
+                async with http.get(url) as r:
+                    total += sum(k["total_executions"] for k in await r.json())
+        return total
 
-    def wrk(self, script: str, path: str, seconds: float, pids: list[int]) -> dict[str, Any]:
+    def wrk(self, script: str, path: str, seconds: float, pids: list[list[int]]) -> dict[str, Any]:
         a = self.args
         cmd = [ensure_wrk(), f"-t{a.threads}", f"-c{a.connections}", f"-d{seconds:.0f}s"]
         cmd += ["--timeout", "5s", "-s", str(HERE / script), self.base + path]
-        before = [cpu_seconds(p) for p in pids]
+        before = [sum(cpu_seconds(p) for p in group) for group in pids]
         out = subprocess.run(cmd, env=self.env, check=True, capture_output=True, text=True)
-        after = [cpu_seconds(p) for p in pids]
+        after = [sum(cpu_seconds(p) for p in group) for group in pids]
         line = next(x for x in out.stdout.splitlines() if x.startswith("L7JSON "))
         res: dict[str, Any] = json.loads(line[len("L7JSON ") :])
         res["cpu_s"] = [b - a for a, b in zip(before, after, strict=True)]
@@ -197,24 +229,38 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--source-bytes", type=int, default=1024, help="hosted script size")
+    parser.add_argument("--workers", type=int, default=1, help="leaf7 serve --workers N")
+    parser.add_argument("--cluster", action="store_true", help="on a local Valkey Cluster")
+    parser.add_argument("--masters", type=int, default=3, help="cluster primaries")
+    parser.add_argument("--projects", type=int, default=None, help="default: 1, cluster: 12")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    if args.projects is None:
+        args.projects = 12 if args.cluster else 1
     ensure_wrk()
     with tempfile.TemporaryDirectory(prefix="leaf7-bench-") as tmp:
         bench = Bench(args, Path(tmp))
         server = subprocess.Popen(
-            [str(LEAF7), "serve", "--port", str(bench.port)],
+            [str(LEAF7), "serve", "--port", str(bench.port), "--workers", str(args.workers)],
             env=bench.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         try:
             asyncio.run(bench.wait_ready(server))
-            pids = [server.pid, valkey_pid(bench.data_dir.resolve()) or server.pid]
+            time.sleep(1)  # every worker is up
+            if bench.cluster is not None:
+                valkeys = [p.pid for p in bench.cluster.processes]
+            else:
+                valkeys = [valkey_pid(bench.data_dir.resolve()) or server.pid]
+            service = [server.pid] + [c for c in children(server.pid) if c not in valkeys]
+            pids = [service, valkeys]
             t0 = time.monotonic()
             asyncio.run(bench.seed())
             print(f"seeded {args.keys} active keys in {time.monotonic() - t0:.1f} s")
+            storage = f"a {args.masters}-master Valkey Cluster" if args.cluster else "one Valkey"
             print(
+                f"{args.workers} worker(s) on {storage}, {args.projects} project(s); "
                 f"wrk: {args.threads} threads, {args.connections} connections, "
                 f"{args.duration} s per route in {args.rounds} alternating rounds; "
                 f"hosted script {args.source_bytes} bytes",
@@ -233,6 +279,8 @@ def main() -> int:
                 server.wait(30)
             except subprocess.TimeoutExpired:
                 server.kill()
+            if bench.cluster is not None:
+                bench.cluster.stop()
     plain, execute = combine(plain_rounds), combine(exec_rounds)
     ratio = execute["rps"] / plain["rps"]
     for name, res in (("GET  /healthz           ", plain), ("POST /api/loader/execute", execute)):
@@ -266,6 +314,7 @@ def main() -> int:
     print("targets: " + ("met" if ok else "NOT met"))
     if args.json:
         out = {"healthz": plain, "execute": execute, "ratio": ratio, "targets_met": ok}
+        out["setup"] = {"workers": args.workers, "cluster": args.cluster, "masters": args.masters}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0 if ok else 1
 

@@ -1,5 +1,7 @@
 """Liveness and readiness."""
 
+import os
+
 from aiohttp import web
 
 from handlers import schemas
@@ -9,8 +11,11 @@ from handlers.openapi import operation
 
 @operation("Liveness: answers without touching Redis", {200: schemas.Health}, redis=False)
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: answers without touching Redis."""
-    return json_response({"status": "ok"})
+    """Liveness: answers without touching Redis. ``X-Leaf7-Worker`` names the process that
+    answered (which worker of ``--workers N`` is alive)."""
+    resp = json_response({"status": "ok"})
+    resp.headers["X-Leaf7-Worker"] = str(os.getpid())
+    return resp
 
 
 @operation("Readiness: Redis answers PING", {200: schemas.Health})

@@ -1,12 +1,14 @@
 """The application factory."""
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from handlers.ratelimit import add_rate_headers
 from service.appkeys import SETTINGS, STORE
@@ -17,6 +19,7 @@ from service.routes import setup_routes
 from service.secret import load_secret
 from service.webhooks import DelivererConfig, running
 from store import Store
+from store.client import connect
 from store.models import Limits
 
 log = logging.getLogger("leaf7")
@@ -25,7 +28,7 @@ log = logging.getLogger("leaf7")
 def create_app(
     settings: Settings | None = None,
     *,
-    redis: "Redis | None" = None,
+    redis: "Redis | RedisCluster | None" = None,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """Builds the app. With ``redis`` given (tests) that client is used and left open;
@@ -45,12 +48,7 @@ def create_app(
             if url is None:
                 embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
                 url = embedded.url
-            client = Redis.from_url(
-                url,
-                decode_responses=True,
-                max_connections=settings.redis_max_connections,
-                health_check_interval=30,
-            )
+            client = connect(url, max_connections=settings.redis_max_connections)
         store = Store(
             client,
             retention=settings.expired_retention,
@@ -90,4 +88,28 @@ def create_app(
         app.cleanup_ctx.append(webhooks)
     app.on_response_prepare.append(add_rate_headers)
     setup_routes(app)
+    return app
+
+
+async def tune_gc(app: web.Application) -> None:
+    """Everything allocated at start-up lives as long as the process: keep it out of the
+    collector's scans, and collect young objects less often (fewer pauses, lower p99)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
+
+
+async def gunicorn_app() -> web.Application:
+    """The app for gunicorn's aiohttp worker (an alternative to ``leaf7 serve --workers N``)::
+
+        REDIS_URL=redis://... gunicorn 'service.app:gunicorn_app' --bind 0.0.0.0:8000 \\
+            --workers 4 --worker-class aiohttp.GunicornUVLoopWebWorker
+
+    Needs ``REDIS_URL``: gunicorn restarts workers on its own, and the embedded Valkey would
+    stop with whichever worker happened to start it."""
+    settings = Settings.from_env()
+    if settings.redis_url is None:
+        raise RuntimeError("leaf7 under gunicorn needs REDIS_URL (no embedded Valkey)")
+    app = create_app(settings)
+    app.on_startup.append(tune_gc)
     return app

@@ -3,22 +3,26 @@
 import argparse
 import asyncio
 import contextlib
-import gc
 import logging
+import os
 import re
+import signal
+import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
 
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey
 from service.secret import load_secret
 from store import Store, VendorNotFound
+from store.client import connect
 from store.models import iso
 
+log = logging.getLogger("leaf7")
 DISCORD_ID = re.compile(r"[0-9]{1,20}")
 
 
@@ -35,6 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--host", help="bind address (default LEAF7_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default LEAF7_PORT or 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the port with SO_REUSEPORT (default LEAF7_WORKERS or 1)",
+    )
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
     sub.add_parser(
         "bot",
@@ -73,7 +83,7 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
     if url is None:
         embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
         url = embedded.url
-    client = Redis.from_url(url, decode_responses=True)
+    client = connect(url)
     secret = await asyncio.to_thread(load_secret, settings)
     store = Store(client, retention=settings.expired_retention, secret=secret)
     try:
@@ -121,9 +131,23 @@ async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    from service.app import create_app
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    host = args.host or settings.host
+    port = args.port if args.port is not None else settings.port
+    workers = args.workers if args.workers is not None else settings.workers
+    if workers < 1:
+        print("leaf7: --workers must be >= 1", file=sys.stderr)
+        return 2
+    if workers > 1:
+        return _serve_workers(workers, host, port, settings)
+    _run_worker(host, port, settings, reuse_port=args.reuse_port)
+    return 0
+
+
+def _run_worker(host: str, port: int, settings: Settings, *, reuse_port: bool) -> None:
+    """One serving process (the only one, or a worker of ``--workers``)."""
+    from service.app import create_app, tune_gc
+
     try:
         import uvloop
 
@@ -131,19 +155,129 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency; keep serving without it
         pass
     app = create_app(settings)
+    app.on_startup.append(tune_gc)
+    if reuse_port:
+        app.cleanup_ctx.append(_exit_with_parent)
+    asyncio.run(_run_app(app, host, port, reuse_port=reuse_port))
 
-    async def freeze_gc(app: web.Application) -> None:
-        # Everything allocated at start-up lives as long as the process: keep it out of the
-        # collector's scans, and collect young objects less often (fewer pauses, lower p99).
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(20_000, 50, 100)
 
-    app.on_startup.append(freeze_gc)
-    host = args.host or settings.host
-    port = args.port if args.port is not None else settings.port
-    web.run_app(app, host=host, port=port, access_log=None, print=None)
-    return 0
+async def _run_app(
+    app: web.Application, host: str, port: int, *, reuse_port: bool, drain_timeout: float = 60.0
+) -> None:
+    """Serves until SIGTERM or SIGINT, then stops accepting connections and lets every request
+    in flight finish (up to ``drain_timeout``) before the app is cleaned up.
+
+    (``web.run_app`` is not used: its shutdown stops reading from every connection at once, so
+    a request whose body is still arriving never completes.)"""
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=75.0, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await site.stop()  # no new connections; the kernel hands them to the other workers
+        await _drain(runner, drain_timeout)
+    finally:
+        await runner.cleanup()
+
+
+async def _drain(runner: web.AppRunner, limit: float) -> None:
+    """Waits until no connection has a request in progress, closing each idle keep-alive
+    connection (so no new request starts on it)."""
+    server = runner.server
+    if server is None:
+        return
+    deadline = asyncio.get_running_loop().time() + limit
+    while True:
+        busy = 0
+        for conn in server.connections:
+            if conn._request_in_progress:
+                busy += 1
+            else:
+                conn.close()
+        if not busy or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def _exit_with_parent(app: web.Application) -> AsyncIterator[None]:
+    """A worker whose parent died (SIGKILL, OOM) shuts down cleanly instead of serving on."""
+    parent = os.getppid()
+
+    async def watch() -> None:
+        while True:
+            await asyncio.sleep(1)
+            if os.getppid() != parent:
+                break
+        log.warning("leaf7 worker %d: the parent process is gone, shutting down", os.getpid())
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    task = asyncio.ensure_future(watch())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _serve_workers(workers: int, host: str, port: int, settings: Settings) -> int:
+    """Pre-fork parent: starts the embedded Valkey once (when there is no REDIS_URL; the
+    workers attach to it), then ``workers`` processes that each bind the port with
+    SO_REUSEPORT (the kernel spreads connections over them). SIGTERM or SIGINT is forwarded
+    once as SIGTERM: every worker stops accepting, finishes its in-flight requests and exits;
+    then the parent stops the Valkey it started. A second signal kills the workers. When a
+    worker dies on its own, the others are stopped too and the exit status is 1 (leave
+    restarts to the supervisor: systemd, Docker, Kubernetes)."""
+    embedded = None
+    if settings.redis_url is None:
+        embedded = EmbeddedValkey(settings.data_dir).start()
+    signals: list[int] = []
+
+    def on_signal(signum: int, frame: object) -> None:
+        signals.append(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    cmd = [sys.executable, "-m", "service", "serve", "--host", host, "--port", str(port)]
+    cmd += ["--workers", "1", "--reuse-port"]
+    procs: list[subprocess.Popen[bytes]] = []
+    status = 0
+    try:
+        for _ in range(workers):
+            # A process group of their own: a terminal's Ctrl-C reaches only the parent, which
+            # forwards exactly one SIGTERM (a second signal would cut the drain short).
+            procs.append(subprocess.Popen(cmd, process_group=0))  # noqa: S603
+        log.info("leaf7: %d workers on http://%s:%d", workers, host, port)
+        while not signals:
+            if any(p.poll() is not None for p in procs):
+                log.error("leaf7: a worker exited; stopping the others")
+                status = 1
+                break
+            time.sleep(0.1)
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        handled = len(signals)
+        while any(p.poll() is None for p in procs):
+            if len(signals) > handled:  # a second signal: no more waiting
+                for p in procs:
+                    if p.poll() is None:
+                        p.kill()
+            time.sleep(0.05)
+        if any(p.returncode not in (0, -signal.SIGTERM) for p in procs):
+            status = 1
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if embedded is not None:
+            embedded.stop()
+    return status
 
 
 def _bot() -> int:

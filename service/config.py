@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from store.client import is_cluster_url, parse_cluster_url
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -63,12 +65,19 @@ class Settings:
     rate_execute: int = 120
     brute_force_limit: int = 20
     brute_force_window: int = 600
+    workers: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url and is_cluster_url(redis_url):
+            try:
+                parse_cluster_url(redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"REDIS_URL: {exc}") from None
         return cls(
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=redis_url,
             host=env.get("LEAF7_HOST") or "127.0.0.1",
             port=_int(env, "LEAF7_PORT", 8000),
             data_dir=Path(env.get("LEAF7_DATA_DIR") or "data"),
@@ -87,4 +96,5 @@ class Settings:
             rate_execute=_int(env, "LEAF7_RATE_EXECUTE", 120),
             brute_force_limit=_int(env, "LEAF7_BRUTE_FORCE_LIMIT", 20),
             brute_force_window=_int(env, "LEAF7_BRUTE_FORCE_WINDOW", 600, minimum=1),
+            workers=_int(env, "LEAF7_WORKERS", 1, minimum=1),
         )

@@ -16,10 +16,11 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from store import keys
-from store.autopipe import AutoPipeline
+from store.autopipe import Pipeline, auto_pipeline
 from store.blacklist import Blacklist
 from store.errors import (
     AlreadyRedeemed,
@@ -85,7 +86,7 @@ def _script_error(exc: ResponseError) -> Exception:
 class Store:
     def __init__(
         self,
-        redis: "Redis",
+        redis: "Redis | RedisCluster",
         *,
         retention: int = 7 * 86400,
         clock: Callable[[], float] = time.time,
@@ -97,7 +98,7 @@ class Store:
         self.redis = redis
         self.secret = secret if secret is not None else secrets.token_bytes(32)
         self.limits = limits if limits is not None else Limits()
-        self.pipe = AutoPipeline(redis)
+        self.pipe: Pipeline = auto_pipeline(redis)
         self.scripts = Scripts()
         self.retention = retention
         self.clock = clock
@@ -113,11 +114,15 @@ class Store:
     # ---- plumbing -------------------------------------------------------------------------
 
     async def load_scripts(self) -> None:
-        """Warms the server's script cache so the first requests do not pay for NOSCRIPT."""
-        await asyncio.gather(*(self.redis.script_load(s.source) for s in self.scripts.all()))
+        """Warms the script cache of every primary so the first requests do not pay for
+        NOSCRIPT (a node that joins later, or restarts, costs one EVAL per script)."""
+        await asyncio.gather(
+            *(self.pipe.call_all("SCRIPT", "LOAD", s.source) for s in self.scripts.all())
+        )
 
     async def ping(self) -> bool:
-        return bool(await self.redis.ping())
+        """Every primary answers PING."""
+        return all(await self.pipe.call_all("PING"))
 
     async def _script(self, script: Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         """Runs a script in the automatic pipeline: one command, one shared round trip."""
@@ -245,8 +250,8 @@ class Store:
             "version": "0.0.0",
             "created_at": str(self.now()),
         }
-        # The project hash is written before the vendor's index names it, so a listing never
-        # meets an id without data; both go out in one batch.
+        # Both writes go out in one batch (on a cluster: to their two nodes at once). A listing
+        # that meets the id before its hash, or a hash whose owner differs, skips it.
         await asyncio.gather(
             self.pipe.call("HSET", keys.project(project_id), *_flatten(h.items())),
             self.pipe.call("SADD", keys.vendor_projects(vendor_id), project_id),
@@ -314,12 +319,13 @@ class Store:
             keys.project_keys(project_id) + hourly,
             [vendor_id, keys.key_prefix(project_id), keys.discord_prefix(project_id)],
         )
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.srem(keys.vendor_projects(vendor_id), project_id)
-        pipe.srem(keys.webhook_projects(), project_id)
-        for key_id in key_ids:
-            pipe.delete(keys.key_ref(key_id))
-        await pipe.execute()
+        # The refs live in other slots: one batch per node, after the data is gone (a ref
+        # that outlives its key resolves to a project that no longer owns it: 404).
+        await asyncio.gather(
+            self.pipe.call("SREM", keys.vendor_projects(vendor_id), project_id),
+            self.pipe.call("SREM", keys.webhook_projects(), project_id),
+            *(self.pipe.call("DEL", keys.key_ref(key_id)) for key_id in key_ids),
+        )
 
     # ---- buyer keys -----------------------------------------------------------------------
 
@@ -345,24 +351,19 @@ class Store:
         key_names += keys.event_streams(project_id)
         args: list[str | int] = [vendor_id, now, key_days, key_hours, key_minutes]
         args += ["1" if note is not None else "0", note or "", *ids]
-        # One round trip: the key -> project refs go first on the same connection, then the
-        # script that checks ownership and writes the keys atomically.
-        pipe = self.redis.pipeline(transaction=False)
-        for key_id in ids:
-            pipe.set(keys.key_ref(key_id), project_id)
-        pipe.evalsha(script.sha, len(key_names), *key_names, *args)
-        results = await pipe.execute(raise_on_error=False)
-        result = results[-1]
-        if isinstance(result, NoScriptError):
-            eval_args = (script.source, len(key_names), *key_names, *args)
-            try:
-                result = await self.pipe.call("EVAL", *eval_args)
-            except ResponseError as exc:  # e.g. L7:PROJECT_NOT_FOUND: drop the refs below too
-                result = exc
-        if isinstance(result, ResponseError):
+        # One round trip: the key -> project refs are queued first, then the script that checks
+        # ownership and writes the keys atomically, all in one auto-pipeline batch (on a
+        # cluster the refs live in other slots: one write per node, all at once).
+        refs = [self.pipe.call("SET", keys.key_ref(i), project_id) for i in ids]
+        try:
+            await self._script(script, key_names, args)
+        except BaseException:
             # Nothing was written by the script; drop the refs made for it.
-            await self.redis.delete(*(keys.key_ref(i) for i in ids))
-            raise _script_error(result)
+            await asyncio.gather(*refs, return_exceptions=True)
+            drops = [self.pipe.call("DEL", keys.key_ref(i)) for i in ids]
+            await asyncio.gather(*drops, return_exceptions=True)
+            raise
+        await asyncio.gather(*refs)
         h = {"created_at": str(now), "key_days": str(key_days), "key_hours": str(key_hours)}
         h["key_minutes"] = str(key_minutes)
         if note is not None:

@@ -1,4 +1,5 @@
-"""Fixtures: every HTTP test runs against fakeredis and against a real embedded Valkey."""
+"""Fixtures: every HTTP test runs against fakeredis, a real embedded Valkey and a real
+3-master Valkey Cluster (started once per session from the bundled binary)."""
 
 import re
 import time
@@ -10,11 +11,13 @@ import fakeredis
 import pytest
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from service.app import create_app
 from service.config import Settings
-from service.embedded import EmbeddedValkey
+from service.embedded import EmbeddedCluster, EmbeddedValkey
 from store import Store
+from store.client import connect
 
 # Rate-limit bookkeeping (windows, per-client counters): short-lived hashes with a TTL that
 # limited requests write even when they are refused for another reason.
@@ -50,6 +53,31 @@ async def _real_client(server: EmbeddedValkey) -> Redis:
     client = Redis.from_url(server.url, decode_responses=True)
     await client.flushall()
     return client
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedCluster]:
+    cluster = EmbeddedCluster(tmp_path_factory.mktemp("cluster"), masters=3).start()
+    yield cluster
+    cluster.stop()
+
+
+async def _cluster_client(cluster: EmbeddedCluster) -> RedisCluster:
+    client = connect(cluster.url)
+    assert isinstance(client, RedisCluster)
+    await client.flushall(target_nodes=RedisCluster.PRIMARIES)
+    return client
+
+
+async def _storage(request: pytest.FixtureRequest, kind: str) -> "Redis | RedisCluster":
+    if kind == "fakeredis":
+        client: Redis = fakeredis.FakeAsyncRedis(
+            server=fakeredis.FakeServer(), decode_responses=True
+        )
+        return client
+    if kind == "valkey":
+        return await _real_client(request.getfixturevalue("valkey_server"))
+    return await _cluster_client(request.getfixturevalue("valkey_cluster"))
 
 
 @pytest.fixture(params=["fakeredis", "valkey"])
@@ -141,19 +169,50 @@ class Api:
         return found[0]  # type: ignore[no-any-return]
 
 
+@pytest.fixture(params=["fakeredis", "valkey", "cluster"])
+async def app_redis(request: pytest.FixtureRequest) -> AsyncIterator["Redis | RedisCluster"]:
+    """The storage of the HTTP tests: fakeredis, one real Valkey, a real Valkey Cluster."""
+    client = await _storage(request, request.param)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(params=["valkey", "cluster"])
+async def real_storage(request: pytest.FixtureRequest) -> AsyncIterator["Redis | RedisCluster"]:
+    """For what only real servers can prove: one Valkey, and a Valkey Cluster."""
+    client = await _storage(request, request.param)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def cluster_redis(valkey_cluster: EmbeddedCluster) -> AsyncIterator[RedisCluster]:
+    client = await _cluster_client(valkey_cluster)
+    yield client
+    await client.aclose()
+
+
 @pytest.fixture
 async def app_client(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+    aiohttp_client: Any, app_redis: Redis, clock: Clock, settings: Settings
 ) -> TestClient[Any, Any]:
-    app = create_app(settings, redis=redis_client, clock=clock)
+    app = create_app(settings, redis=app_redis, clock=clock)
     return await aiohttp_client(app)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
 async def real_app_client(
-    aiohttp_client: Any, real_redis: Redis, clock: Clock, settings: Settings
+    aiohttp_client: Any, real_storage: Redis, clock: Clock, settings: Settings
 ) -> TestClient[Any, Any]:
-    app = create_app(settings, redis=real_redis, clock=clock)
+    app = create_app(settings, redis=real_storage, clock=clock)
+    return await aiohttp_client(app)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+async def cluster_app_client(
+    aiohttp_client: Any, cluster_redis: RedisCluster, clock: Clock, settings: Settings
+) -> TestClient[Any, Any]:
+    app = create_app(settings, redis=cluster_redis, clock=clock)
     return await aiohttp_client(app)  # type: ignore[no-any-return]
 
 
@@ -171,3 +230,16 @@ async def api(app_client: TestClient[Any, Any]) -> Api:
 @pytest.fixture
 async def real_api(real_app_client: TestClient[Any, Any]) -> Api:
     return await Api(real_app_client, _store(real_app_client)).login()
+
+
+@pytest.fixture
+async def cluster_api(cluster_app_client: TestClient[Any, Any]) -> Api:
+    return await Api(cluster_app_client, _store(cluster_app_client)).login()
+
+
+async def keys_matching(redis: "Redis | RedisCluster", pattern: str) -> list[str]:
+    """KEYS on every primary (a cluster's keys are spread over its nodes)."""
+    if isinstance(redis, RedisCluster):
+        found: list[str] = await redis.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
+        return found
+    return list(await redis.keys(pattern))

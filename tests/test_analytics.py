@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from store import keys
-from tests.conftest import Api, Clock
+from tests.conftest import Api, Clock, keys_matching
 from tests.test_execute import execute, setup_key
 
 
@@ -133,12 +133,12 @@ async def test_hourly_counters_expire(real_api: Api) -> None:
     api = real_api
     pid, kid = await setup_key(api)
     await execute(api, pid, kid)
-    counters = await api.store.redis.keys(f"l7:{{{pid}}}:execs:*")
+    counters = await keys_matching(api.store.redis, f"l7:{{{pid}}}:execs:*")
     assert len(counters) == 1
     ttl = await api.store.redis.ttl(counters[0])
     assert 12 * 3600 < ttl <= 13 * 3600
     await api.call("DELETE", f"/api/vendor/projects/{pid}")
-    left = await api.store.redis.keys(f"*{{{pid}}}*")
+    left = await keys_matching(api.store.redis, f"*{{{pid}}}*")
     # Only per-client rate-limit windows remain, and they expire by themselves.
     assert all(":ip:" in k for k in left), left
     for k in left:

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.conftest import Api
+from tests.conftest import Api, keys_matching
 from tests.test_execute import execute, setup_key
 
 URL = "/api/vendor/blacklist"
@@ -87,6 +87,6 @@ async def test_project_delete_drops_mirrors(api: Api) -> None:
     pid, _ = await setup_key(api)
     await api.call("POST", URL, {"hwid": "h", "ip": "10.1.1.1"})
     await api.call("DELETE", f"/api/vendor/projects/{pid}")
-    assert await api.store.redis.keys(f"*{{{pid}}}*") == []
+    assert await keys_matching(api.store.redis, f"*{{{pid}}}*") == []
     [entry] = await api.call("GET", URL)
     assert entry["attempts"] == 0

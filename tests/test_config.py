@@ -3,9 +3,11 @@
 from pathlib import Path
 
 import pytest
+from redis.asyncio.cluster import RedisCluster
 
 from service import cli
 from service.config import ConfigError, Settings
+from store.client import connect, is_cluster_url, parse_cluster_url
 
 VARS = [
     "REDIS_URL",
@@ -17,6 +19,7 @@ VARS = [
     "LEAF7_MAX_SOURCE",
     "LEAF7_PUBLIC_URL",
     "LEAF7_REDIS_MAX_CONNECTIONS",
+    "LEAF7_WORKERS",
 ]
 
 INT_VARS = [
@@ -25,6 +28,7 @@ INT_VARS = [
     ("LEAF7_MAX_BODY", "max_body"),
     ("LEAF7_MAX_SOURCE", "max_source"),
     ("LEAF7_REDIS_MAX_CONNECTIONS", "redis_max_connections"),
+    ("LEAF7_WORKERS", "workers"),
 ]
 
 
@@ -40,6 +44,7 @@ def test_defaults_when_unset() -> None:
     assert s.max_source == 8 * 1024 * 1024
     assert s.public_url is None
     assert s.redis_max_connections == 64
+    assert s.workers == 1
 
 
 def test_empty_values_mean_default() -> None:
@@ -57,6 +62,7 @@ def test_every_variable_is_parsed() -> None:
         "LEAF7_MAX_SOURCE": "4096",
         "LEAF7_PUBLIC_URL": "https://keys.example.com/",
         "LEAF7_REDIS_MAX_CONNECTIONS": "8",
+        "LEAF7_WORKERS": "4",
     }
     assert Settings.from_env(env) == Settings(
         redis_url="redis://cache:6380/2",
@@ -68,6 +74,7 @@ def test_every_variable_is_parsed() -> None:
         max_source=4096,
         public_url="https://keys.example.com",
         redis_max_connections=8,
+        workers=4,
     )
 
 
@@ -117,6 +124,7 @@ def test_negative_is_an_error(name: str, attr: str) -> None:
         ("LEAF7_MAX_BODY", 1024),
         ("LEAF7_MAX_SOURCE", 1024),
         ("LEAF7_REDIS_MAX_CONNECTIONS", 2),
+        ("LEAF7_WORKERS", 1),
     ],
 )
 def test_minimums(name: str, minimum: int) -> None:
@@ -138,3 +146,55 @@ def test_cli_reports_config_error(
     out, err = capsys.readouterr()
     assert out == ""
     assert "LEAF7_PORT" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "nodes", "user", "password", "tls"),
+    [
+        ("redis+cluster://10.0.0.1:7000", [("10.0.0.1", 7000)], None, None, False),
+        (
+            "redis+cluster://a:7000,b:7001, c:7002/",
+            [("a", 7000), ("b", 7001), ("c", 7002)],
+            None,
+            None,
+            False,
+        ),
+        ("rediss+cluster://:s%40cret@h:6380", [("h", 6380)], None, "s@cret", True),
+        ("REDIS+CLUSTER://app:pw@[::1]:7000", [("::1", 7000)], "app", "pw", False),
+    ],
+)
+def test_cluster_urls(
+    url: str, nodes: list[tuple[str, int]], user: str | None, password: str | None, tls: bool
+) -> None:
+    assert Settings.from_env({"REDIS_URL": url}).redis_url == url
+    parsed = parse_cluster_url(url)
+    assert (list(parsed.nodes), parsed.username, parsed.password, parsed.tls) == (
+        nodes,
+        user,
+        password,
+        tls,
+    )
+    assert isinstance(connect(url), RedisCluster)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://",
+        "redis+cluster://host",
+        "redis+cluster://host:port",
+        "redis+cluster://host:0",
+        "redis+cluster://a:7000,,b:7001",
+        "redis+cluster://a:7000/1",
+        "redis+cluster://a:7000?ssl=true",
+    ],
+)
+def test_bad_cluster_urls(url: str) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        Settings.from_env({"REDIS_URL": url})
+
+
+def test_plain_urls_are_not_cluster_urls() -> None:
+    for url in ["redis://h:6379/0", "rediss://h:6380", "unix:///tmp/v.sock"]:
+        assert not is_cluster_url(url)
+        assert not isinstance(connect(url), RedisCluster)

@@ -14,7 +14,7 @@ from service.app import create_app
 from service.appkeys import STORE
 from service.config import Settings
 from store import keys
-from tests.conftest import Api, Clock
+from tests.conftest import Api, Clock, keys_matching
 
 
 def _iso(seconds: float) -> str:
@@ -163,7 +163,7 @@ async def test_expired_key_is_removed_and_forgotten(
     assert not await redis.sismember(keys.discord_index(pid, "555"), kid)
     assert not await redis.hexists(keys.key_discords(pid), kid)
     assert await redis.exists(keys.key_ref(kid)) == 0
-    for name in await redis.keys(f"*{{{pid}}}*"):
+    for name in await keys_matching(redis, f"*{{{pid}}}*"):
         kind = await redis.type(name)
         if kind == "set":
             assert not await redis.sismember(name, kid), name

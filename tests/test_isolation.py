@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from tests.conftest import Api, data_size
+from tests.conftest import Api, data_size, keys_matching
 
 PROJECT_NOT_FOUND = {"detail": "Project not found"}
 KEY_NOT_FOUND = {"detail": "Key not found"}
@@ -41,7 +41,9 @@ async def test_foreign_vendor_sees_nothing_and_changes_nothing(api: Api) -> None
     await a.call("PATCH", f"/api/vendor/keys/active/{redeemed['key_id']}/hwid", {"new_hwid": "R"})
 
     before = await _snapshot(a, pid)
-    raw_before = {k: await a.store.redis.dump(k) for k in await a.store.redis.keys(f"*{{{pid}}}*")}
+    raw_before = {
+        k: await a.store.redis.dump(k) for k in await keys_matching(a.store.redis, f"*{{{pid}}}*")
+    }
 
     b = await a.as_other()
     b_project = await b.project(name="B's")
@@ -95,7 +97,9 @@ async def test_foreign_vendor_sees_nothing_and_changes_nothing(api: Api) -> None
 
     # A's data is byte-identical, in the API and in Redis.
     assert await _snapshot(a, pid) == before
-    raw_after = {k: await a.store.redis.dump(k) for k in await a.store.redis.keys(f"*{{{pid}}}*")}
+    raw_after = {
+        k: await a.store.redis.dump(k) for k in await keys_matching(a.store.redis, f"*{{{pid}}}*")
+    }
     assert raw_after == raw_before
     assert await data_size(a.store.redis) == dbsize  # not even a stray key -> project ref
 

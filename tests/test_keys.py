@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from store import keys
-from tests.conftest import Api, Clock, data_size
+from tests.conftest import Api, Clock, data_size, keys_matching
 
 BUYER_FIELDS = {
     "key_id",
@@ -582,4 +582,4 @@ async def test_every_operation_survives_script_flush(api: Api) -> None:
     assert await api.call("DELETE", f"/api/vendor/keys/buyer/{b['key_id']}") == SUCCESS
     await redis.script_flush()
     assert await api.call("DELETE", f"/api/vendor/projects/{pid}") == SUCCESS
-    assert await redis.keys(f"*{{{pid}}}*") == []
+    assert await keys_matching(redis, f"*{{{pid}}}*") == []

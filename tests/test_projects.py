@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from store import keys
-from tests.conftest import Api
+from tests.conftest import Api, keys_matching
 
 PROJECT_FIELDS = {
     "project_id",
@@ -153,7 +153,7 @@ async def test_delete_removes_project_and_keys(api: Api) -> None:
         "PATCH", f"/api/vendor/keys/active/{buyer[0]['key_id']}/hwid", {"new_hwid": "HW"}
     )
     await api.call("POST", f"/api/vendor/keys/active/{buyer[0]['key_id']}/ban")
-    assert await api.store.redis.keys(f"*{{{pid}}}*")
+    assert await keys_matching(api.store.redis, f"*{{{pid}}}*")
 
     assert await api.call("DELETE", f"/api/vendor/projects/{pid}") == {"status": "success"}
 
@@ -166,7 +166,7 @@ async def test_delete_removes_project_and_keys(api: Api) -> None:
         keep_keys, key=lambda k: k["key_id"]
     )
     assert await api.call("GET", "/api/vendor/keys/active") == []
-    assert await api.store.redis.keys(f"*{{{pid}}}*") == []
+    assert await keys_matching(api.store.redis, f"*{{{pid}}}*") == []
     for key in buyer:
         assert await api.store.redis.exists(keys.key_ref(key["key_id"])) == 0
         kid = key["key_id"]
@@ -184,7 +184,7 @@ async def test_delete_removes_project_and_keys(api: Api) -> None:
     assert patch == NOT_FOUND
     body = {"project_id": pid}
     assert await api.call("POST", "/api/vendor/keys/buyer", body, status=404) == NOT_FOUND
-    assert await api.store.redis.keys(f"*{{{pid}}}*") == []
+    assert await keys_matching(api.store.redis, f"*{{{pid}}}*") == []
 
 
 async def test_trailing_slash_variants(api: Api) -> None:
