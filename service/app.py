@@ -7,13 +7,15 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from service.appkeys import SETTINGS, STORE
 from service.config import Settings
 from service.embedded import EmbeddedValkey
 from service.middleware import error_middleware
 from service.routes import setup_routes
-from store import Store
+from store import Store, StoreUnavailable
+from store.client_options import client_options
 
 log = logging.getLogger("leaf7")
 
@@ -45,10 +47,21 @@ def create_app(
                 url,
                 decode_responses=True,
                 max_connections=settings.redis_max_connections,
-                health_check_interval=30,
+                **client_options(settings.redis_timeout),
             )
-        store = Store(client, retention=settings.expired_retention, clock=clock)
-        await store.load_scripts()
+        store = Store(
+            client,
+            retention=settings.expired_retention,
+            clock=clock,
+            timeout=settings.redis_timeout,
+            fsync=settings.fsync,
+        )
+        try:
+            await store.load_scripts()
+        except (StoreUnavailable, RedisError) as exc:
+            # Serve anyway (503 until Redis answers; /readyz tells): scripts are sent on
+            # first use when the server's cache lacks them.
+            log.warning("Redis is not reachable at start-up (%s); serving 503 until it is", exc)
         app[STORE] = store
         try:
             yield

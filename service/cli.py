@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey
 from store import Store, VendorNotFound
+from store.client_options import client_options
 
 DISCORD_ID = re.compile(r"[0-9]{1,20}")
 
@@ -54,9 +55,14 @@ async def _store(settings: Settings) -> AsyncIterator[Store]:
     if url is None:
         embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
         url = embedded.url
-    client = Redis.from_url(url, decode_responses=True)
+    client = Redis.from_url(url, decode_responses=True, **client_options(settings.redis_timeout))
     try:
-        yield Store(client, retention=settings.expired_retention)
+        yield Store(
+            client,
+            retention=settings.expired_retention,
+            timeout=settings.redis_timeout,
+            fsync=settings.fsync,
+        )
     finally:
         await client.aclose()
         if embedded is not None:

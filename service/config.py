@@ -23,6 +23,40 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum or value == float("inf"):  # also refuses nan
+        raise ConfigError(f"{name} must be a finite number >= {minimum}, got {raw}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1/0 (true/false), got {raw!r}")
+
+
+FSYNC_MODES = ("waitaof", "none")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str | None = None
@@ -34,6 +68,13 @@ class Settings:
     max_source: int = 8 * 1024 * 1024
     public_url: str | None = None
     redis_max_connections: int = 64
+    # Upper bound of every storage wait of a request (connect, command, fsync): past it, 503.
+    redis_timeout: float = 2.0
+    # waitaof: vendor writes are acknowledged only after the server fsynced them (WAITAOF).
+    fsync: str = "waitaof"
+    access_log: bool = True
+    # Seconds in-flight requests get to finish after SIGTERM before connections are closed.
+    shutdown_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -48,4 +89,8 @@ class Settings:
             max_source=_int(env, "LEAF7_MAX_SOURCE", 8 * 1024 * 1024, minimum=1024),
             public_url=(env.get("LEAF7_PUBLIC_URL") or "").rstrip("/") or None,
             redis_max_connections=_int(env, "LEAF7_REDIS_MAX_CONNECTIONS", 64, minimum=2),
+            redis_timeout=_float(env, "LEAF7_REDIS_TIMEOUT", 2.0, minimum=0.05),
+            fsync=_choice(env, "LEAF7_FSYNC", "waitaof", FSYNC_MODES),
+            access_log=_bool(env, "LEAF7_ACCESS_LOG", True),
+            shutdown_timeout=_float(env, "LEAF7_SHUTDOWN_TIMEOUT", 5.0, minimum=0),
         )

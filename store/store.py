@@ -19,6 +19,8 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from store import keys
 from store.autopipe import AutoPipeline
+from store.bounded import bounded
+from store.durable import Durability
 from store.errors import (
     AlreadyRedeemed,
     DiscordNotLinked,
@@ -74,9 +76,16 @@ class Store:
         *,
         retention: int = 7 * 86400,
         clock: Callable[[], float] = time.time,
+        timeout: float | None = 2.0,
+        fsync: str = "waitaof",
     ) -> None:
         self.redis = redis
         self.pipe = AutoPipeline(redis)
+        # Every public operation is bounded by ``timeout`` seconds (store/bounded.py).
+        self.timeout = timeout
+        self.timeouts = 0
+        # Vendor writes that create or destroy value end with WAITAOF (store/durable.py).
+        self.durability = Durability(fsync, timeout)
         self.scripts = Scripts()
         self.retention = retention
         self.clock = clock
@@ -89,15 +98,22 @@ class Store:
 
     # ---- plumbing -------------------------------------------------------------------------
 
+    @bounded
     async def load_scripts(self) -> None:
         """Warms the server's script cache so the first requests do not pay for NOSCRIPT."""
         await asyncio.gather(*(self.redis.script_load(s.source) for s in self.scripts.all()))
 
+    @bounded
     async def ping(self) -> bool:
         return bool(await self.redis.ping())
 
-    async def _script(self, script: Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        """Runs a script in the automatic pipeline: one command, one shared round trip."""
+    async def _script(
+        self, script: Script, keys_: Sequence[str], args: Sequence[Any], *, durable: bool = False
+    ) -> Any:
+        """Runs a script in the automatic pipeline: one command, one shared round trip.
+        ``durable``: on a pool connection followed by WAITAOF instead (store/durable.py)."""
+        if durable and self.durability.enabled:
+            return await self._durable_script(script, keys_, args)
         try:
             try:
                 return await self.pipe.call("EVALSHA", script.sha, len(keys_), *keys_, *args)
@@ -105,6 +121,32 @@ class Store:
                 return await self.pipe.call("EVAL", script.source, len(keys_), *keys_, *args)
         except ResponseError as exc:
             raise _script_error(exc) from None
+
+    async def _durable_script(
+        self, script: Script, keys_: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        for command in ("EVALSHA", "EVAL"):  # EVAL only after NOSCRIPT
+            body = script.sha if command == "EVALSHA" else script.source
+            result = (await self._write([(command, body, len(keys_), *keys_, *args)]))[0]
+            if not isinstance(result, NoScriptError):
+                break
+        if isinstance(result, ResponseError):
+            raise _script_error(result) from None
+        return result
+
+    async def _write(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Sends ``commands`` in one pipeline on one pool connection, followed by WAITAOF when
+        durability is on; returns their replies (an error reply as its exception)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        durable = self.durability.enabled
+        if durable:
+            pipe.execute_command(*self.durability.command())
+        results = await pipe.execute(raise_on_error=False)
+        if durable:
+            self.durability.check(results.pop())
+        return results
 
     async def _project_of(self, key_id: str) -> str:
         project_id: str | None = await self.pipe.call("GET", keys.key_ref(key_id))
@@ -114,6 +156,7 @@ class Store:
 
     # ---- vendors --------------------------------------------------------------------------
 
+    @bounded
     async def create_vendor(self, name: str, discord_id: str | None) -> tuple[str, str]:
         """Returns (vendor_id, api_key). The key is shown once; only its digest is kept."""
         vendor_id = str(uuid.uuid4())
@@ -122,12 +165,16 @@ class Store:
         fields = {"name": name, "created_at": self.now(), "api_key_hash": digest}
         if discord_id:
             fields["discord_id"] = discord_id
-        await asyncio.gather(
-            self.pipe.call("HSET", keys.vendor(vendor_id), *_flatten(fields.items())),
-            self.pipe.call("SET", keys.api_key(digest), vendor_id),
+        results = await self._write(
+            [
+                ("HSET", keys.vendor(vendor_id), *_flatten(fields.items())),
+                ("SET", keys.api_key(digest), vendor_id),
+            ]
         )
+        _raise_first(results)
         return vendor_id, api_key
 
+    @bounded
     async def get_vendor(self, vendor_id: str) -> Vendor:
         h = pairs(await self.pipe.call("HGETALL", keys.vendor(vendor_id)))
         if not h:
@@ -139,13 +186,17 @@ class Store:
             created_at=iso(h.get("created_at")),
         )
 
+    @bounded
     async def link_discord(self, vendor_id: str, discord_id: str) -> Vendor:
         # HSET XX-style: only an existing vendor may be linked (a typo must not create one).
         if not await self.pipe.call("EXISTS", keys.vendor(vendor_id)):
             raise VendorNotFound
-        await self.pipe.call("HSET", keys.vendor(vendor_id), "discord_id", discord_id)
+        _raise_first(
+            await self._write([("HSET", keys.vendor(vendor_id), "discord_id", discord_id)])
+        )
         return await self.get_vendor(vendor_id)
 
+    @bounded
     async def authenticate(self, api_key: str) -> str | None:
         """API key -> vendor_id, or None when unknown."""
         vendor_id: str | None = await self.pipe.call("GET", keys.api_key(api_key_digest(api_key)))
@@ -153,6 +204,7 @@ class Store:
 
     # ---- projects -------------------------------------------------------------------------
 
+    @bounded
     async def create_project(self, vendor_id: str, fields: dict[str, str]) -> Project:
         project_id = str(uuid.uuid4())
         h = {
@@ -164,12 +216,16 @@ class Store:
         }
         # The project hash is written before the vendor's index names it, so a listing never
         # meets an id without data; both go out in one batch.
-        await asyncio.gather(
-            self.pipe.call("HSET", keys.project(project_id), *_flatten(h.items())),
-            self.pipe.call("SADD", keys.vendor_projects(vendor_id), project_id),
+        results = await self._write(
+            [
+                ("HSET", keys.project(project_id), *_flatten(h.items())),
+                ("SADD", keys.vendor_projects(vendor_id), project_id),
+            ]
         )
+        _raise_first(results)
         return project_from_hash(project_id, h)
 
+    @bounded
     async def list_projects(self, vendor_id: str) -> list[Project]:
         ids = await self._project_ids(vendor_id)
         flats = await asyncio.gather(*(self.pipe.call("HGETALL", keys.project(p)) for p in ids))
@@ -184,12 +240,14 @@ class Store:
         members: Iterable[str] = await self.pipe.call("SMEMBERS", keys.vendor_projects(vendor_id))
         return sorted(members)
 
+    @bounded
     async def get_project(self, vendor_id: str, project_id: str) -> Project:
         h = pairs(await self.pipe.call("HGETALL", keys.project(project_id)))
         if not h or h.get("vendor_id") != vendor_id:
             raise ProjectNotFound
         return project_from_hash(project_id, h)
 
+    @bounded
     async def update_project(
         self, vendor_id: str, project_id: str, changes: dict[str, str]
     ) -> Project:
@@ -197,12 +255,15 @@ class Store:
             self.scripts.update_project,
             [keys.project(project_id)],
             [vendor_id, *_flatten(changes.items())],
+            durable=True,
         )
         return project_from_hash(project_id, pairs(flat))
 
+    @bounded
     async def project_exists(self, project_id: str) -> bool:
         return bool(await self.pipe.call("EXISTS", keys.project(project_id)))
 
+    @bounded
     async def set_source(
         self, vendor_id: str, project_id: str, source: str, version: str | None, macros: str
     ) -> Project:
@@ -210,14 +271,17 @@ class Store:
             self.scripts.set_source,
             [keys.project(project_id), keys.project_source(project_id)],
             [vendor_id, source, version or "", macros],
+            durable=True,
         )
         return project_from_hash(project_id, pairs(flat))
 
+    @bounded
     async def delete_project(self, vendor_id: str, project_id: str) -> None:
         key_ids: list[str] = await self._script(
             self.scripts.delete_project,
             keys.project_keys(project_id),
             [vendor_id, keys.key_prefix(project_id), keys.discord_prefix(project_id)],
+            durable=True,
         )
         pipe = self.redis.pipeline(transaction=False)
         pipe.srem(keys.vendor_projects(vendor_id), project_id)
@@ -227,6 +291,7 @@ class Store:
 
     # ---- buyer keys -----------------------------------------------------------------------
 
+    @bounded
     async def generate_keys(
         self,
         vendor_id: str,
@@ -254,14 +319,22 @@ class Store:
         for key_id in ids:
             pipe.set(keys.key_ref(key_id), project_id)
         pipe.evalsha(script.sha, len(key_names), *key_names, *args)
+        durable = self.durability.enabled
+        if durable:  # same connection: fsynced before the keys are handed out
+            pipe.execute_command(*self.durability.command())
         results = await pipe.execute(raise_on_error=False)
+        if durable:
+            self.durability.check(results.pop())
         result = results[-1]
         if isinstance(result, NoScriptError):
             eval_args = (script.source, len(key_names), *key_names, *args)
-            try:
-                result = await self.pipe.call("EVAL", *eval_args)
-            except ResponseError as exc:  # e.g. L7:PROJECT_NOT_FOUND: drop the refs below too
-                result = exc
+            if durable:
+                result = (await self._write([("EVAL", *eval_args)]))[0]
+            else:
+                try:
+                    result = await self.pipe.call("EVAL", *eval_args)
+                except ResponseError as exc:  # e.g. L7:PROJECT_NOT_FOUND: drop the refs too
+                    result = exc
         if isinstance(result, ResponseError):
             # Nothing was written by the script; drop the refs made for it.
             await self.redis.delete(*(keys.key_ref(i) for i in ids))
@@ -308,21 +381,25 @@ class Store:
         out.sort(key=lambda t: (t[2].get("created_at", ""), t[1]))
         return out
 
+    @bounded
     async def list_buyer_keys(self, vendor_id: str, project_id: str | None) -> list[BuyerKey]:
         rows = await self._list(vendor_id, project_id, keys.buyer_index)
         return [buyer_key_from_hash(p, k, h) for p, k, h in rows]
 
+    @bounded
     async def delete_buyer_key(self, vendor_id: str, key_id: str) -> None:
         project_id = await self._project_of(key_id)
         await self._script(
             self.scripts.delete_buyer_key,
             [keys.project(project_id), keys.key(project_id, key_id), keys.buyer_index(project_id)],
             [vendor_id, key_id],
+            durable=True,
         )
         await self.pipe.call("DEL", keys.key_ref(key_id))
 
     # ---- redemption and active keys -------------------------------------------------------
 
+    @bounded
     async def redeem(self, vendor_id: str, key_id: str, discord_id: str) -> ActiveKey:
         project_id = await self._project_of(key_id)
         flat = await self._script(
@@ -335,6 +412,7 @@ class Store:
                 keys.key_discords(project_id),
             ],
             [vendor_id, key_id, self.now(), discord_id, self.retention],
+            durable=True,
         )
         h = pairs(flat)
         await self._expire_ref(key_id, h.get("expires_at", ""))
@@ -346,6 +424,7 @@ class Store:
             at_ms = (int(expires_at) + self.retention) * 1000
             await self.pipe.call("PEXPIREAT", keys.key_ref(key_id), at_ms)
 
+    @bounded
     async def list_active_keys(
         self, vendor_id: str, project_id: str | None, discord_id: str | None
     ) -> list[ActiveKey]:
@@ -363,24 +442,30 @@ class Store:
             script,
             [keys.project(project_id), keys.key(project_id, key_id), keys.hwid_bans(project_id)],
             [vendor_id, *args],
+            durable=True,
         )
 
+    @bounded
     async def ban(self, vendor_id: str, key_id: str) -> None:
         await self._key_action(self.scripts.ban, vendor_id, key_id)
 
+    @bounded
     async def unban(self, vendor_id: str, key_id: str) -> None:
         await self._key_action(self.scripts.unban, vendor_id, key_id)
 
+    @bounded
     async def reset_hwid(self, vendor_id: str, key_id: str) -> str | None:
         """Vendor reset (no cooldown). Returns the previous HWID."""
         old: str = await self._key_action(self.scripts.reset_hwid, vendor_id, key_id, self.now())
         return old or None
 
+    @bounded
     async def set_hwid(self, vendor_id: str, key_id: str, hwid: str | None) -> str | None:
         """Returns the previous HWID."""
         old: str = await self._key_action(self.scripts.set_hwid, vendor_id, key_id, hwid or "")
         return old or None
 
+    @bounded
     async def get_active_key(self, vendor_id: str, key_id: str) -> ActiveKey:
         project_id = await self._project_of(key_id)
         flat = await self._script(
@@ -395,6 +480,7 @@ class Store:
 
     # ---- the loader's execution check (hot path) ------------------------------------------
 
+    @bounded
     async def execute(self, project_id: str, key_id: str, hwid: str) -> Execution:
         """One script, one round trip (shared with concurrent checks by the auto-pipeline).
 
@@ -450,6 +536,12 @@ class Store:
 def _ignore_result(fut: "asyncio.Future[None]") -> None:
     if not fut.cancelled():
         fut.exception()
+
+
+def _raise_first(results: Iterable[Any]) -> None:
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
 
 
 def _flatten(items: Iterable[tuple[str, object]]) -> list[object]:

@@ -17,6 +17,10 @@ VARS = [
     "LEAF7_MAX_SOURCE",
     "LEAF7_PUBLIC_URL",
     "LEAF7_REDIS_MAX_CONNECTIONS",
+    "LEAF7_REDIS_TIMEOUT",
+    "LEAF7_FSYNC",
+    "LEAF7_ACCESS_LOG",
+    "LEAF7_SHUTDOWN_TIMEOUT",
 ]
 
 INT_VARS = [
@@ -40,6 +44,10 @@ def test_defaults_when_unset() -> None:
     assert s.max_source == 8 * 1024 * 1024
     assert s.public_url is None
     assert s.redis_max_connections == 64
+    assert s.redis_timeout == 2.0
+    assert s.fsync == "waitaof"
+    assert s.access_log is True
+    assert s.shutdown_timeout == 5.0
 
 
 def test_empty_values_mean_default() -> None:
@@ -57,6 +65,10 @@ def test_every_variable_is_parsed() -> None:
         "LEAF7_MAX_SOURCE": "4096",
         "LEAF7_PUBLIC_URL": "https://keys.example.com/",
         "LEAF7_REDIS_MAX_CONNECTIONS": "8",
+        "LEAF7_REDIS_TIMEOUT": "0.25",
+        "LEAF7_FSYNC": "None",
+        "LEAF7_ACCESS_LOG": "off",
+        "LEAF7_SHUTDOWN_TIMEOUT": "30",
     }
     assert Settings.from_env(env) == Settings(
         redis_url="redis://cache:6380/2",
@@ -68,6 +80,10 @@ def test_every_variable_is_parsed() -> None:
         max_source=4096,
         public_url="https://keys.example.com",
         redis_max_connections=8,
+        redis_timeout=0.25,
+        fsync="none",
+        access_log=False,
+        shutdown_timeout=30.0,
     )
 
 
@@ -138,3 +154,26 @@ def test_cli_reports_config_error(
     out, err = capsys.readouterr()
     assert out == ""
     assert "LEAF7_PORT" in err
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("LEAF7_REDIS_TIMEOUT", "0"),
+        ("LEAF7_REDIS_TIMEOUT", "0.01"),
+        ("LEAF7_REDIS_TIMEOUT", "two"),
+        ("LEAF7_REDIS_TIMEOUT", "nan"),
+        ("LEAF7_REDIS_TIMEOUT", "inf"),
+        ("LEAF7_SHUTDOWN_TIMEOUT", "-1"),
+        ("LEAF7_FSYNC", "always"),
+        ("LEAF7_ACCESS_LOG", "maybe"),
+    ],
+)
+def test_bad_operational_values(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("0", False)])
+def test_access_log_switch(raw: str, expected: bool) -> None:
+    assert Settings.from_env({"LEAF7_ACCESS_LOG": raw}).access_log is expected
