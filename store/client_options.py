@@ -30,6 +30,5 @@ def client_options(timeout: float) -> dict[str, Any]:
             RETRIES,
             supported_errors=(RedisConnectionError,),
         ),
-        "retry_on_timeout": False,
         "health_check_interval": 30,
     }
