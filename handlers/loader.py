@@ -9,6 +9,7 @@ from handlers import schemas
 from handlers.common import UUID_RE, ApiError, read_body, store
 from handlers.luagen import loader_lua, macro_prelude
 from service.appkeys import SETTINGS
+from service.observability import METRICS
 from store import ProjectNotFound
 from store.models import Execution, iso
 
@@ -95,13 +96,17 @@ async def execute(request: web.Request) -> web.Response:
         req = schemas.execute_request.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ApiError(400, f"Malformed request: {exc}") from None
+    verdicts = request.app[METRICS].verdicts
     hwid = req.hwid or hwid_from_headers(request.headers)
     if not hwid:
+        verdicts["HWID_MISSING"].inc()
         return _json(_FAILURES["HWID_MISSING"])
     if not UUID_RE.fullmatch(req.project_id):
+        verdicts["PROJECT_NOT_FOUND"].inc()
         return _json(_FAILURES["PROJECT_NOT_FOUND"])  # cannot name a project: no Redis call
     s = store(request)
     result = await s.execute(req.project_id, req.script_key, hwid)
+    verdicts[result.code].inc()
     if result.code != "KEY_VALID":
         return _json(_FAILURES[result.code])
     return _json(_valid(result, s.now()))

@@ -13,6 +13,7 @@ from service.appkeys import SETTINGS, STORE
 from service.config import Settings
 from service.embedded import EmbeddedValkey
 from service.middleware import error_middleware
+from service.observability import METRICS, Metrics, observe_middleware
 from service.routes import setup_routes
 from store import Store, StoreUnavailable
 from store.client_options import client_options
@@ -32,8 +33,11 @@ def create_app(
     # aiohttp's own cap is the largest body any route takes (hosted sources); read_json applies
     # each route's limit.
     max_size = max(settings.max_body, settings.max_source)
-    app = web.Application(client_max_size=max_size, middlewares=[error_middleware])
+    metrics = Metrics(lambda: app.get(STORE))
+    observe = observe_middleware(metrics, log_requests=settings.access_log)
+    app = web.Application(client_max_size=max_size, middlewares=[observe, error_middleware])
     app[SETTINGS] = settings
+    app[METRICS] = metrics
 
     async def storage(app: web.Application) -> AsyncIterator[None]:
         embedded: EmbeddedValkey | None = None

@@ -94,6 +94,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # Access logs: one JSON object per line on stdout, nothing around it (service/observability).
+    access = logging.getLogger("leaf7.access")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.propagate = False
+    access.setLevel(logging.INFO if settings.access_log else logging.WARNING)
     try:
         import uvloop
 
@@ -112,7 +119,18 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     app.on_startup.append(freeze_gc)
     host = args.host or settings.host
     port = args.port if args.port is not None else settings.port
-    web.run_app(app, host=host, port=port, access_log=None, print=None)
+    # SIGTERM/SIGINT: aiohttp stops accepting, lets in-flight requests finish for up to
+    # shutdown_timeout seconds, then closes connections and runs cleanup (the auto-pipeline
+    # drains, the embedded Valkey stops cleanly). aiohttp's own access log is off: ours is
+    # the JSON one.
+    web.run_app(
+        app,
+        host=host,
+        port=port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
     return 0
 
 

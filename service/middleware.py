@@ -10,6 +10,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from handlers.common import ApiError, body_too_large, json_error
 from service.appkeys import SETTINGS
+from service.observability import METRICS, current_request_id, route_label
 from store import errors
 
 log = logging.getLogger("leaf7")
@@ -24,7 +25,6 @@ _STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
         403,
         "Discord account must be linked before you can generate buyer keys.",
     ),
-    errors.StoreUnavailable: (503, "Storage unavailable"),
 }
 
 
@@ -34,12 +34,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return json_error(exc.status, exc.detail, exc.headers)
+    except errors.StoreUnavailable as exc:  # the store's own time bound, or fsync
+        return _unavailable(request, "timeout", exc)
     except errors.StoreError as exc:
         status, detail = _STORE_ERRORS[type(exc)]
         return json_error(status, detail)
-    except (RedisConnectionError, RedisTimeoutError, ConnectionError):
-        log.warning("storage unavailable for %s %s", request.method, request.path)
-        return json_error(503, "Storage unavailable")
+    except RedisTimeoutError as exc:
+        return _unavailable(request, "timeout", exc)
+    except (RedisConnectionError, ConnectionError) as exc:
+        return _unavailable(request, "connection", exc)
     except web.HTTPRequestEntityTooLarge:
         settings = request.app[SETTINGS]
         too_large = body_too_large(max(settings.max_body, settings.max_source))
@@ -52,5 +55,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except msgspec.ValidationError as exc:
         return json_error(422, str(exc))
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        # The route template, never the path: paths carry key ids.
+        log.exception(
+            "unhandled error in %s %s (request %s)",
+            request.method,
+            route_label(request),
+            current_request_id.get(),
+        )
         return json_error(500, "Internal server error")
+
+
+def _unavailable(request: web.Request, kind: str, exc: BaseException) -> web.Response:
+    request.app[METRICS].redis_errors[kind].inc()
+    log.warning(
+        "storage unavailable (%s: %s) for %s %s (request %s)",
+        kind,
+        type(exc).__name__,
+        request.method,
+        route_label(request),
+        current_request_id.get(),
+    )
+    return json_error(503, "Storage unavailable")

@@ -4,6 +4,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from handlers import health, keys, loader, projects
+from service.observability import metrics_handler
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -15,6 +16,7 @@ def setup_routes(app: web.Application) -> None:
     r = app.router
     _add(r, "GET", "/healthz", health.healthz)
     _add(r, "GET", "/readyz", health.readyz)
+    _add(r, "GET", "/metrics", metrics_handler)
 
     _add(r, "POST", "/api/vendor/projects", projects.create)
     _add(r, "GET", "/api/vendor/projects", projects.list_)

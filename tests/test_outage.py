@@ -17,6 +17,7 @@ from service.config import Settings
 from store.client_options import client_options
 from tests.conftest import Api, _store
 from tests.faults import Faulty, app_on
+from tests.test_observability import scrape, value
 
 UNAVAILABLE = {"detail": "Storage unavailable"}
 
@@ -98,6 +99,9 @@ async def test_sigkill_answers_503_fast_and_recovers_on_restart(
     status, body, _ = await _get(client, "/healthz")
     assert (status, body) == (200, {"status": "ok"})
 
+    m = await scrape(client)
+    assert value(m, "leaf7_redis_errors_total", kind="connection") == 6  # 5 requests + readyz
+
     faulty.start()  # same data directory, same socket path
     took = await _recovers(client, run, within=2.0)
     assert took < 0.5
@@ -134,6 +138,9 @@ async def test_sigstop_answers_503_within_the_bound_and_recovers(
     status, body, took = await _get(client, "/healthz")
     assert (status, body) == (200, {"status": "ok"}) and took < 0.2
     assert _store(client).timeouts >= 17
+    m = await scrape(client)
+    assert value(m, "leaf7_redis_errors_total", kind="timeout") == 18  # 17 requests + readyz
+    assert value(m, "leaf7_store_timeouts_total") >= 17
 
     faulty.sigcont()
     await _recovers(client, run, within=2.0)
