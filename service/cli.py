@@ -90,21 +90,17 @@ async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-class _LineBuffer(logging.Handler):
+class _AccessLines:
     """Access-log lines (already JSON) into a 64 KiB buffer on stdout's descriptor, flushed
-    twice a second and at exit: a StreamHandler would make one write(2) per request."""
+    twice a second and at shutdown: no logging records, no write(2) per request."""
 
     def __init__(self) -> None:
-        super().__init__()
         self.stream = open(  # noqa: SIM115 - lives as long as the process
             sys.stdout.fileno(), "w", buffering=65536, encoding="utf-8", closefd=False
         )
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.stream.write(record.getMessage() + "\n")
-        except Exception:
-            self.handleError(record)
+    def write(self, line: str) -> None:
+        self.stream.write(line + "\n")
 
     def flush(self) -> None:
         with contextlib.suppress(ValueError, OSError):
@@ -113,14 +109,9 @@ class _LineBuffer(logging.Handler):
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.app import create_app
+    from service.observability import METRICS
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    # Access logs: one JSON object per line on stdout, nothing around it (service/observability).
-    access = logging.getLogger("leaf7.access")
-    lines = _LineBuffer()
-    access.addHandler(lines)
-    access.propagate = False
-    access.setLevel(logging.INFO if settings.access_log else logging.WARNING)
     try:
         import uvloop
 
@@ -137,6 +128,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         gc.set_threshold(20_000, 50, 100)
 
     app.on_startup.append(freeze_gc)
+    lines = _AccessLines()
+    app[METRICS].access_sink = lines.write  # one JSON object per line on stdout
 
     async def flush_access_log(app: web.Application) -> AsyncIterator[None]:
         async def every_half_second() -> None:
@@ -164,6 +157,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         print=None,
         shutdown_timeout=settings.shutdown_timeout,
     )
+    lines.flush()
     return 0
 
 
