@@ -167,6 +167,15 @@ class AutoPipeline:
             if not fut.done():
                 fut.set_exception(exc)
 
+    def abort(self) -> None:
+        """Drops the connection at once (leaf7 issue 6): everything in flight fails as on a lost
+        connection and the next call reconnects. The store calls it when the server stopped
+        answering on this connection, which otherwise stays open (and stuck) for as long as
+        the peer's socket does, e.g. a stopped server replaced behind the same address."""
+        writer = getattr(self._conn, "_writer", None)
+        if writer is not None:
+            writer.transport.abort()  # the reader sees EOF: _lost() runs
+
     async def drain(self) -> None:
         """Waits until every queued and in-flight command has its reply."""
         while self._pending or self._inflight or self._connecting:

@@ -25,6 +25,8 @@ class HasTimeout(Protocol):
     timeout: float | None
     timeouts: int
 
+    def on_timeout(self) -> None: ...
+
 
 S = TypeVar("S", bound=HasTimeout)
 
@@ -44,6 +46,7 @@ def bounded(method: Method[S, P, T]) -> Method[S, P, T]:
             if not bound.expired():
                 raise
             self.timeouts += 1
+            self.on_timeout()
             raise StoreUnavailable("storage timed out") from None
 
     functools.update_wrapper(wrapper, method)

@@ -84,6 +84,8 @@ class Store:
         # Every public operation is bounded by ``timeout`` seconds (store/bounded.py).
         self.timeout = timeout
         self.timeouts = 0
+        self.pipe_aborts = 0
+        self._probe: asyncio.Future[None] | None = None
         # Vendor writes that create or destroy value end with WAITAOF (store/durable.py).
         self.durability = Durability(fsync, timeout)
         self.scripts = Scripts()
@@ -97,6 +99,25 @@ class Store:
         return int(self.clock())
 
     # ---- plumbing -------------------------------------------------------------------------
+
+    def on_timeout(self) -> None:
+        """An operation exceeded the bound: check the auto-pipeline's connection (once at a
+        time). Called by ``bounded``."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._probe_pipe())
+
+    async def _probe_pipe(self) -> None:
+        """If the auto-pipeline's connection does not answer a PING within the bound either,
+        drop it so that the next call reconnects: a server that stopped answering, or was
+        replaced behind the same address, would otherwise hold every loader check on it."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.pipe.call("PING")
+        except TimeoutError:
+            self.pipe_aborts += 1
+            self.pipe.abort()
+        except Exception:  # noqa: S110 - lost or refused: the pipeline reconnects by itself
+            pass
 
     @bounded
     async def load_scripts(self) -> None:

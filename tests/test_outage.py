@@ -2,6 +2,7 @@
 recovers by itself. Each test owns a real Valkey that it kills, stops and restarts."""
 
 import asyncio
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -14,6 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.config import Settings
+from service.embedded import binary_path
 from store.client_options import client_options
 from tests.conftest import Api, _store
 from tests.faults import Faulty, app_on
@@ -168,3 +170,47 @@ async def test_starts_while_redis_is_down_and_recovers(
     assert (await _get(client, "/readyz"))[:2] == (200, {"status": "ok"})
     _, run = await _setup(client)  # scripts are sent on first use
     assert run["script_key"]
+
+
+async def test_stopped_server_replaced_behind_the_same_address(
+    aiohttp_client: Any, faulty: Faulty, settings: Settings, tmp_path: Path
+) -> None:
+    """The old server stops answering and never comes back; a new one takes over its socket
+    path (a failover behind the same address). The loader's pipelined connection to the old
+    one stays open, so the store must drop it after a timeout, or every check would 503 for
+    as long as that socket lives."""
+    bound = 0.3
+    client = await app_on(aiohttp_client, faulty, replace(settings, redis_timeout=bound))
+    _, run = await _setup(client)
+    faulty.sigstop()
+    socket_path = faulty.server.socket_path
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
+    replacement = _valkey_on(socket_path, new_dir)
+    try:
+        deadline = time.monotonic() + 5
+        while not socket_path.exists() or socket_path.stat().st_ino == 0:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        # The new server is empty: the check reaching it answers PROJECT_NOT_FOUND (200).
+        t0 = time.monotonic()
+        while True:
+            status, body, _ = await _execute(client, run)
+            if status == 200:
+                break
+            assert (status, body) == (503, UNAVAILABLE)
+            assert time.monotonic() - t0 < 10 * bound, "still stuck on the stopped server"
+        assert body["code"] == "PROJECT_NOT_FOUND"
+        assert _store(client).pipe_aborts >= 1
+        print(f"\nfailover: checks answered by the new server after {time.monotonic() - t0:.2f} s")
+    finally:
+        replacement.kill()
+        replacement.wait()
+
+
+def _valkey_on(socket_path: Path, data_dir: Path) -> "subprocess.Popen[bytes]":
+    """A bare valkey-server on ``socket_path`` (it unlinks and rebinds the path)."""
+    args = [str(binary_path()), "--port", "0", "--unixsocket", str(socket_path)]
+    args += ["--dir", str(data_dir), "--save", ""]
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
