@@ -107,6 +107,7 @@ async def test_sigkill_answers_503_fast_and_recovers_on_restart(
     faulty.start()  # same data directory, same socket path
     took = await _recovers(client, run, within=2.0)
     assert took < 0.5
+    print(f"\nSIGKILL: recovered {took * 1000:.1f} ms after the restart")
     assert (await _get(client, "/readyz"))[:2] == (200, {"status": "ok"})
     # Nothing acknowledged before the kill was lost; vendor writes work again.
     assert len(await api.call("GET", "/api/vendor/keys/buyer")) == 1
@@ -134,6 +135,8 @@ async def test_sigstop_answers_503_within_the_bound_and_recovers(
     for status, body, took in results:
         assert (status, body) == (503, UNAVAILABLE)
         assert bound * 0.9 <= took < bound + 1.0, took
+    took_all = [took for _, _, took in results]
+    print(f"\nSIGSTOP, bound {bound} s: 503 after {min(took_all):.3f}-{max(took_all):.3f} s")
     status, body, took = await _get(client, "/readyz")
     assert (status, body) == (503, UNAVAILABLE)
     assert took < bound + 1.0
