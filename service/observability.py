@@ -11,6 +11,7 @@ Hot path: one dict lookup finds the cached (counter, histogram) children of a
 (route, method, status) triple; the label strings are built once per triple.
 """
 
+import itertools
 import logging
 import re
 import secrets
@@ -157,8 +158,29 @@ class Metrics:
         return children[2]
 
 
+# Generated ids: a random per-process prefix and a counter (unique, no syscall per request;
+# request ids are for correlation, not secrets).
+_ID_PREFIX = secrets.token_hex(8)
+_id_counter = itertools.count(1)
+
+
 def _new_request_id() -> str:
-    return secrets.token_hex(16)
+    return f"{_ID_PREFIX}-{next(_id_counter):x}"
+
+
+class _Clock:
+    """The access log's second-resolution timestamp, formatted once per second."""
+
+    second = -1
+    text = ""
+
+
+def _timestamp(now: float) -> str:
+    second = int(now)
+    if second != _Clock.second:
+        _Clock.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _Clock.second = second
+    return f"{_Clock.text}.{int((now - second) * 1000):03d}Z"
 
 
 def observe_middleware(metrics: Metrics, *, log_requests: bool) -> Any:
@@ -198,11 +220,9 @@ def observe_middleware(metrics: Metrics, *, log_requests: bool) -> Any:
 
 
 def _access_line(request: web.Request, route: str, status: int, duration: float, rid: str) -> str:
-    now = time.time()
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
     return orjson.dumps(
         {
-            "time": stamp,
+            "time": _timestamp(time.time()),
             "method": request.method if request.method in _METHODS else "OTHER",
             "route": route,
             "status": status,
