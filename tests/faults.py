@@ -1,9 +1,9 @@
 """A real Valkey that a test owns, so it can kill, stop and restart it."""
 
-import asyncio
 import os
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +69,5 @@ class Faulty:
 
 async def app_on(aiohttp_client: Any, server: Faulty, settings: Settings) -> TestClient[Any, Any]:
     """The app as production builds it: its own client on REDIS_URL (bounded options)."""
-    app = create_app(Settings(**{**_fields(settings), "redis_url": server.url}))
+    app = create_app(replace(settings, redis_url=server.url))
     return await aiohttp_client(app)  # type: ignore[no-any-return]
-
-
-def _fields(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in Settings.__slots__}
-
-
-async def timed(coro: Any) -> tuple[Any, float]:
-    t0 = time.monotonic()
-    result = await coro
-    return result, time.monotonic() - t0
-
-
-async def in_thread(fn: Any, *args: Any) -> Any:
-    return await asyncio.to_thread(fn, *args)
