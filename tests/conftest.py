@@ -71,7 +71,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", expired_retention=3600, max_body=64 * 1024)
+    # A generous storage bound: a loaded CI machine can take seconds for an fsync (WAITAOF);
+    # the tests of the bound itself set their own (tests/test_outage.py).
+    return Settings(
+        data_dir=tmp_path / "data", expired_retention=3600, max_body=64 * 1024, redis_timeout=10.0
+    )
 
 
 class Api:
