@@ -18,11 +18,16 @@ WORKDIR /app
 ENV LEAF7_HOST=0.0.0.0 \
     LEAF7_PORT=8000 \
     LEAF7_DATA_DIR=/data \
+    LEAF7_SHUTDOWN_TIMEOUT=5 \
     PYTHONUNBUFFERED=1
 EXPOSE 8000
 VOLUME ["/data"]
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
     CMD python -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)" || exit 1
-# Exec form: leaf7 is PID 1 and receives SIGTERM directly, so in-flight requests drain.
+# Exec form: leaf7 is PID 1 and receives SIGTERM directly (no shell in between). On SIGTERM
+# it stops accepting, lets in-flight requests finish for up to LEAF7_SHUTDOWN_TIMEOUT seconds,
+# then drains the Redis pipeline and stops the embedded Valkey cleanly: keep the sum below
+# `docker stop`'s grace period (10 s by default).
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["leaf7"]
 CMD ["serve"]

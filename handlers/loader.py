@@ -11,6 +11,7 @@ from handlers.luagen import loader_lua, macro_prelude
 from handlers.openapi import operation
 from handlers.ratelimit import rate_headers, too_many
 from service.appkeys import SETTINGS
+from service.observability import METRICS
 from store import ProjectNotFound
 from store.models import Execution, iso
 
@@ -109,10 +110,13 @@ async def execute(request: web.Request) -> web.Response:
         req = schemas.execute_request.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ApiError(400, f"Malformed request: {exc}") from None
+    verdicts = request.app[METRICS].verdicts
     hwid = req.hwid or hwid_from_headers(request.headers)
     if not hwid:
+        verdicts["HWID_MISSING"].inc()
         return _json(_FAILURES["HWID_MISSING"])
     if not UUID_RE.fullmatch(req.project_id):
+        verdicts["PROJECT_NOT_FOUND"].inc()
         return _json(_FAILURES["PROJECT_NOT_FOUND"])  # cannot name a project: no Redis call
     s = store(request)
     settings = request.app[SETTINGS]
@@ -122,6 +126,7 @@ async def execute(request: web.Request) -> web.Response:
         if result.limited == "f":
             raise too_many(settings.brute_force_limit, result.reset or 0, result.retry_after)
         raise too_many(settings.rate_execute, result.reset or 0, result.retry_after)
+    verdicts[result.code].inc()
     headers = None
     if result.remaining is not None:
         headers = rate_headers(settings.rate_execute, result.remaining, result.reset or 0)

@@ -9,16 +9,18 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from handlers.ratelimit import add_rate_headers
 from service.appkeys import SETTINGS, STORE
 from service.config import Settings
 from service.embedded import EmbeddedValkey
 from service.middleware import error_middleware
+from service.observability import METRICS, Metrics, observe_middleware
 from service.routes import setup_routes
 from service.secret import load_secret
 from service.webhooks import DelivererConfig, running
-from store import Store
+from store import Store, StoreUnavailable
 from store.client import connect
 from store.models import Limits
 
@@ -37,8 +39,12 @@ def create_app(
     # aiohttp's own cap is the largest body any route takes (hosted sources); read_json applies
     # each route's limit.
     max_size = max(settings.max_body, settings.max_source)
-    app = web.Application(client_max_size=max_size, middlewares=[error_middleware])
+    app = web.Application(client_max_size=max_size)
+    metrics = Metrics(lambda: app.get(STORE))
+    app.middlewares.append(observe_middleware(metrics, log_requests=settings.access_log))
+    app.middlewares.append(error_middleware)
     app[SETTINGS] = settings
+    app[METRICS] = metrics
 
     async def storage(app: web.Application) -> AsyncIterator[None]:
         embedded: EmbeddedValkey | None = None
@@ -48,7 +54,11 @@ def create_app(
             if url is None:
                 embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
                 url = embedded.url
-            client = connect(url, max_connections=settings.redis_max_connections)
+            client = connect(
+                url,
+                max_connections=settings.redis_max_connections,
+                timeout=settings.redis_timeout,
+            )
         store = Store(
             client,
             retention=settings.expired_retention,
@@ -60,8 +70,15 @@ def create_app(
                 failures=settings.brute_force_limit,
                 failure_window=settings.brute_force_window,
             ),
+            timeout=settings.redis_timeout,
+            fsync=settings.fsync,
         )
-        await store.load_scripts()
+        try:
+            await store.load_scripts()
+        except (StoreUnavailable, RedisError) as exc:
+            # Serve anyway (503 until Redis answers; /readyz tells): scripts are sent on
+            # first use when the server's cache lacks them.
+            log.warning("Redis is not reachable at start-up (%s); serving 503 until it is", exc)
         app[STORE] = store
         try:
             yield

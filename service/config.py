@@ -42,6 +42,40 @@ def _networks(env: Mapping[str, str], name: str) -> tuple[Network, ...]:
     return tuple(out)
 
 
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum or value == float("inf"):  # also refuses nan
+        raise ConfigError(f"{name} must be a finite number >= {minimum}, got {raw}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1/0 (true/false), got {raw!r}")
+
+
+FSYNC_MODES = ("waitaof", "none")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     redis_url: str | None = None
@@ -66,6 +100,13 @@ class Settings:
     brute_force_limit: int = 20
     brute_force_window: int = 600
     workers: int = 1
+    # Upper bound of every storage wait of a request (connect, command, fsync): past it, 503.
+    redis_timeout: float = 2.0
+    # waitaof: vendor writes are acknowledged only after the server fsynced them (WAITAOF).
+    fsync: str = "waitaof"
+    access_log: bool = True
+    # Seconds in-flight requests get to finish after SIGTERM before connections are closed.
+    shutdown_timeout: float = 5.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -97,4 +138,8 @@ class Settings:
             brute_force_limit=_int(env, "LEAF7_BRUTE_FORCE_LIMIT", 20),
             brute_force_window=_int(env, "LEAF7_BRUTE_FORCE_WINDOW", 600, minimum=1),
             workers=_int(env, "LEAF7_WORKERS", 1, minimum=1),
+            redis_timeout=_float(env, "LEAF7_REDIS_TIMEOUT", 2.0, minimum=0.05),
+            fsync=_choice(env, "LEAF7_FSYNC", "waitaof", FSYNC_MODES),
+            access_log=_bool(env, "LEAF7_ACCESS_LOG", True),
+            shutdown_timeout=_float(env, "LEAF7_SHUTDOWN_TIMEOUT", 5.0, minimum=0),
         )

@@ -10,6 +10,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from handlers.common import ApiError, body_too_large, json_error, json_response
 from service.appkeys import SETTINGS
+from service.observability import METRICS, current_request_id, route_label
 from store import errors
 from store.blacklist import EntryNotFound
 
@@ -44,12 +45,15 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             status=429,
             headers={"Retry-After": retry},
         )
+    except errors.StoreUnavailable as exc:  # the store's own time bound, or fsync
+        return _unavailable(request, "timeout", exc)
     except errors.StoreError as exc:
         status, detail = _STORE_ERRORS[type(exc)]
         return json_error(status, detail)
-    except (RedisConnectionError, RedisTimeoutError, ConnectionError):
-        log.warning("storage unavailable for %s %s", request.method, request.path)
-        return json_error(503, "Storage unavailable")
+    except RedisTimeoutError as exc:
+        return _unavailable(request, "timeout", exc)
+    except (RedisConnectionError, ConnectionError) as exc:
+        return _unavailable(request, "connection", exc)
     except web.HTTPRequestEntityTooLarge:
         settings = request.app[SETTINGS]
         too_large = body_too_large(max(settings.max_body, settings.max_source))
@@ -62,5 +66,24 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except msgspec.ValidationError as exc:
         return json_error(422, str(exc))
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        # The route template, never the path: paths carry key ids.
+        log.exception(
+            "unhandled error in %s %s (request %s)",
+            request.method,
+            route_label(request),
+            current_request_id.get(),
+        )
         return json_error(500, "Internal server error")
+
+
+def _unavailable(request: web.Request, kind: str, exc: BaseException) -> web.Response:
+    request.app[METRICS].redis_errors[kind].inc()
+    log.warning(
+        "storage unavailable (%s: %s) for %s %s (request %s)",
+        kind,
+        type(exc).__name__,
+        request.method,
+        route_label(request),
+        current_request_id.get(),
+    )
+    return json_error(503, "Storage unavailable")

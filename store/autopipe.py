@@ -217,6 +217,15 @@ class AutoPipeline:
         """Nothing queued, in flight or connecting."""
         return not (self._pending or self._inflight or self._connecting)
 
+    def abort(self) -> None:
+        """Drops the connection at once (leaf7 issue 6): everything in flight fails as on a lost
+        connection and the next call reconnects. The store calls it when the server stopped
+        answering on this connection, which otherwise stays open (and stuck) for as long as
+        the peer's socket does, e.g. a stopped server replaced behind the same address."""
+        writer = getattr(self._conn, "_writer", None)
+        if writer is not None:
+            writer.transport.abort()  # the reader sees EOF: _lost() runs
+
     async def drain(self) -> None:
         """Waits until every queued and in-flight command has its reply."""
         while self._pending or self._inflight or self._connecting:
@@ -514,6 +523,11 @@ class ClusterAutoPipeline:
             else:
                 return
 
+    def abort(self) -> None:
+        """Drops every node's connection (see AutoPipeline.abort)."""
+        for pipe in self._nodes.values():
+            pipe.abort()
+
     async def close(self) -> None:
         await self.drain()
         self._closed = True
@@ -557,6 +571,7 @@ class Pipeline(Protocol):
     async def call_all(self, *args: Any) -> list[Any]: ...
     async def drain(self) -> None: ...
     async def close(self) -> None: ...
+    def abort(self) -> None: ...
 
 
 def auto_pipeline(client: "Redis | RedisCluster") -> AutoPipeline | ClusterAutoPipeline:

@@ -2,10 +2,13 @@
 Redis Cluster (``redis+cluster://host:port[,host:port...]``, ``rediss+cluster://`` for TLS)."""
 
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+from store.client_options import client_options
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
@@ -46,10 +49,17 @@ def parse_cluster_url(url: str) -> ClusterUrl:
     return ClusterUrl(tuple(nodes), username, password, scheme.lower() == "rediss+cluster")
 
 
-def connect(url: str, *, max_connections: int = 64) -> "Redis | RedisCluster":
-    """A client for ``url`` with decoded replies. Nothing is connected until first use."""
+def connect(
+    url: str, *, max_connections: int = 64, timeout: float | None = None
+) -> "Redis | RedisCluster":
+    """A client for ``url`` with decoded replies. Nothing is connected until first use.
+    With ``timeout``, every socket wait is bounded by it and a failed connection is retried
+    once, quickly (store/client_options.py)."""
     if is_cluster_url(url):
         c = parse_cluster_url(url)
+        bounded: dict[str, Any] = {}
+        if timeout is not None:
+            bounded = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
         return RedisCluster(
             startup_nodes=[ClusterNode(host, port) for host, port in c.nodes],
             username=c.username,
@@ -57,10 +67,7 @@ def connect(url: str, *, max_connections: int = 64) -> "Redis | RedisCluster":
             ssl=c.tls,
             decode_responses=True,
             max_connections=max_connections,
+            **bounded,
         )
-    return Redis.from_url(
-        url,
-        decode_responses=True,
-        max_connections=max_connections,
-        health_check_interval=30,
-    )
+    options = client_options(timeout) if timeout is not None else {"health_check_interval": 30}
+    return Redis.from_url(url, decode_responses=True, max_connections=max_connections, **options)

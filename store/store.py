@@ -22,6 +22,8 @@ from redis.exceptions import NoScriptError, ResponseError
 from store import keys
 from store.autopipe import Pipeline, auto_pipeline
 from store.blacklist import Blacklist
+from store.bounded import bounded
+from store.durable import Durability
 from store.errors import (
     AlreadyRedeemed,
     DiscordNotLinked,
@@ -92,6 +94,8 @@ class Store:
         clock: Callable[[], float] = time.time,
         secret: bytes | None = None,
         limits: Limits | None = None,
+        timeout: float | None = 2.0,
+        fsync: str = "waitaof",
     ) -> None:
         """``secret`` keys the API key hashes (without one, a random secret: keys made by
         another process cannot be verified); ``limits`` are the execution check's."""
@@ -99,6 +103,15 @@ class Store:
         self.secret = secret if secret is not None else secrets.token_bytes(32)
         self.limits = limits if limits is not None else Limits()
         self.pipe: Pipeline = auto_pipeline(redis)
+        # Every public operation is bounded by ``timeout`` seconds (store/bounded.py).
+        self.timeout = timeout
+        self.timeouts = 0
+        self.pipe_aborts = 0
+        self._probe: asyncio.Future[None] | None = None
+        # Vendor writes that create or destroy value end with WAITAOF (store/durable.py).
+        # (Not on Redis Cluster: WAITAOF names no key, so it cannot follow the write's slot.)
+        cluster = isinstance(redis, RedisCluster)
+        self.durability = Durability("none" if cluster else fsync, timeout)
         self.scripts = Scripts()
         self.retention = retention
         self.clock = clock
@@ -113,6 +126,26 @@ class Store:
 
     # ---- plumbing -------------------------------------------------------------------------
 
+    def on_timeout(self) -> None:
+        """An operation exceeded the bound: check the auto-pipeline's connection (once at a
+        time). Called by ``bounded``."""
+        if self._probe is None or self._probe.done():
+            self._probe = asyncio.ensure_future(self._probe_pipe())
+
+    async def _probe_pipe(self) -> None:
+        """If the auto-pipeline's connection does not answer a PING within the bound either,
+        drop it so that the next call reconnects: a server that stopped answering, or was
+        replaced behind the same address, would otherwise hold every loader check on it."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                await self.pipe.call("PING")
+        except TimeoutError:
+            self.pipe_aborts += 1
+            self.pipe.abort()
+        except Exception:  # noqa: S110 - lost or refused: the pipeline reconnects by itself
+            pass
+
+    @bounded
     async def load_scripts(self) -> None:
         """Warms the script cache of every primary so the first requests do not pay for
         NOSCRIPT (a node that joins later, or restarts, costs one EVAL per script)."""
@@ -120,12 +153,18 @@ class Store:
             *(self.pipe.call_all("SCRIPT", "LOAD", s.source) for s in self.scripts.all())
         )
 
+    @bounded
     async def ping(self) -> bool:
         """Every primary answers PING."""
         return all(await self.pipe.call_all("PING"))
 
-    async def _script(self, script: Script, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        """Runs a script in the automatic pipeline: one command, one shared round trip."""
+    async def _script(
+        self, script: Script, keys_: Sequence[str], args: Sequence[Any], *, durable: bool = False
+    ) -> Any:
+        """Runs a script in the automatic pipeline: one command, one shared round trip.
+        ``durable``: on a pool connection followed by WAITAOF instead (store/durable.py)."""
+        if durable and self.durability.enabled:
+            return await self._durable_script(script, keys_, args)
         try:
             try:
                 return await self.pipe.call("EVALSHA", script.sha, len(keys_), *keys_, *args)
@@ -133,6 +172,32 @@ class Store:
                 return await self.pipe.call("EVAL", script.source, len(keys_), *keys_, *args)
         except ResponseError as exc:
             raise _script_error(exc) from None
+
+    async def _durable_script(
+        self, script: Script, keys_: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        for command in ("EVALSHA", "EVAL"):  # EVAL only after NOSCRIPT
+            body = script.sha if command == "EVALSHA" else script.source
+            result = (await self._write([(command, body, len(keys_), *keys_, *args)]))[0]
+            if not isinstance(result, NoScriptError):
+                break
+        if isinstance(result, ResponseError):
+            raise _script_error(result) from None
+        return result
+
+    async def _write(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Sends ``commands`` in one pipeline on one pool connection, followed by WAITAOF when
+        durability is on; returns their replies (an error reply as its exception)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for args in commands:
+            pipe.execute_command(*args)
+        durable = self.durability.enabled
+        if durable:
+            pipe.execute_command(*self.durability.command())
+        results = await pipe.execute(raise_on_error=False)
+        if durable:
+            self.durability.check(results.pop())
+        return results
 
     async def _project_of(self, key_id: str) -> str:
         project_id: str | None = await self.pipe.call("GET", keys.key_ref(key_id))
@@ -142,6 +207,7 @@ class Store:
 
     # ---- vendors --------------------------------------------------------------------------
 
+    @bounded
     async def create_vendor(self, name: str, discord_id: str | None) -> tuple[str, str]:
         """Returns (vendor_id, api_key). The key is shown once; only its digest is kept."""
         vendor_id = str(uuid.uuid4())
@@ -150,12 +216,16 @@ class Store:
         fields = {"name": name, "created_at": self.now(), "api_key_hash": digest}
         if discord_id:
             fields["discord_id"] = discord_id
-        await asyncio.gather(
-            self.pipe.call("HSET", keys.vendor(vendor_id), *_flatten(fields.items())),
-            self.pipe.call("SET", keys.api_key(digest), vendor_id),
+        results = await self._write(
+            [
+                ("HSET", keys.vendor(vendor_id), *_flatten(fields.items())),
+                ("SET", keys.api_key(digest), vendor_id),
+            ]
         )
+        _raise_first(results)
         return vendor_id, api_key
 
+    @bounded
     async def get_vendor(self, vendor_id: str) -> Vendor:
         h = pairs(await self.pipe.call("HGETALL", keys.vendor(vendor_id)))
         if not h:
@@ -167,16 +237,20 @@ class Store:
             created_at=iso(h.get("created_at")),
         )
 
+    @bounded
     async def link_discord(self, vendor_id: str, discord_id: str) -> Vendor:
         # HSET XX-style: only an existing vendor may be linked (a typo must not create one).
         if not await self.pipe.call("EXISTS", keys.vendor(vendor_id)):
             raise VendorNotFound
-        await self.pipe.call("HSET", keys.vendor(vendor_id), "discord_id", discord_id)
+        _raise_first(
+            await self._write([("HSET", keys.vendor(vendor_id), "discord_id", discord_id)])
+        )
         return await self.get_vendor(vendor_id)
 
     def api_key_digest(self, api_key: str) -> str:
         return api_key_digest(self.secret, api_key)
 
+    @bounded
     async def authenticate(self, api_key: str) -> str | None:
         """API key -> vendor_id, or None when unknown (or past its grace period). The key is
         found by its keyed digest, so no stored secret is ever compared byte by byte."""
@@ -241,6 +315,7 @@ class Store:
 
     # ---- projects -------------------------------------------------------------------------
 
+    @bounded
     async def create_project(self, vendor_id: str, fields: dict[str, str]) -> Project:
         project_id = str(uuid.uuid4())
         h = {
@@ -250,17 +325,21 @@ class Store:
             "version": "0.0.0",
             "created_at": str(self.now()),
         }
-        # Both writes go out in one batch (on a cluster: to their two nodes at once). A listing
+        # Both writes go out in one batch (durable: with WAITAOF on one connection). A listing
         # that meets the id before its hash, or a hash whose owner differs, skips it.
-        await asyncio.gather(
-            self.pipe.call("HSET", keys.project(project_id), *_flatten(h.items())),
-            self.pipe.call("SADD", keys.vendor_projects(vendor_id), project_id),
+        results = await self._write(
+            [
+                ("HSET", keys.project(project_id), *_flatten(h.items())),
+                ("SADD", keys.vendor_projects(vendor_id), project_id),
+            ]
         )
+        _raise_first(results)
         await self.blacklist.mirror_into(vendor_id, project_id)
         project = project_from_hash(project_id, h)
         await self.webhooks.sync(project_id, project.webhook_url, project.notify_enabled)
         return project
 
+    @bounded
     async def list_projects(self, vendor_id: str) -> list[Project]:
         ids = await self._project_ids(vendor_id)
         flats = await asyncio.gather(*(self.pipe.call("HGETALL", keys.project(p)) for p in ids))
@@ -275,12 +354,14 @@ class Store:
         members: Iterable[str] = await self.pipe.call("SMEMBERS", keys.vendor_projects(vendor_id))
         return sorted(members)
 
+    @bounded
     async def get_project(self, vendor_id: str, project_id: str) -> Project:
         h = pairs(await self.pipe.call("HGETALL", keys.project(project_id)))
         if not h or h.get("vendor_id") != vendor_id:
             raise ProjectNotFound
         return project_from_hash(project_id, h)
 
+    @bounded
     async def update_project(
         self, vendor_id: str, project_id: str, changes: dict[str, str]
     ) -> Project:
@@ -288,15 +369,18 @@ class Store:
             self.scripts.update_project,
             [keys.project(project_id), *keys.event_streams(project_id)],
             [vendor_id, *_flatten(changes.items())],
+            durable=True,
         )
         project = project_from_hash(project_id, pairs(flat))
         if {"webhook_url", "notify_enabled"} & changes.keys():
             await self.webhooks.sync(project_id, project.webhook_url, project.notify_enabled)
         return project
 
+    @bounded
     async def project_exists(self, project_id: str) -> bool:
         return bool(await self.pipe.call("EXISTS", keys.project(project_id)))
 
+    @bounded
     async def set_source(
         self, vendor_id: str, project_id: str, source: str, version: str | None, macros: str
     ) -> Project:
@@ -308,9 +392,11 @@ class Store:
                 *keys.event_streams(project_id),
             ],
             [vendor_id, source, version or "", macros],
+            durable=True,
         )
         return project_from_hash(project_id, pairs(flat))
 
+    @bounded
     async def delete_project(self, vendor_id: str, project_id: str) -> None:
         hour = self.now() // 3600
         hourly = [keys.hourly_executions(project_id, hour - i) for i in range(14)]
@@ -318,6 +404,7 @@ class Store:
             self.scripts.delete_project,
             keys.project_keys(project_id) + hourly,
             [vendor_id, keys.key_prefix(project_id), keys.discord_prefix(project_id)],
+            durable=True,
         )
         # The refs live in other slots: one batch per node, after the data is gone (a ref
         # that outlives its key resolves to a project that no longer owns it: 404).
@@ -329,6 +416,7 @@ class Store:
 
     # ---- buyer keys -----------------------------------------------------------------------
 
+    @bounded
     async def generate_keys(
         self,
         vendor_id: str,
@@ -351,6 +439,22 @@ class Store:
         key_names += keys.event_streams(project_id)
         args: list[str | int] = [vendor_id, now, key_days, key_hours, key_minutes]
         args += ["1" if note is not None else "0", note or "", *ids]
+        if self.durability.enabled:
+            # One round trip on one pool connection: the key -> project refs, the script that
+            # checks ownership and writes the keys atomically, then WAITAOF: the keys are
+            # fsynced before they are handed out (store/durable.py).
+            commands: list[tuple[Any, ...]] = [("SET", keys.key_ref(i), project_id) for i in ids]
+            commands.append(("EVALSHA", script.sha, len(key_names), *key_names, *args))
+            result = (await self._write(commands))[-1]
+            if isinstance(result, NoScriptError):
+                eval_args = (script.source, len(key_names), *key_names, *args)
+                result = (await self._write([("EVAL", *eval_args)]))[0]
+            if isinstance(result, ResponseError):
+                # Nothing was written by the script; drop the refs made for it.
+                drops = [self.pipe.call("DEL", keys.key_ref(i)) for i in ids]
+                await asyncio.gather(*drops, return_exceptions=True)
+                raise _script_error(result)
+            return self._buyer_keys(project_id, ids, now, key_days, key_hours, key_minutes, note)
         # One round trip: the key -> project refs are queued first, then the script that checks
         # ownership and writes the keys atomically, all in one auto-pipeline batch (on a
         # cluster the refs live in other slots: one write per node, all at once).
@@ -364,6 +468,18 @@ class Store:
             await asyncio.gather(*drops, return_exceptions=True)
             raise
         await asyncio.gather(*refs)
+        return self._buyer_keys(project_id, ids, now, key_days, key_hours, key_minutes, note)
+
+    @staticmethod
+    def _buyer_keys(
+        project_id: str,
+        ids: list[str],
+        now: int,
+        key_days: int,
+        key_hours: int,
+        key_minutes: int,
+        note: str | None,
+    ) -> list[BuyerKey]:
         h = {"created_at": str(now), "key_days": str(key_days), "key_hours": str(key_hours)}
         h["key_minutes"] = str(key_minutes)
         if note is not None:
@@ -406,10 +522,12 @@ class Store:
         out.sort(key=lambda t: (t[2].get("created_at", ""), t[1]))
         return out
 
+    @bounded
     async def list_buyer_keys(self, vendor_id: str, project_id: str | None) -> list[BuyerKey]:
         rows = await self._list(vendor_id, project_id, keys.buyer_index)
         return [buyer_key_from_hash(p, k, h) for p, k, h in rows]
 
+    @bounded
     async def delete_buyer_key(self, vendor_id: str, key_id: str) -> None:
         project_id = await self._project_of(key_id)
         await self._script(
@@ -421,11 +539,13 @@ class Store:
                 *keys.event_streams(project_id),
             ],
             [vendor_id, key_id],
+            durable=True,
         )
         await self.pipe.call("DEL", keys.key_ref(key_id))
 
     # ---- redemption and active keys -------------------------------------------------------
 
+    @bounded
     async def redeem(self, vendor_id: str, key_id: str, discord_id: str) -> ActiveKey:
         project_id = await self._project_of(key_id)
         flat = await self._script(
@@ -439,6 +559,7 @@ class Store:
                 *keys.event_streams(project_id),
             ],
             [vendor_id, key_id, self.now(), discord_id, self.retention],
+            durable=True,
         )
         h = pairs(flat)
         await self._expire_ref(key_id, h.get("expires_at", ""))
@@ -450,6 +571,7 @@ class Store:
             at_ms = (int(expires_at) + self.retention) * 1000
             await self.pipe.call("PEXPIREAT", keys.key_ref(key_id), at_ms)
 
+    @bounded
     async def list_active_keys(
         self, vendor_id: str, project_id: str | None, discord_id: str | None
     ) -> list[ActiveKey]:
@@ -472,24 +594,30 @@ class Store:
                 *keys.event_streams(project_id),
             ],
             [vendor_id, *args, key_id],
+            durable=True,
         )
 
+    @bounded
     async def ban(self, vendor_id: str, key_id: str) -> None:
         await self._key_action(self.scripts.ban, vendor_id, key_id)
 
+    @bounded
     async def unban(self, vendor_id: str, key_id: str) -> None:
         await self._key_action(self.scripts.unban, vendor_id, key_id)
 
+    @bounded
     async def reset_hwid(self, vendor_id: str, key_id: str) -> str | None:
         """Vendor reset (no cooldown). Returns the previous HWID."""
         old: str = await self._key_action(self.scripts.reset_hwid, vendor_id, key_id, self.now())
         return old or None
 
+    @bounded
     async def set_hwid(self, vendor_id: str, key_id: str, hwid: str | None) -> str | None:
         """Returns the previous HWID."""
         old: str = await self._key_action(self.scripts.set_hwid, vendor_id, key_id, hwid or "")
         return old or None
 
+    @bounded
     async def get_active_key(self, vendor_id: str, key_id: str) -> ActiveKey:
         project_id = await self._project_of(key_id)
         flat = await self._script(
@@ -502,6 +630,7 @@ class Store:
             raise KeyNotFound
         return active_key_from_hash(project_id, key_id, h)
 
+    @bounded
     async def get_buyer_key(self, vendor_id: str, key_id: str) -> BuyerKey:
         project_id = await self._project_of(key_id)
         flat = await self._script(
@@ -513,6 +642,7 @@ class Store:
 
     # ---- self-service (the Discord bot, on behalf of one user) ----------------------------
 
+    @bounded
     async def self_reset_hwid(
         self, vendor_id: str, project_id: str, discord_id: str
     ) -> list[tuple[str, str]]:
@@ -526,6 +656,7 @@ class Store:
                 *keys.event_streams(project_id),
             ],
             [vendor_id, self.now(), keys.key_prefix(project_id)],
+            durable=True,
         )
         status = res[0]
         if status == "NONE":
@@ -562,6 +693,7 @@ class Store:
                     *keys.event_streams(project_id),
                 ],
                 [vendor_id, keys.key_prefix(project_id), *ids],
+                durable=True,
             )
             if gone:
                 await asyncio.gather(*(self.pipe.call("DEL", keys.key_ref(i)) for i in gone))
@@ -576,6 +708,7 @@ class Store:
                 self.scripts.extend_keys,
                 [keys.project(project_id), *keys.event_streams(project_id)],
                 [vendor_id, keys.key_prefix(project_id), self.now(), seconds, self.retention, *ids],
+                durable=True,
             )
             it = iter(res)
             pairs_ = list(zip(it, it, strict=True))
@@ -586,6 +719,7 @@ class Store:
 
     # ---- events and analytics -------------------------------------------------------------
 
+    @bounded
     async def recent_events(self, vendor_id: str, limit: int) -> list[Event]:
         """The newest ``limit`` events across the vendor's projects, newest first."""
         project_ids = await self._project_ids(vendor_id)
@@ -615,6 +749,7 @@ class Store:
             for r in rows[:limit]
         ]
 
+    @bounded
     async def overview(self, vendor_id: str) -> dict[str, int]:
         project_ids = await self._project_ids(vendor_id)
         fields = asyncio.gather(
@@ -647,6 +782,7 @@ class Store:
             "active_keys": active_keys,
         }
 
+    @bounded
     async def hourly_executions(
         self, vendor_id: str, project_id: str | None, hours: int = 12
     ) -> tuple[list[int], list[int]]:
@@ -670,6 +806,7 @@ class Store:
 
     # ---- the loader's execution check (hot path) ------------------------------------------
 
+    @bounded
     async def execute(
         self, project_id: str, key_id: str, hwid: str, client: str | None = None, ip: str = ""
     ) -> Execution:
@@ -765,6 +902,12 @@ def _failed_execution(res: list[Any]) -> Execution:
 def _ignore_result(fut: "asyncio.Future[None]") -> None:
     if not fut.cancelled():
         fut.exception()
+
+
+def _raise_first(results: Iterable[Any]) -> None:
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
 
 
 def _flatten(items: Iterable[tuple[str, object]]) -> list[object]:

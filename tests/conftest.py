@@ -109,6 +109,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
+    # A generous storage bound: a loaded CI machine can take seconds for an fsync (WAITAOF);
+    # the tests of the bound itself set their own (tests/test_outage.py).
     # Limits high enough for any test, but on: every request runs the limiter's code path.
     # Tests of the limits themselves lower them (dataclasses.replace).
     return Settings(
@@ -121,6 +123,7 @@ def settings(tmp_path: Path) -> Settings:
         brute_force_limit=100_000,
         # No background webhook deliverer in HTTP tests: tests/test_webhooks.py drives one.
         webhooks=False,
+        redis_timeout=10.0,
     )
 
 
@@ -230,6 +233,15 @@ async def api(app_client: TestClient[Any, Any]) -> Api:
 @pytest.fixture
 async def real_api(real_app_client: TestClient[Any, Any]) -> Api:
     return await Api(real_app_client, _store(real_app_client)).login()
+
+
+@pytest.fixture
+async def valkey_api(
+    aiohttp_client: Any, real_redis: Redis, clock: Clock, settings: Settings
+) -> Api:
+    """One real Valkey only (what a cluster does not do the same way, e.g. WAITAOF)."""
+    client = await aiohttp_client(create_app(settings, redis=real_redis, clock=clock))
+    return await Api(client, _store(client)).login()
 
 
 @pytest.fixture

@@ -220,3 +220,19 @@ async def test_close_then_call_fails_fast(redis_client: Redis) -> None:
     await pipe.close()
     with pytest.raises(RedisConnectionError):
         await asyncio.wait_for(pipe.call("INCR", "z"), 1)
+
+
+async def test_abort_fails_in_flight_and_reconnects(real_redis: Redis) -> None:
+    pipe = AutoPipeline(real_redis)
+    await pipe.call("PING")
+    blocked = pipe.call("BLPOP", "never", 0)  # holds the connection like a stopped server
+    behind = [pipe.call("INCR", "a") for _ in range(3)]
+    await asyncio.sleep(0.05)
+    pipe.abort()
+    results = await asyncio.wait_for(asyncio.gather(blocked, *behind, return_exceptions=True), 5)
+    assert all(isinstance(r, RedisConnectionError) for r in results), results
+    assert await asyncio.wait_for(pipe.call("INCR", "a"), 5) >= 1
+    pipe.abort()  # idle: the next call simply reconnects
+    await asyncio.sleep(0.05)
+    assert await asyncio.wait_for(pipe.call("PING"), 5) in ("PONG", True)
+    await pipe.close()

@@ -65,7 +65,8 @@ async def test_client_against_live_server(api: Api) -> None:
         await execute(api, pid, kid, hwid="pc2")
         with pytest.raises(ApiError) as err:
             await client.reset_hwid(str(USER))
-        assert err.value.status == 429 and err.value.retry_after == 86400
+        # (A second may tick between the reset and this check.)
+        assert err.value.status == 429 and err.value.retry_after in (86399, 86400)
         line = client.loader_line(kid)
         assert line.startswith(f'script_key = "{kid}"\nloadstring(game:HttpGet("')
         resp = await api.client.get(f"/api/loader/{pid}/loader.lua")

@@ -20,6 +20,10 @@ VARS = [
     "LEAF7_PUBLIC_URL",
     "LEAF7_REDIS_MAX_CONNECTIONS",
     "LEAF7_WORKERS",
+    "LEAF7_REDIS_TIMEOUT",
+    "LEAF7_FSYNC",
+    "LEAF7_ACCESS_LOG",
+    "LEAF7_SHUTDOWN_TIMEOUT",
 ]
 
 INT_VARS = [
@@ -45,6 +49,10 @@ def test_defaults_when_unset() -> None:
     assert s.public_url is None
     assert s.redis_max_connections == 64
     assert s.workers == 1
+    assert s.redis_timeout == 2.0
+    assert s.fsync == "waitaof"
+    assert s.access_log is True
+    assert s.shutdown_timeout == 5.0
 
 
 def test_empty_values_mean_default() -> None:
@@ -63,6 +71,10 @@ def test_every_variable_is_parsed() -> None:
         "LEAF7_PUBLIC_URL": "https://keys.example.com/",
         "LEAF7_REDIS_MAX_CONNECTIONS": "8",
         "LEAF7_WORKERS": "4",
+        "LEAF7_REDIS_TIMEOUT": "0.25",
+        "LEAF7_FSYNC": "None",
+        "LEAF7_ACCESS_LOG": "off",
+        "LEAF7_SHUTDOWN_TIMEOUT": "30",
     }
     assert Settings.from_env(env) == Settings(
         redis_url="redis://cache:6380/2",
@@ -75,6 +87,10 @@ def test_every_variable_is_parsed() -> None:
         public_url="https://keys.example.com",
         redis_max_connections=8,
         workers=4,
+        redis_timeout=0.25,
+        fsync="none",
+        access_log=False,
+        shutdown_timeout=30.0,
     )
 
 
@@ -198,3 +214,26 @@ def test_plain_urls_are_not_cluster_urls() -> None:
     for url in ["redis://h:6379/0", "rediss://h:6380", "unix:///tmp/v.sock"]:
         assert not is_cluster_url(url)
         assert not isinstance(connect(url), RedisCluster)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("LEAF7_REDIS_TIMEOUT", "0"),
+        ("LEAF7_REDIS_TIMEOUT", "0.01"),
+        ("LEAF7_REDIS_TIMEOUT", "two"),
+        ("LEAF7_REDIS_TIMEOUT", "nan"),
+        ("LEAF7_REDIS_TIMEOUT", "inf"),
+        ("LEAF7_SHUTDOWN_TIMEOUT", "-1"),
+        ("LEAF7_FSYNC", "always"),
+        ("LEAF7_ACCESS_LOG", "maybe"),
+    ],
+)
+def test_bad_operational_values(name: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: raw})
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("1", True), ("yes", True), ("0", False)])
+def test_access_log_switch(raw: str, expected: bool) -> None:
+    assert Settings.from_env({"LEAF7_ACCESS_LOG": raw}).access_log is expected

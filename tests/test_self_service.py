@@ -49,12 +49,14 @@ async def test_self_reset_and_cooldown(api: Api, clock: Clock) -> None:
     await execute(api, pid, kid, hwid="pc-2")
     resp = await api.client.post(reset_url(), json={"project_id": pid}, headers=api.auth)
     assert resp.status == 429
-    assert await resp.json() == {"detail": "HWID reset is on cooldown", "retry_after": 86400}
-    assert resp.headers["Retry-After"] == "86400"
+    body = await resp.json()
+    # (The clock is the real one, moved by the tests: a second may tick in between.)
+    assert body["detail"] == "HWID reset is on cooldown" and body["retry_after"] in (86399, 86400)
+    assert resp.headers["Retry-After"] == str(body["retry_after"])
     assert (await api.active(kid))["hwid"] == "pc-2"  # nothing reset
     clock.advance(86400 - 10)
     body = await api.call("POST", reset_url(), {"project_id": pid}, status=429)
-    assert body["retry_after"] == 10
+    assert body["retry_after"] in (9, 10)
     clock.advance(10)
     assert (await api.call("POST", reset_url(), {"project_id": pid}))["keys_reset"] == 1
 
