@@ -25,6 +25,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 
+HOLDER_NAME = "leaf7-embedded-user"  # the connection every user holds while it uses the server
+
+
 class EmbeddedError(RuntimeError):
     pass
 
@@ -76,7 +79,7 @@ class EmbeddedValkey:
     def _hold(self) -> None:
         """Opens this user's connection (it marks the server as in use until stop())."""
         holder = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=5)
-        holder.client_setname("leaf7-embedded-user")
+        holder.client_setname(HOLDER_NAME)
         self._holder = holder
 
     def start(self, timeout: float = 15.0) -> "EmbeddedValkey":
@@ -139,7 +142,12 @@ class EmbeddedValkey:
             if holder is not None:
                 try:
                     me = holder.client_id()
-                    others = any(int(c["id"]) != me for c in holder.client_list())
+                    # Only other leaf7 processes that attached through start() keep it up; a
+                    # stray connection (this process's own pool, a test client) does not.
+                    others = any(
+                        int(c["id"]) != me and c.get("name") == HOLDER_NAME
+                        for c in holder.client_list()
+                    )
                 except redis.RedisError:
                     others = False
                 holder.close()
