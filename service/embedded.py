@@ -24,7 +24,6 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-
 HOLDER_NAME = "leaf7-embedded-user"  # the connection every user holds while it uses the server
 
 
