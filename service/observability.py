@@ -18,7 +18,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from aiohttp import web
@@ -28,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from handlers.openapi import operation
+from handlers.schemas import Code
 from store import Store
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -42,17 +43,7 @@ UNMATCHED = "unmatched"  # 404s and 405s: never the raw path
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Latency buckets (seconds): the loader check answers in ~1 ms; storage timeouts take 2 s.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-VERDICTS = (
-    "KEY_VALID",
-    "KEY_INCORRECT",
-    "KEY_EXPIRED",
-    "KEY_BANNED",
-    "KEY_HWID_LOCKED",
-    "HWID_BANNED",
-    "PROJECT_NOT_FOUND",
-    "PROJECT_INACTIVE",
-    "HWID_MISSING",
-)
+VERDICTS: tuple[str, ...] = get_args(Code)  # the verdict codes, declared once in the schemas
 REDIS_ERROR_KINDS = ("connection", "timeout", "other")
 
 
