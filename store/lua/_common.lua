@@ -58,3 +58,24 @@ local function live_for(key, seconds)
     redis.call('EXPIRE', key, int(seconds))
   end
 end
+
+-- One hit on a fixed-window rate limit kept in hash `key` (w = window number, n = hits):
+-- windows are aligned to multiples of `window` epoch seconds, so every instance counts into
+-- the same one; a refused hit is not counted; the hash expires with its window.
+-- Returns {allowed (1 or 0), remaining, reset (epoch s when the window ends), retry_after}.
+local function hit(key, now, window, limit)
+  local idx = math.floor(now / window)
+  local reset = (idx + 1) * window
+  local h = redis.call('HMGET', key, 'w', 'n')
+  local n = 0
+  if h[1] == int(idx) then
+    n = tonumber(h[2]) or 0
+  end
+  if n >= limit then
+    return {0, 0, int(reset), int(reset - now)}
+  end
+  n = n + 1
+  redis.call('HSET', key, 'w', int(idx), 'n', int(n))
+  redis.call('EXPIRE', key, int(reset - now + 1))
+  return {1, int(limit - n), int(reset), 0}
+end

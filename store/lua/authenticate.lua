@@ -14,19 +14,5 @@ local limit = tonumber(ARGV[3])
 if limit <= 0 then
   return {vendor_id, 1, -1, 0, 0}
 end
-local now = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local idx = math.floor(now / window)
-local reset = (idx + 1) * window
-local h = redis.call('HMGET', KEYS[2], 'w', 'n')
-local n = 0
-if h[1] == int(idx) then
-  n = tonumber(h[2]) or 0
-end
-if n >= limit then
-  return {vendor_id, 0, 0, int(reset), int(reset - now)}
-end
-n = n + 1
-redis.call('HSET', KEYS[2], 'w', int(idx), 'n', int(n))
-redis.call('EXPIRE', KEYS[2], int(reset - now + 1))
-return {vendor_id, 1, int(limit - n), int(reset), 0}
+local r = hit(KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]), limit)
+return {vendor_id, r[1], r[2], r[3], r[4]}
