@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import random
+import resource
 import shutil
 import signal
 import socket
@@ -190,13 +191,28 @@ class Bench:
                     total += sum(k["total_executions"] for k in await r.json())
         return total
 
+    def profile(self, pid: int, seconds: float, name: str) -> "subprocess.Popen[bytes] | None":
+        """py-spy (pip install py-spy) sampling the service: collapsed stacks for flamegraphs."""
+        if not self.args.profile:
+            return None
+        Path(self.args.profile).mkdir(parents=True, exist_ok=True)
+        out = Path(self.args.profile) / f"{name}.txt"
+        cmd = [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record"]
+        cmd += ["--pid", str(pid), "--duration", str(max(1, int(seconds) - 1)), "--rate", "200"]
+        cmd += ["--format", "raw", "--output", str(out)]
+        return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def wrk(self, script: str, path: str, seconds: float, pids: list[list[int]]) -> dict[str, Any]:
         a = self.args
         cmd = [ensure_wrk(), f"-t{a.threads}", f"-c{a.connections}", f"-d{seconds:.0f}s"]
         cmd += ["--timeout", "5s", "-s", str(HERE / script), self.base + path]
         before = [sum(cpu_seconds(p) for p in group) for group in pids]
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         out = subprocess.run(cmd, env=self.env, check=True, capture_output=True, text=True)
         after = [sum(cpu_seconds(p) for p in group) for group in pids]
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
+        before.append(usage.ru_utime + usage.ru_stime)  # wrk: the child that just exited
+        after.append(used.ru_utime + used.ru_stime)
         line = next(x for x in out.stdout.splitlines() if x.startswith("L7JSON "))
         res: dict[str, Any] = json.loads(line[len("L7JSON ") :])
         res["cpu_s"] = [b - a for a, b in zip(before, after, strict=True)]
@@ -234,6 +250,9 @@ def main() -> int:
     parser.add_argument("--masters", type=int, default=3, help="cluster primaries")
     parser.add_argument("--projects", type=int, default=None, help="default: 1, cluster: 12")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument(
+        "--profile", help="record the service with py-spy during execute rounds (DIR for .txt)"
+    )
     args = parser.parse_args()
     if args.projects is None:
         args.projects = 12 if args.cluster else 1
@@ -270,8 +289,14 @@ def main() -> int:
             slice_s = args.duration / args.rounds
             plain_rounds, exec_rounds = [], []
             for _ in range(args.rounds):
+                spy = bench.profile(service[0], slice_s, f"healthz-{len(plain_rounds)}")
                 plain_rounds.append(bench.wrk("plain.lua", "/healthz", slice_s, pids))
+                if spy is not None:
+                    spy.wait()
+                spy = bench.profile(service[0], slice_s, f"execute-{len(exec_rounds)}")
                 exec_rounds.append(bench.wrk("execute.lua", "/api/loader/execute", slice_s, pids))
+                if spy is not None:
+                    spy.wait()
             counted = asyncio.run(bench.executions_counted()) - counted_before
         finally:
             server.send_signal(signal.SIGTERM)
@@ -288,7 +313,7 @@ def main() -> int:
             f"{name} {res['rps']:8.0f} req/s  p50 {res['p50_ms']:.2f} ms  "
             f"p99 {res['p99_ms']:.2f} ms  CPU: server {100 * res['cpu'][0]:.0f}% "
             f"({res['us_per_request'][0]:.0f} us/req), valkey {100 * res['cpu'][1]:.0f}% "
-            f"({res['us_per_request'][1]:.0f} us/req)"
+            f"({res['us_per_request'][1]:.0f} us/req), wrk {100 * res['cpu'][2]:.0f}%"
         )
     print(f"execute / healthz ratio  {ratio:.2f}  (target >= 0.60)")
     print(f"execute p99              {execute['p99_ms']:.2f} ms  (target <= 10 ms)")

@@ -1,5 +1,6 @@
 """Helpers every handler shares: JSON in and out, errors, vendor authentication."""
 
+import functools
 import ipaddress
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -107,6 +108,7 @@ def _integral(value: Any) -> Any:
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+@functools.lru_cache(maxsize=8192)  # a pure function of the text; peers repeat
 def _parse_ip(value: str) -> IPAddress | None:
     """An address from a peer or an X-Forwarded-For entry (``1.2.3.4``, ``1.2.3.4:567``,
     ``::1``, ``[::1]:567``); IPv4-mapped IPv6 becomes IPv4. None when it is not one."""
@@ -136,11 +138,14 @@ def client_ip(request: web.Request) -> str:
     proxy. Entries left of that one were written by the client and are never believed. When
     every entry is trusted (or one cannot be parsed) the left-most trusted address reached is
     used. A peer without an IP address (a unix socket) is ``"unix"``."""
-    peer = _parse_ip(request.remote or "")
+    remote = request.remote or ""
+    proxies = request.app[SETTINGS].trusted_proxies
+    if not proxies:
+        return _peer_text(remote)
+    peer = _parse_ip(remote)
     if peer is None:
         return "unix"
-    proxies = request.app[SETTINGS].trusted_proxies
-    if not proxies or not _trusted(peer, proxies):
+    if not _trusted(peer, proxies):
         return str(peer)
     forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
     current = peer
@@ -156,6 +161,13 @@ def client_ip(request: web.Request) -> str:
     return str(current)
 
 
+@functools.lru_cache(maxsize=8192)
+def _peer_text(remote: str) -> str:
+    peer = _parse_ip(remote)
+    return "unix" if peer is None else str(peer)
+
+
+@functools.lru_cache(maxsize=8192)
 def rate_subject(ip: str) -> str:
     """What per-IP limits count: the address, or its /64 for IPv6 (one host usually has a
     whole /64, so counting single IPv6 addresses would be no limit at all)."""

@@ -72,6 +72,7 @@ def create_app(
             ),
             timeout=settings.redis_timeout,
             fsync=settings.fsync,
+            pipeline_batch=settings.pipeline_batch,
         )
         try:
             await store.load_scripts()
@@ -84,6 +85,7 @@ def create_app(
             yield
         finally:
             await store.pipe.close()
+            store.deadlines.close()
             if store.pipe.batches:
                 log.info(
                     "auto-pipeline: %d commands in %d writes (%.1f per write)",

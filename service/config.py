@@ -102,6 +102,8 @@ class Settings:
     workers: int = 1
     # Upper bound of every storage wait of a request (connect, command, fsync): past it, 503.
     redis_timeout: float = 2.0
+    # Commands per write on the auto-pipeline's connection (store/autopipe.py).
+    pipeline_batch: int = 4
     # waitaof: vendor writes are acknowledged only after the server fsynced them (WAITAOF).
     fsync: str = "waitaof"
     access_log: bool = True
@@ -139,6 +141,7 @@ class Settings:
             brute_force_window=_int(env, "LEAF7_BRUTE_FORCE_WINDOW", 600, minimum=1),
             workers=_int(env, "LEAF7_WORKERS", 1, minimum=1),
             redis_timeout=_float(env, "LEAF7_REDIS_TIMEOUT", 2.0, minimum=0.05),
+            pipeline_batch=_int(env, "LEAF7_PIPELINE_BATCH", 4, minimum=1),
             fsync=_choice(env, "LEAF7_FSYNC", "waitaof", FSYNC_MODES),
             access_log=_bool(env, "LEAF7_ACCESS_LOG", True),
             shutdown_timeout=_float(env, "LEAF7_SHUTDOWN_TIMEOUT", 5.0, minimum=0),

@@ -11,6 +11,7 @@ Hot path: one dict lookup finds the cached (counter, histogram) children of a
 (route, method, status) triple; the label strings are built once per triple.
 """
 
+import bisect
 import itertools
 import logging
 import re
@@ -23,8 +24,8 @@ from typing import Any, get_args
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from handlers.openapi import operation
@@ -95,41 +96,97 @@ class _StoreCollector(Collector):
         yield fsync
 
 
+class Count:
+    """A counter the hot path bumps with a plain ``+= 1``: one event loop per process owns
+    it, so prometheus_client's locked values (a lock per increment) buy nothing here."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def inc(self, amount: int = 1) -> None:
+        self.value += amount
+
+
+class _Series:
+    """One (route, method, status): its request count and latency histogram."""
+
+    __slots__ = ("buckets", "count", "labels", "route", "total")
+
+    def __init__(self, route: str, labels: tuple[str, str, str]) -> None:
+        self.route = route
+        self.labels = list(labels)
+        self.count = 0
+        self.total = 0.0
+        self.buckets = [0] * (len(BUCKETS) + 1)  # per bucket (not cumulative); last: +Inf
+
+    def observe(self, seconds: float) -> None:
+        self.count += 1
+        self.total += seconds
+        self.buckets[bisect.bisect_left(BUCKETS, seconds)] += 1  # le: seconds <= bound
+
+
+class _HttpCollector(Collector):
+    """The per-request metrics, turned into Prometheus families at scrape time."""
+
+    def __init__(self, metrics: "Metrics") -> None:
+        self._metrics = metrics
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        labels = ["route", "method", "status"]
+        requests = CounterMetricFamily(
+            "leaf7_http_requests",
+            "HTTP requests answered, by route template, method and status",
+            labels=labels,
+        )
+        latency = HistogramMetricFamily(
+            "leaf7_http_request_duration_seconds",
+            "Time from the request reaching the app to its response, by route and status",
+            labels=labels,
+        )
+        for series in list(m._series.values()):
+            requests.add_metric(series.labels, series.count)
+            cumulative, buckets = 0, []
+            for bound, n in zip((*map(str, BUCKETS), "+Inf"), series.buckets, strict=True):
+                cumulative += n
+                buckets.append((bound, cumulative))
+            latency.add_metric(series.labels, buckets, series.total)
+        yield requests
+        yield latency
+        verdicts = CounterMetricFamily(
+            "leaf7_execute_verdicts",
+            "Loader execution checks answered, by verdict code",
+            labels=["code"],
+        )
+        for code, count in m.verdicts.items():
+            verdicts.add_metric([code], count.value)
+        yield verdicts
+        errors = CounterMetricFamily(
+            "leaf7_redis_errors",
+            "Requests that met an unavailable Redis (answered 503), by kind",
+            labels=["kind"],
+        )
+        for kind, count in m.redis_errors.items():
+            errors.add_metric([kind], count.value)
+        yield errors
+
+
 class Metrics:
     """The app's metrics, in a registry of its own (several apps may live in one process)."""
 
     def __init__(self, get_store: Callable[[], Store | None]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        labels = ["route", "method", "status"]
-        self.requests = Counter(
-            "leaf7_http_requests",
-            "HTTP requests answered, by route template, method and status",
-            labels,
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "leaf7_http_request_duration_seconds",
-            "Time from the request reaching the app to its response, by route and status",
-            labels,
-            buckets=BUCKETS,
-            registry=self.registry,
-        )
-        verdicts = Counter(
-            "leaf7_execute_verdicts",
-            "Loader execution checks answered, by verdict code",
-            ["code"],
-            registry=self.registry,
-        )
-        self.verdicts = {code: verdicts.labels(code) for code in VERDICTS}
-        errors = Counter(
-            "leaf7_redis_errors",
-            "Requests that met an unavailable Redis (answered 503), by kind",
-            ["kind"],
-            registry=self.registry,
-        )
-        self.redis_errors = {kind: errors.labels(kind) for kind in REDIS_ERROR_KINDS}
+        self.verdicts = {code: Count() for code in VERDICTS}
+        self.redis_errors = {kind: Count() for kind in REDIS_ERROR_KINDS}
+        self._children: dict[tuple[Any, str, int], _Series] = {}
+        self._series: dict[tuple[str, str, str], _Series] = {}
+        self.registry.register(_HttpCollector(self))
         self.registry.register(_StoreCollector(get_store))
-        self._children: dict[tuple[Any, str, int], tuple[Any, Any, str]] = {}
         # Where access-log lines go: None = the "leaf7.access" logger (INFO). ``leaf7 serve``
         # sets a direct writer: Python's logging costs ~10-30 us per request under load.
         self.access_sink: Callable[[str], None] | None = None
@@ -138,16 +195,18 @@ class Metrics:
         """Counts one answered request; returns its route label."""
         resource = request.match_info.route.resource
         key = (resource, request.method, status)
-        children = self._children.get(key)
-        if children is None:
+        series = self._children.get(key)
+        if series is None:
             route = route_label(request)
             method = request.method if request.method in _METHODS else "OTHER"
             labels = (route, method, str(status))
-            children = (self.requests.labels(*labels), self.latency.labels(*labels), route)
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(seconds)
-        return children[2]
+            # Routes that differ only by a trailing slash share one series.
+            series = self._series.get(labels)
+            if series is None:
+                series = self._series[labels] = _Series(route, labels)
+            self._children[key] = series
+        series.observe(seconds)
+        return series.route
 
 
 # Generated ids: a random per-process prefix and a counter (unique, no syscall per request;

@@ -55,6 +55,15 @@ Pending = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 ErrorHook = Callable[[tuple[Any, ...], "asyncio.Future[Any]", Exception, bool], bool]
 
 
+# Commands per write at most: a tick's commands go out in writes of this many as they are
+# queued, so Redis (on another core) starts on the first ones while the rest are still being
+# handled, and the replies come back in waves the service can work through while Redis runs
+# the next. One write per tick would make the service and Redis take turns (each idle while
+# the other works through the whole tick): measured on 2 cores, 4 per write gave ~15 % more
+# loader checks per second than unlimited, 1 per write less (a syscall per command).
+DEFAULT_MAX_BATCH = 4
+
+
 class AutoPipeline:
     def __init__(
         self,
@@ -62,7 +71,11 @@ class AutoPipeline:
         *,
         connect: Callable[[], AbstractConnection] | None = None,
         on_error: ErrorHook | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.max_batch = max_batch
         if connect is None:
             if client is None:
                 raise TypeError("AutoPipeline needs a client or a connect function")
@@ -71,7 +84,7 @@ class AutoPipeline:
         self._on_error = on_error
         self._conn: AbstractConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._reader: asyncio.Future[None] | None = None  # done: the connection is gone
         self._pending: list[Pending] = []
         self._inflight: collections.deque[Pending] = collections.deque()
         self._scheduled = False
@@ -87,8 +100,11 @@ class AutoPipeline:
         if self._closed:
             fut.set_exception(RedisConnectionError("auto-pipeline is closed"))
             return fut
-        self._pending.append((args, fut))
-        if not self._scheduled:
+        pending = self._pending
+        pending.append((args, fut))
+        if len(pending) >= self.max_batch:
+            self._flush()  # a full write goes now; the tick's end flushes the remainder
+        elif not self._scheduled:
             self._scheduled = True
             # call_soon runs after every callback already ready in this tick: all handlers
             # woken by the same poll have queued their commands by then.
@@ -101,7 +117,9 @@ class AutoPipeline:
             self._fail([(args, fut)], RedisConnectionError("auto-pipeline is closed"), False)
             return
         self._pending.append((args, fut))
-        if not self._scheduled:
+        if len(self._pending) >= self.max_batch:
+            self._flush()
+        elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
@@ -140,8 +158,48 @@ class AutoPipeline:
         finally:
             self._connecting = None
         self._conn = conn
-        self._reader = asyncio.ensure_future(self._read(conn))
+        if not self._take_over(conn):
+            self._reader = asyncio.ensure_future(self._read(conn))
         self._flush()
+
+    def _take_over(self, conn: AbstractConnection) -> bool:
+        """Hot path: replies are parsed in the socket's own callback. The connection's
+        transport gets a protocol that feeds every read to a hiredis reader and hands each
+        reply over at once, instead of waking a reader task through a StreamReader (a task
+        step, a future and a copy per read). False when the connection is not a plain
+        asyncio stream (e.g. fakeredis): a reader task does the work then."""
+        stream = getattr(conn, "_reader", None)
+        writer = getattr(conn, "_writer", None)
+        if _hiredis_reader is None or not isinstance(stream, asyncio.StreamReader):
+            return False
+        if writer is None or stream._buffer:  # type: ignore[attr-defined]
+            return False  # (nothing is buffered after the handshake; if it were, keep it)
+        transport = writer.transport
+        encoder = conn.encoder
+        kwargs: dict[str, Any] = {
+            "protocolError": InvalidResponse,
+            "replyError": conn._parser.parse_error,
+            "errors": encoder.encoding_errors,
+        }
+        if encoder.decode_responses:
+            kwargs["encoding"] = encoder.encoding
+        closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        transport.set_protocol(_Replies(self, conn, _hiredis_reader(**kwargs), closed))
+        self._reader = asyncio.ensure_future(self._hold(conn, closed))
+        return True
+
+    async def _hold(self, conn: AbstractConnection, closed: "asyncio.Future[None]") -> None:
+        """Stands for a taken-over connection as a task, like a reader task: it ends when the
+        connection is lost, and when it is cancelled (close(), or the event loop shutting
+        down) it closes the connection."""
+        try:
+            await closed
+        except BaseException as exc:
+            if self._conn is conn:
+                self._lost(exc)
+            with contextlib.suppress(Exception):
+                await conn.disconnect(nowait=True)
+            raise
 
     async def _read(self, conn: AbstractConnection) -> None:
         try:
@@ -183,6 +241,14 @@ class AutoPipeline:
             parser.feed(data)
             while (reply := parser.gets()) is not False:
                 dispatch(reply)
+
+    def _connection_lost(self, conn: AbstractConnection, exc: BaseException) -> None:
+        """The taken-over connection is gone: as when a reader task ends."""
+        if self._conn is not conn:
+            return  # closed on purpose (close()), which disconnects it itself
+        self._lost(exc)
+        task = asyncio.ensure_future(conn.disconnect(nowait=True))  # redis-py's own state
+        task.add_done_callback(_consume)
 
     def _dispatch(self, reply: Any) -> None:
         """Hands one reply to the oldest command in flight."""
@@ -253,6 +319,55 @@ class AutoPipeline:
         return [await self.call(*args)]
 
 
+class _Replies(asyncio.Protocol):
+    """The protocol of a connection an :class:`AutoPipeline` took over: parses replies as
+    bytes arrive. The stream's own protocol still hears about flow control and the end of
+    the connection, so redis-py's writer (drain, close, wait_closed) keeps working."""
+
+    def __init__(
+        self,
+        pipe: AutoPipeline,
+        conn: AbstractConnection,
+        parser: Any,
+        closed: "asyncio.Future[None]",
+    ) -> None:
+        self._pipe = pipe
+        self._conn = conn
+        self._parser = parser
+        self._closed = closed
+        writer = conn._writer
+        assert writer is not None
+        self._stream: asyncio.BaseProtocol = writer.transport.get_protocol()
+        self._transport = writer.transport
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        dispatch = self._pipe._dispatch
+        parser.feed(data)
+        try:
+            while (reply := parser.gets()) is not False:
+                dispatch(reply)
+        except InvalidResponse as exc:  # not RESP: nothing after this can be trusted
+            log.warning("Redis sent a malformed reply: %s", exc)
+            self._transport.abort()
+
+    def eof_received(self) -> bool:
+        return False  # the transport closes itself: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed.done():
+            self._closed.set_result(None)
+        lost = exc or RedisConnectionError("Redis closed the connection")
+        self._pipe._connection_lost(self._conn, lost)
+        self._stream.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._stream.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._stream.resume_writing()
+
+
 # ---- Redis Cluster ------------------------------------------------------------------------
 
 _SCRIPT_COMMANDS = frozenset({"EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "FCALL", "FCALL_RO"})
@@ -283,8 +398,9 @@ class ClusterAutoPipeline:
 
     max_attempts = 25  # about 2 s of backoff in all: a slot migration or a failover's window
 
-    def __init__(self, client: "RedisCluster") -> None:
+    def __init__(self, client: "RedisCluster", max_batch: int = DEFAULT_MAX_BATCH) -> None:
         self._client = client
+        self._max_batch = max_batch
         self._nodes: dict[str, AutoPipeline] = {}  # "host:port" -> its pipeline
         self._slots: list[AutoPipeline | None] | None = None  # slot -> primary's pipeline
         self._default: AutoPipeline | None = None  # keyless commands
@@ -418,6 +534,7 @@ class ClusterAutoPipeline:
             pipe = self._nodes[name] = AutoPipeline(
                 connect=functools.partial(self._connection, host, int(port)),
                 on_error=self._on_error,
+                max_batch=self._max_batch,
             )
         return pipe
 
@@ -574,8 +691,10 @@ class Pipeline(Protocol):
     def abort(self) -> None: ...
 
 
-def auto_pipeline(client: "Redis | RedisCluster") -> AutoPipeline | ClusterAutoPipeline:
+def auto_pipeline(
+    client: "Redis | RedisCluster", max_batch: int = DEFAULT_MAX_BATCH
+) -> AutoPipeline | ClusterAutoPipeline:
     """The auto-pipeline for a client: per node on a cluster, one connection otherwise."""
     if isinstance(client, RedisCluster):
-        return ClusterAutoPipeline(client)
-    return AutoPipeline(client)
+        return ClusterAutoPipeline(client, max_batch)
+    return AutoPipeline(client, max_batch=max_batch)

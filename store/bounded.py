@@ -11,6 +11,7 @@ A timed-out write has an unknown outcome: the server may still apply it when it 
 """
 
 import asyncio
+import collections
 import functools
 from collections.abc import Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
@@ -51,3 +52,53 @@ def bounded(method: Method[S, P, T]) -> Method[S, P, T]:
 
     functools.update_wrapper(wrapper, method)
     return wrapper
+
+
+class Deadlines:
+    """The same bound for the hot path, with one timer for every awaited future instead of
+    one ``asyncio.timeout`` (a timer armed and cancelled) per call. ``watch`` notes a future's
+    deadline; the timer fires at the oldest one still unanswered and fails every future past
+    its deadline with ``StoreUnavailable``, which wakes its caller exactly as a cancelled
+    ``asyncio.timeout`` would. Answered futures leave the queue as new ones are watched."""
+
+    def __init__(self, owner: HasTimeout) -> None:
+        self._owner = owner
+        self._queue: collections.deque[tuple[float, asyncio.Future[Any]]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def watch(self, fut: "asyncio.Future[Any]") -> None:
+        timeout = self._owner.timeout
+        if timeout is None:
+            return
+        loop = fut.get_loop()
+        queue = self._queue
+        while queue and queue[0][1].done():  # amortised: one pop per watched future
+            queue.popleft()
+        queue.append((loop.time() + timeout, fut))
+        if self._timer is None:
+            self._timer = loop.call_at(queue[0][0], self._expire, loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        queue = self._queue
+        now = loop.time()
+        expired = 0
+        while queue:
+            deadline, fut = queue[0]
+            if not fut.done():
+                if deadline > now:
+                    break
+                fut.set_exception(StoreUnavailable("storage timed out"))
+                expired += 1
+            queue.popleft()
+        if expired:
+            self._owner.timeouts += expired
+            self._owner.on_timeout()
+        if queue:
+            self._timer = loop.call_at(queue[0][0], self._expire, loop)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._queue.clear()

@@ -1,5 +1,6 @@
 """Records the store hands out, as msgspec structs (encoded straight to JSON by handlers)."""
 
+import functools
 import time
 
 import msgspec
@@ -14,7 +15,12 @@ def iso(ts: str | int | None) -> str | None:
     """Epoch seconds (as stored) -> ``YYYY-MM-DDTHH:MM:SS`` UTC; empty/absent -> None."""
     if ts is None or ts == "":
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(ts)))  # 4x faster than datetime
+    return _iso(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)  # the loader check formats each key's expiry on every run
+def _iso(ts: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts))  # 4x faster than datetime
 
 
 class Vendor(Base):

@@ -20,9 +20,9 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from store import keys
-from store.autopipe import Pipeline, auto_pipeline
+from store.autopipe import DEFAULT_MAX_BATCH, Pipeline, auto_pipeline
 from store.blacklist import Blacklist
-from store.bounded import bounded
+from store.bounded import Deadlines, bounded
 from store.durable import Durability
 from store.errors import (
     AlreadyRedeemed,
@@ -96,17 +96,19 @@ class Store:
         limits: Limits | None = None,
         timeout: float | None = 2.0,
         fsync: str = "waitaof",
+        pipeline_batch: int = DEFAULT_MAX_BATCH,
     ) -> None:
         """``secret`` keys the API key hashes (without one, a random secret: keys made by
         another process cannot be verified); ``limits`` are the execution check's."""
         self.redis = redis
         self.secret = secret if secret is not None else secrets.token_bytes(32)
         self.limits = limits if limits is not None else Limits()
-        self.pipe: Pipeline = auto_pipeline(redis)
+        self.pipe: Pipeline = auto_pipeline(redis, pipeline_batch)
         # Every public operation is bounded by ``timeout`` seconds (store/bounded.py).
         self.timeout = timeout
         self.timeouts = 0
         self.pipe_aborts = 0
+        self.deadlines = Deadlines(self)  # the same bound for the loader check, one timer
         self._probe: asyncio.Future[None] | None = None
         # Vendor writes that create or destroy value end with WAITAOF (store/durable.py).
         # (Not on Redis Cluster: WAITAOF names no key, so it cannot follow the write's slot.)
@@ -806,7 +808,6 @@ class Store:
 
     # ---- the loader's execution check (hot path) ------------------------------------------
 
-    @bounded
     async def execute(
         self, project_id: str, key_id: str, hwid: str, client: str | None = None, ip: str = ""
     ) -> Execution:
@@ -817,31 +818,32 @@ class Store:
         check reads the revision atomically, so a change is seen by the very next run on
         every instance. ``client`` (an IP address or IPv6 /64) is what the per-client limits
         count, inside the same script; None applies none. ``ip`` is matched against the
-        vendor's blacklist."""
+        vendor's blacklist. Bounded like every operation, by ``self.deadlines`` (one timer
+        for all checks in flight) rather than ``@bounded`` (a timer per call)."""
         cached = self._hosted.get(project_id)
         now = self.now()
         lim = self.limits
-        limit_args = [lim.execute, lim.execute_window, lim.failures, lim.failure_window]
-        if client is None:
-            limit_args = [0, 1, 0, 1]
-        res: list[Any] = await self._script(
-            self.scripts.execute,
-            [
-                keys.project(project_id),
-                keys.key(project_id, key_id),
-                keys.hwid_bans(project_id),
-                keys.project_source(project_id),
-                keys.active_index(project_id),
-                keys.client(project_id, client or "-"),
-                keys.blacklist_hwids(project_id),
-                keys.blacklist_ips(project_id),
-                keys.blacklist_attempts(project_id),
-                keys.hourly_executions(project_id, now // 3600),
-                keys.events(project_id),
-                keys.notify(project_id),
-            ],
-            [now, hwid, self.retention, key_id, cached.rev if cached else "", *limit_args, ip],
+        limit_args = (
+            (lim.execute, lim.execute_window, lim.failures, lim.failure_window)
+            if client is not None
+            else (0, 1, 0, 1)
         )
+        script = self.scripts.execute
+        args = (
+            *keys.execute_keys(project_id, key_id, client or "-", now // 3600),
+            now, hwid, self.retention, key_id, cached.rev if cached else "", *limit_args, ip,
+        )  # fmt: skip
+        fut = self.pipe.call("EVALSHA", script.sha, 12, *args)
+        self.deadlines.watch(fut)
+        try:
+            try:
+                res: list[Any] = await fut
+            except NoScriptError:  # script cache flushed or server restarted: send the body
+                fut = self.pipe.call("EVAL", script.source, 12, *args)
+                self.deadlines.watch(fut)
+                res = await fut
+        except ResponseError as exc:
+            raise _script_error(exc) from None
         if len(res) < 5:
             return _failed_execution(res)
         _, rev, fresh, discord_id, total, expires, note, new, ffa, remaining, reset = res

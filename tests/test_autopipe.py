@@ -1,7 +1,10 @@
 """The automatic pipeline, against fakeredis and a real Valkey (``redis_client``)."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,6 +16,24 @@ from redis.exceptions import ResponseError
 from store import Store
 from store.autopipe import AutoPipeline
 from store.scripts import Scripts
+
+
+@pytest.fixture(autouse=True)
+async def _close_pipelines(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Every pipeline a test opens is closed after it (its connection is not a task the
+    event loop would cancel at the end: the transport delivers replies itself)."""
+    opened: list[AutoPipeline] = []
+    init = AutoPipeline.__init__
+
+    def tracked(self: AutoPipeline, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        opened.append(self)
+
+    monkeypatch.setattr(AutoPipeline, "__init__", tracked)
+    yield
+    for pipe in opened:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(pipe.close(), 5)
 
 
 async def test_same_tick_is_one_batch(redis_client: Redis) -> None:
@@ -33,6 +54,19 @@ async def test_separate_ticks_are_separate_batches(redis_client: Redis) -> None:
     assert await pipe.call("INCR", "x") == 1
     assert await pipe.call("INCR", "x") == 2
     assert (pipe.batches, pipe.commands) == (2, 2)
+
+
+async def test_max_batch_splits_a_tick_into_writes(redis_client: Redis) -> None:
+    pipe = AutoPipeline(redis_client, max_batch=3)
+    assert await pipe.call("PING") == "PONG"  # connected: later writes go out as queued
+    before = (pipe.batches, pipe.commands)
+    futs = [pipe.call("INCR", "x") for _ in range(10)]
+    assert pipe.batches - before[0] == 3  # three full writes left during the tick itself
+    results = await asyncio.wait_for(asyncio.gather(*futs), 5)
+    assert results == list(range(1, 11))  # in order, across writes
+    assert (pipe.batches - before[0], pipe.commands - before[1]) == (4, 10)  # + the remainder
+    with pytest.raises(ValueError):
+        AutoPipeline(redis_client, max_batch=0)
 
 
 async def test_error_fails_only_its_own_future(redis_client: Redis) -> None:
@@ -62,7 +96,7 @@ async def test_error_alone_in_its_batch(redis_client: Redis) -> None:
 
 
 async def test_each_caller_gets_its_own_reply(redis_client: Redis) -> None:
-    pipe = AutoPipeline(redis_client)
+    pipe = AutoPipeline(redis_client, max_batch=1000)
     n = 50
     await asyncio.gather(*(pipe.call("SET", f"k{i}", f"v{i}") for i in range(n)))
 

@@ -96,7 +96,7 @@ async def test_projects_are_sharded_over_the_nodes(cluster_api: Api, admin: Admi
 
 
 async def test_one_tick_is_one_write_per_node(cluster_redis: RedisCluster, admin: Admin) -> None:
-    pipe = auto_pipeline(cluster_redis)
+    pipe = auto_pipeline(cluster_redis, max_batch=1000)
     assert isinstance(pipe, ClusterAutoPipeline)
     assert await pipe.call("PING") == "PONG"  # loads the slot map
     before = (pipe.batches, pipe.commands)

@@ -21,6 +21,7 @@ VARS = [
     "LEAF7_REDIS_MAX_CONNECTIONS",
     "LEAF7_WORKERS",
     "LEAF7_REDIS_TIMEOUT",
+    "LEAF7_PIPELINE_BATCH",
     "LEAF7_FSYNC",
     "LEAF7_ACCESS_LOG",
     "LEAF7_SHUTDOWN_TIMEOUT",
@@ -33,6 +34,7 @@ INT_VARS = [
     ("LEAF7_MAX_SOURCE", "max_source"),
     ("LEAF7_REDIS_MAX_CONNECTIONS", "redis_max_connections"),
     ("LEAF7_WORKERS", "workers"),
+    ("LEAF7_PIPELINE_BATCH", "pipeline_batch"),
 ]
 
 
@@ -50,6 +52,7 @@ def test_defaults_when_unset() -> None:
     assert s.redis_max_connections == 64
     assert s.workers == 1
     assert s.redis_timeout == 2.0
+    assert s.pipeline_batch == 4
     assert s.fsync == "waitaof"
     assert s.access_log is True
     assert s.shutdown_timeout == 5.0
@@ -72,6 +75,7 @@ def test_every_variable_is_parsed() -> None:
         "LEAF7_REDIS_MAX_CONNECTIONS": "8",
         "LEAF7_WORKERS": "4",
         "LEAF7_REDIS_TIMEOUT": "0.25",
+        "LEAF7_PIPELINE_BATCH": "16",
         "LEAF7_FSYNC": "None",
         "LEAF7_ACCESS_LOG": "off",
         "LEAF7_SHUTDOWN_TIMEOUT": "30",
@@ -88,6 +92,7 @@ def test_every_variable_is_parsed() -> None:
         redis_max_connections=8,
         workers=4,
         redis_timeout=0.25,
+        pipeline_batch=16,
         fsync="none",
         access_log=False,
         shutdown_timeout=30.0,
@@ -219,6 +224,7 @@ def test_plain_urls_are_not_cluster_urls() -> None:
 @pytest.mark.parametrize(
     ("name", "raw"),
     [
+        ("LEAF7_PIPELINE_BATCH", "0"),
         ("LEAF7_REDIS_TIMEOUT", "0"),
         ("LEAF7_REDIS_TIMEOUT", "0.01"),
         ("LEAF7_REDIS_TIMEOUT", "two"),
