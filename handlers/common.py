@@ -62,6 +62,9 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if length is not None:
         if length > limit:
             raise body_too_large(limit)
+        content = request.content
+        if content.is_eof():  # all of it arrived with the headers (a loader's small body)
+            return content.read_nowait()
         return await request.read()  # exactly Content-Length bytes, in one call
     chunks: list[bytes] = []
     size = 0

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from handlers import schemas
 from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_body, store
-from handlers.luagen import loader_lua, macro_prelude
+from handlers.luagen import loader_lua, lua_string
 from handlers.openapi import operation
 from handlers.ratelimit import rate_headers, too_many
 from service.appkeys import SETTINGS
@@ -73,30 +73,47 @@ def _source_json(hosted: Hosted) -> bytes:
     return _encoder.encode(hosted.source)[1:-1]
 
 
+def _lua_json(value: str) -> str:
+    """``lua_string(value)`` as the inside of a JSON string (its quotes escaped)."""
+    if value.isalnum() and value.isascii():  # Discord IDs, names: nothing to escape
+        return '\\"' + value + '\\"'
+    return _encoder.encode(lua_string(value))[1:-1].decode()
+
+
+_LIFETIME = _lua_json("Lifetime")
+
+
 def _valid(result: Execution, now: int) -> bytes:
-    if result.expires_at is None:
+    """The body of a valid verdict: what encoding a schemas.ValidVerdict gives, whose script is
+    ``macro_prelude(...) + source`` (the tests hold both to it), built from parts."""
+    expires_at = result.expires_at
+    if expires_at is None:
         seconds_left: int | None = None
-        left_macro: str | int = "Lifetime"
+        left = _LIFETIME
     else:
-        seconds_left = max(0, result.expires_at - now)
-        left_macro = seconds_left
+        seconds_left = max(0, expires_at - now)
+        left = str(seconds_left)
     hosted = result.hosted
     assert hosted is not None
     parts = [_VALID_HEAD]
-    if hosted.macros:
-        values: dict[str, str | int] = {
-            "L7_LinkedDiscordID": result.discord_id or "",
-            "L7_ScriptName": hosted.script_name,
-            "L7_ScriptVersion": hosted.version,
-            "L7_TotalExecutions": result.total_executions,
-            "L7_SecondsLeft": left_macro,
-            "L7_UserNote": result.note or "",
-        }
-        parts.append(_encoder.encode(macro_prelude(values, hosted.macros))[1:-1])
+    for name in hosted.macros:  # the prelude, one "local <macro> = <literal>" line each
+        if name == "L7_LinkedDiscordID":
+            literal = _lua_json(result.discord_id or "")
+        elif name == "L7_TotalExecutions":
+            literal = str(result.total_executions)
+        elif name == "L7_SecondsLeft":
+            literal = left
+        elif name == "L7_UserNote":
+            literal = _lua_json(result.note or "")
+        elif name == "L7_ScriptName":
+            literal = _lua_json(hosted.script_name)
+        else:  # L7_ScriptVersion
+            literal = _lua_json(hosted.version)
+        parts.append(f"local {name} = {literal}\\n".encode())
     parts.append(_source_json(hosted))
     parts.append(b'","key":')
     key = schemas.KeyInfo(
-        expires_at=iso(result.expires_at),
+        expires_at=iso(expires_at),
         seconds_left=seconds_left,
         total_executions=result.total_executions,
         discord_id=result.discord_id,

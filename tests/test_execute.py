@@ -1,6 +1,7 @@
 """The loader execution check: every verdict, precedence, HWID sources, hosted scripts."""
 
 import asyncio
+import json
 import re
 from typing import Any
 
@@ -375,3 +376,36 @@ async def test_two_instances_see_each_others_changes(
     assert (await execute(api_b, pid, kid))["code"] == "KEY_BANNED"
     total = (await api_a.active(kid))["total_executions"]
     assert total == 5
+
+
+async def test_body_arriving_after_the_headers(api: Api) -> None:
+    """A body that is not complete when the headers are parsed (a slow client) is awaited;
+    one that came with them is taken at once. Both give the same verdict."""
+    pid, key_id = await setup_key(api)
+    body = f'{{"project_id":"{pid}","script_key":"{key_id}","hwid":"slow-hw"}}'.encode()
+    server = api.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        head = (
+            f"POST {EXECUTE} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        writer.write(head + body[:10])
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(body[10:])
+        await writer.drain()
+        status = await reader.readline()
+        assert status.startswith(b"HTTP/1.1 200"), status
+        length = 0
+        while (line := await reader.readline()) != b"\r\n":
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        data = json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert verdict(data) == "KEY_VALID"
+    again = await execute(api, pid, key_id, hwid="slow-hw")
+    assert verdict(again) == "KEY_VALID"
+    assert again["key"]["total_executions"] == 2

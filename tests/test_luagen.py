@@ -1,10 +1,15 @@
 """Macro values are emitted as Lua literals that a real Lua parser reads back exactly."""
 
+import itertools
 import subprocess
 
+import msgspec
 import pytest
 
+from handlers import schemas
+from handlers.loader import _valid as valid_body
 from handlers.luagen import MACROS, lua_string, macro_prelude, used_macros
+from store.models import Execution, Hosted, iso
 
 HOSTILE = [
     "",
@@ -53,3 +58,51 @@ def test_used_macros() -> None:
     assert used_macros("print(L7_UserNote, L7_ScriptName)") == "L7_ScriptName,L7_UserNote"
     assert used_macros("x = L7_UserNoteX or MyL7_ScriptName") == ""
     assert used_macros("") == ""
+
+
+@pytest.mark.parametrize("expires_at", [None, 1_766_793_000, 1_700_000_000])
+@pytest.mark.parametrize("macros", [MACROS, ("L7_SecondsLeft", "L7_UserNote"), ()])
+def test_valid_verdict_bytes_equal_the_reference_encoding(
+    expires_at: int | None, macros: tuple[str, ...]
+) -> None:
+    """The loader builds a valid verdict from pre-encoded parts; it must be byte for byte what
+    encoding a ValidVerdict whose script is macro_prelude + source gives, whatever the values."""
+    hostile = ['evil"]]\n\\', "", "12345", "ü\x00\x7f\r", "Lifetime", "a b", "--[[", "\\u0000"]
+    source = 'print("hi")\n\tx = "é \\" ]]"\n'
+    now = 1_764_193_000
+    encoder = msgspec.json.Encoder()
+    for note, discord_id, name, version in itertools.product(
+        hostile, hostile[:4], hostile[:3], ["1.0.0", 'v"2']
+    ):
+        hosted = Hosted("5", source, name, version, macros)
+        result = Execution(
+            code="KEY_VALID",
+            hosted=hosted,
+            discord_id=discord_id or None,
+            total_executions=7,
+            expires_at=expires_at,
+            note=note or None,
+        )
+        left: str | int = "Lifetime" if expires_at is None else max(0, expires_at - now)
+        values: dict[str, str | int] = {
+            "L7_LinkedDiscordID": discord_id,
+            "L7_ScriptName": name,
+            "L7_ScriptVersion": version,
+            "L7_TotalExecutions": 7,
+            "L7_SecondsLeft": left,
+            "L7_UserNote": note,
+        }
+        reference = schemas.ValidVerdict(
+            valid=True,
+            code="KEY_VALID",
+            message="Key is valid",
+            script=macro_prelude(values, macros) + source,
+            key=schemas.KeyInfo(
+                expires_at=iso(expires_at),
+                seconds_left=None if expires_at is None else int(left),
+                total_executions=7,
+                discord_id=discord_id or None,
+                note=note or None,
+            ),
+        )
+        assert valid_body(result, now) == encoder.encode(reference)
