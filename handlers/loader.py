@@ -5,12 +5,13 @@ from collections.abc import Mapping
 
 import msgspec
 from aiohttp import web
+from multidict import CIMultiDict
 
 from handlers import schemas
 from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_body, store
 from handlers.luagen import loader_lua, lua_string
 from handlers.openapi import operation
-from handlers.ratelimit import rate_headers, too_many
+from handlers.ratelimit import too_many
 from service.appkeys import SETTINGS
 from service.observability import METRICS
 from store import ProjectNotFound
@@ -54,6 +55,22 @@ def hwid_from_headers(headers: Mapping[str, str]) -> str | None:
 
 def _json(body: bytes, headers: Mapping[str, str] | None = None) -> web.Response:
     return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def _answer(body: bytes, limit: str, remaining: int, reset: int) -> web.Response:
+    """A verdict with the X-RateLimit-* headers (see handlers/ratelimit.py), its headers
+    built as the multidict aiohttp keeps (no copy, no Content-Type parsing)."""
+    return web.Response(
+        body=body,
+        headers=CIMultiDict(
+            (
+                ("Content-Type", "application/json"),
+                ("X-RateLimit-Limit", limit),
+                ("X-RateLimit-Remaining", str(max(0, remaining))),
+                ("X-RateLimit-Reset", str(reset)),
+            )
+        ),
+    )
 
 
 # A valid verdict is built from pre-encoded parts: the fixed head, the macro prelude (short,
@@ -160,12 +177,10 @@ async def execute(request: web.Request) -> web.Response:
             raise too_many(settings.brute_force_limit, result.reset or 0, result.retry_after)
         raise too_many(settings.rate_execute, result.reset or 0, result.retry_after)
     verdicts[result.code].inc()
-    headers = None
-    if result.remaining is not None:
-        headers = rate_headers(settings.rate_execute, result.remaining, result.reset or 0)
-    if result.code != "KEY_VALID":
-        return _json(_FAILURES[result.code], headers)
-    return _json(_valid(result, s.now()), headers)
+    body = _FAILURES[result.code] if result.code != "KEY_VALID" else _valid(result, s.now())
+    if result.remaining is None:
+        return _json(body)
+    return _answer(body, str(settings.rate_execute), result.remaining, result.reset or 0)
 
 
 @operation(
