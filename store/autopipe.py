@@ -175,16 +175,9 @@ class AutoPipeline:
         if writer is None or stream._buffer:  # type: ignore[attr-defined]
             return False  # (nothing is buffered after the handshake; if it were, keep it)
         transport = writer.transport
-        encoder = conn.encoder
-        kwargs: dict[str, Any] = {
-            "protocolError": InvalidResponse,
-            "replyError": conn._parser.parse_error,
-            "errors": encoder.encoding_errors,
-        }
-        if encoder.decode_responses:
-            kwargs["encoding"] = encoder.encoding
         closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        transport.set_protocol(_Replies(self, conn, _hiredis_reader(**kwargs), closed))
+        parser = _reply_parser(conn, _hiredis_reader)
+        transport.set_protocol(_Replies(self, conn, parser, closed))
         self._reader = asyncio.ensure_future(self._hold(conn, closed))
         return True
 
@@ -223,16 +216,8 @@ class AutoPipeline:
     async def _read_stream(
         self, conn: AbstractConnection, stream: asyncio.StreamReader, reader_cls: Any
     ) -> None:
-        """Hot path: feed raw socket reads to a hiredis reader, many replies per read."""
-        encoder = conn.encoder
-        kwargs: dict[str, Any] = {
-            "protocolError": InvalidResponse,
-            "replyError": conn._parser.parse_error,
-            "errors": encoder.encoding_errors,
-        }
-        if encoder.decode_responses:
-            kwargs["encoding"] = encoder.encoding
-        parser = reader_cls(**kwargs)
+        """Feeds raw socket reads to a hiredis reader, many replies per read."""
+        parser = _reply_parser(conn, reader_cls)
         dispatch = self._dispatch
         while True:
             data = await stream.read(65536)
@@ -317,6 +302,19 @@ class AutoPipeline:
     async def call_all(self, *args: Any) -> list[Any]:
         """Runs a keyless command (SCRIPT LOAD, PING) on every primary: here, the one server."""
         return [await self.call(*args)]
+
+
+def _reply_parser(conn: AbstractConnection, reader_cls: Any) -> Any:
+    """A hiredis reader that decodes and raises as the connection's own parser would."""
+    encoder = conn.encoder
+    kwargs: dict[str, Any] = {
+        "protocolError": InvalidResponse,
+        "replyError": conn._parser.parse_error,
+        "errors": encoder.encoding_errors,
+    }
+    if encoder.decode_responses:
+        kwargs["encoding"] = encoder.encoding
+    return reader_cls(**kwargs)
 
 
 class _Replies(asyncio.Protocol):
