@@ -57,20 +57,23 @@ def _json(body: bytes, headers: Mapping[str, str] | None = None) -> web.Response
     return web.Response(body=body, content_type="application/json", headers=headers)
 
 
-def _answer(body: bytes, limit: str, remaining: int, reset: int) -> web.Response:
+# limit -> the headers every limited verdict starts with (the limit is a setting).
+_HEAD_TEMPLATES: dict[int, CIMultiDict[str]] = {}
+
+
+def _answer(body: bytes, limit: int, remaining: int, reset: int) -> web.Response:
     """A verdict with the X-RateLimit-* headers (see handlers/ratelimit.py), its headers
-    built as the multidict aiohttp keeps (no copy, no Content-Type parsing)."""
-    return web.Response(
-        body=body,
-        headers=CIMultiDict(
-            (
-                ("Content-Type", "application/json"),
-                ("X-RateLimit-Limit", limit),
-                ("X-RateLimit-Remaining", str(max(0, remaining))),
-                ("X-RateLimit-Reset", str(reset)),
-            )
-        ),
-    )
+    copied from a template as the multidict aiohttp keeps (no Content-Type parsing)."""
+    template = _HEAD_TEMPLATES.get(limit)
+    if template is None:
+        template = CIMultiDict(
+            (("Content-Type", "application/json"), ("X-RateLimit-Limit", str(limit)))
+        )
+        _HEAD_TEMPLATES[limit] = template
+    headers = template.copy()
+    headers.add("X-RateLimit-Remaining", str(max(0, remaining)))
+    headers.add("X-RateLimit-Reset", str(reset))
+    return web.Response(body=body, headers=headers)
 
 
 # A valid verdict is built from pre-encoded parts: the fixed head, the macro prelude (short,
@@ -180,7 +183,7 @@ async def execute(request: web.Request) -> web.Response:
     body = _FAILURES[result.code] if result.code != "KEY_VALID" else _valid(result, s.now())
     if result.remaining is None:
         return _json(body)
-    return _answer(body, str(settings.rate_execute), result.remaining, result.reset or 0)
+    return _answer(body, settings.rate_execute, result.remaining, result.reset or 0)
 
 
 @operation(

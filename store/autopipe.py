@@ -94,7 +94,11 @@ class AutoPipeline:
 
     def call(self, *args: Any) -> "asyncio.Future[Any]":
         """Queues one command; the future resolves with its reply (or raises its error)."""
-        # The hot path: ``queue`` inlined (one call less per command).
+        return self.command(args)
+
+    def command(self, args: tuple[Any, ...]) -> "asyncio.Future[Any]":
+        """``call`` with the command as one tuple (the hot path builds it once)."""
+        # ``queue`` inlined (one call less per command).
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if self._closed:
@@ -424,6 +428,9 @@ class ClusterAutoPipeline:
     # -- routing --------------------------------------------------------------------------
 
     def call(self, *args: Any) -> "asyncio.Future[Any]":
+        return self.command(args)
+
+    def command(self, args: tuple[Any, ...]) -> "asyncio.Future[Any]":
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._send(args, fut)
         return fut
@@ -683,6 +690,7 @@ class Pipeline(Protocol):
     @property
     def commands(self) -> int: ...
     def call(self, *args: Any) -> "asyncio.Future[Any]": ...
+    def command(self, args: tuple[Any, ...]) -> "asyncio.Future[Any]": ...
     async def call_all(self, *args: Any) -> list[Any]: ...
     async def drain(self) -> None: ...
     async def close(self) -> None: ...

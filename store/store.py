@@ -829,17 +829,18 @@ class Store:
             else (0, 1, 0, 1)
         )
         script = self.scripts.execute
-        args = (
+        command = (
+            "EVALSHA", script.sha, 12,
             *keys.execute_keys(project_id, key_id, client or "-", now // 3600),
             now, hwid, self.retention, key_id, cached.rev if cached else "", *limit_args, ip,
         )  # fmt: skip
-        fut = self.pipe.call("EVALSHA", script.sha, 12, *args)
+        fut = self.pipe.command(command)
         self.deadlines.watch(fut)
         try:
             try:
                 res: list[Any] = await fut
             except NoScriptError:  # script cache flushed or server restarted: send the body
-                fut = self.pipe.call("EVAL", script.source, 12, *args)
+                fut = self.pipe.command(("EVAL", script.source, *command[2:]))
                 self.deadlines.watch(fut)
                 res = await fut
         except ResponseError as exc:
