@@ -7,7 +7,7 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDict
 
-from handlers import schemas
+from handlers import ratelimit, schemas
 from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_body, store
 from handlers.luagen import loader_lua, lua_string
 from handlers.openapi import operation
@@ -67,12 +67,12 @@ def _answer(body: bytes, limit: int, remaining: int, reset: int) -> web.Response
     template = _HEAD_TEMPLATES.get(limit)
     if template is None:
         template = CIMultiDict(
-            (("Content-Type", "application/json"), ("X-RateLimit-Limit", str(limit)))
+            (("Content-Type", "application/json"), (ratelimit.LIMIT, str(limit)))
         )
         _HEAD_TEMPLATES[limit] = template
     headers = template.copy()
-    headers.add("X-RateLimit-Remaining", str(max(0, remaining)))
-    headers.add("X-RateLimit-Reset", str(reset))
+    headers.add(ratelimit.REMAINING, str(max(0, remaining)))
+    headers.add(ratelimit.RESET, str(reset))
     return web.Response(body=body, headers=headers)
 
 

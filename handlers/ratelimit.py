@@ -15,12 +15,11 @@ RATE = web.RequestKey("rate", RateLimit)
 TOO_MANY = "Too many requests"
 
 
+LIMIT, REMAINING, RESET = "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"
+
+
 def rate_headers(limit: int, remaining: int, reset: int) -> dict[str, str]:
-    return {
-        "X-RateLimit-Limit": str(limit),
-        "X-RateLimit-Remaining": str(max(0, remaining)),
-        "X-RateLimit-Reset": str(reset),
-    }
+    return {LIMIT: str(limit), REMAINING: str(max(0, remaining)), RESET: str(reset)}
 
 
 def too_many(limit: int, reset: int, retry_after: int) -> ApiError:
