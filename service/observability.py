@@ -158,22 +158,26 @@ class _HttpCollector(Collector):
             latency.add_metric(series.labels, buckets, series.total)
         yield requests
         yield latency
-        verdicts = CounterMetricFamily(
+        yield _counters(
             "leaf7_execute_verdicts",
             "Loader execution checks answered, by verdict code",
-            labels=["code"],
+            "code",
+            m.verdicts,
         )
-        for code, count in m.verdicts.items():
-            verdicts.add_metric([code], count.value)
-        yield verdicts
-        errors = CounterMetricFamily(
+        yield _counters(
             "leaf7_redis_errors",
             "Requests that met an unavailable Redis (answered 503), by kind",
-            labels=["kind"],
+            "kind",
+            m.redis_errors,
         )
-        for kind, count in m.redis_errors.items():
-            errors.add_metric([kind], count.value)
-        yield errors
+
+
+def _counters(name: str, doc: str, label: str, counts: dict[str, Count]) -> Metric:
+    """A counter family with one sample per label value."""
+    family = CounterMetricFamily(name, doc, labels=[label])
+    for value, count in counts.items():
+        family.add_metric([value], count.value)
+    return family
 
 
 class Metrics:

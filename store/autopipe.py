@@ -1,10 +1,11 @@
-"""Automatic pipelining: commands issued in the same event-loop tick go to Redis as one write.
+"""Automatic pipelining: commands issued in the same event-loop tick share writes to Redis.
 
 The auto-pipeline owns one dedicated redis-py connection (made by the client's pool, so URL,
-auth, TLS and decoding are the client's). Every command queued during a tick is packed and
-written in one ``writelines`` call at the end of the tick; a reader task reads replies in
-order and hands each to the caller that awaits it (Redis answers a connection's commands in
-the order it received them). Writing never waits for earlier replies, so concurrent loader
+auth, TLS and decoding are the client's). Commands queued during a tick are packed and
+written in writes of at most ``max_batch`` as they are queued, the rest at the end of the
+tick; replies are parsed (hiredis) in the connection's own data callback, in order, and each
+goes to the caller that awaits it (Redis answers a connection's commands in the order it
+received them). Writing never waits for earlier replies, so concurrent loader
 checks share one connection and many checks ride in each round trip. Replies are raw RESP
 values (no redis-py response callbacks): HGETALL is a flat list, SMEMBERS a list.
 
@@ -180,8 +181,7 @@ class AutoPipeline:
             return False  # (nothing is buffered after the handshake; if it were, keep it)
         transport = writer.transport
         closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        parser = _reply_parser(conn, _hiredis_reader)
-        transport.set_protocol(_Replies(self, conn, parser, closed))
+        transport.set_protocol(_Replies(self, conn, _reply_parser(conn), closed))
         self._reader = asyncio.ensure_future(self._hold(conn, closed))
         return True
 
@@ -199,37 +199,21 @@ class AutoPipeline:
             raise
 
     async def _read(self, conn: AbstractConnection) -> None:
+        """The reader task of a connection that was not taken over (e.g. fakeredis): the
+        connection parses, one reply per call."""
         try:
-            stream = getattr(conn, "_reader", None)
-            if _hiredis_reader is not None and isinstance(stream, asyncio.StreamReader):
-                await self._read_stream(conn, stream, _hiredis_reader)
-            else:  # e.g. fakeredis: let the connection parse
-                while True:
-                    try:
-                        reply = await conn.read_response()
-                    except ResponseError as exc:  # an error reply: the oldest command's
-                        reply = exc
-                    self._dispatch(reply)
+            while True:
+                try:
+                    reply = await conn.read_response()
+                except ResponseError as exc:  # an error reply: the oldest command's
+                    reply = exc
+                self._dispatch(reply)
         except BaseException as exc:  # connection lost: nothing in flight will answer
             self._lost(exc)
             with contextlib.suppress(Exception):
                 await conn.disconnect(nowait=True)
             if not isinstance(exc, Exception):
                 raise
-
-    async def _read_stream(
-        self, conn: AbstractConnection, stream: asyncio.StreamReader, reader_cls: Any
-    ) -> None:
-        """Feeds raw socket reads to a hiredis reader, many replies per read."""
-        parser = _reply_parser(conn, reader_cls)
-        dispatch = self._dispatch
-        while True:
-            data = await stream.read(65536)
-            if not data:
-                raise RedisConnectionError("Redis closed the connection")
-            parser.feed(data)
-            while (reply := parser.gets()) is not False:
-                dispatch(reply)
 
     def _connection_lost(self, conn: AbstractConnection, exc: BaseException) -> None:
         """The taken-over connection is gone: as when a reader task ends."""
@@ -308,7 +292,7 @@ class AutoPipeline:
         return [await self.call(*args)]
 
 
-def _reply_parser(conn: AbstractConnection, reader_cls: Any) -> Any:
+def _reply_parser(conn: AbstractConnection) -> Any:
     """A hiredis reader that decodes and raises as the connection's own parser would."""
     encoder = conn.encoder
     kwargs: dict[str, Any] = {
@@ -318,7 +302,7 @@ def _reply_parser(conn: AbstractConnection, reader_cls: Any) -> Any:
     }
     if encoder.decode_responses:
         kwargs["encoding"] = encoder.encoding
-    return reader_cls(**kwargs)
+    return _hiredis_reader(**kwargs)
 
 
 class _Replies(asyncio.Protocol):
