@@ -73,6 +73,7 @@ def create_app(
             timeout=settings.redis_timeout,
             fsync=settings.fsync,
             pipeline_batch=settings.pipeline_batch,
+            check_batch=settings.check_batch,
         )
         try:
             await store.load_scripts()

@@ -97,8 +97,10 @@ class AutoPipeline:
         """Queues one command; the future resolves with its reply (or raises its error)."""
         return self.command(args)
 
-    def command(self, args: tuple[Any, ...]) -> "asyncio.Future[Any]":
-        """``call`` with the command as one tuple (the hot path builds it once)."""
+    def command(self, args: tuple[Any, ...], flush: bool = False) -> "asyncio.Future[Any]":
+        """``call`` with the command as one tuple (the hot path builds it once); ``flush``
+        writes what is queued now instead of when the write is full or the tick ends (the
+        command is a batch of its own)."""
         # ``queue`` inlined (one call less per command).
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
@@ -107,7 +109,7 @@ class AutoPipeline:
             return fut
         pending = self._pending
         pending.append((args, fut))
-        if len(pending) >= self.max_batch:
+        if flush or len(pending) >= self.max_batch:
             self._flush()  # a full write goes now; the tick's end flushes the remainder
         elif not self._scheduled:
             self._scheduled = True
@@ -116,13 +118,14 @@ class AutoPipeline:
             loop.call_soon(self._flush)
         return fut
 
-    def queue(self, args: tuple[Any, ...], fut: "asyncio.Future[Any]") -> None:
-        """Queues one command whose reply (or error) goes to ``fut``."""
+    def queue(self, args: tuple[Any, ...], fut: "asyncio.Future[Any]", flush: bool = False) -> None:
+        """Queues one command whose reply (or error) goes to ``fut`` (``flush``: see
+        ``command``)."""
         if self._closed:
             self._fail([(args, fut)], RedisConnectionError("auto-pipeline is closed"), False)
             return
         self._pending.append((args, fut))
-        if len(self._pending) >= self.max_batch:
+        if flush or len(self._pending) >= self.max_batch:
             self._flush()
         elif not self._scheduled:
             self._scheduled = True
@@ -414,12 +417,12 @@ class ClusterAutoPipeline:
     def call(self, *args: Any) -> "asyncio.Future[Any]":
         return self.command(args)
 
-    def command(self, args: tuple[Any, ...]) -> "asyncio.Future[Any]":
+    def command(self, args: tuple[Any, ...], flush: bool = False) -> "asyncio.Future[Any]":
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._send(args, fut)
+        self._send(args, fut, flush)
         return fut
 
-    def _send(self, args: tuple[Any, ...], fut: "asyncio.Future[Any]") -> None:
+    def _send(self, args: tuple[Any, ...], fut: "asyncio.Future[Any]", flush: bool = False) -> None:
         if fut.done():
             return
         slots = self._slots
@@ -437,7 +440,7 @@ class ClusterAutoPipeline:
             if not self._retry(args, fut, RedisConnectionError(f"slot {slot} is not served")):
                 fut.set_exception(RedisConnectionError(f"Redis Cluster: slot {slot} not served"))
             return
-        pipe.queue(args, fut)
+        pipe.queue(args, fut, flush)
 
     def _on_error(
         self, args: tuple[Any, ...], fut: "asyncio.Future[Any]", exc: Exception, sent: bool
@@ -674,7 +677,7 @@ class Pipeline(Protocol):
     @property
     def commands(self) -> int: ...
     def call(self, *args: Any) -> "asyncio.Future[Any]": ...
-    def command(self, args: tuple[Any, ...]) -> "asyncio.Future[Any]": ...
+    def command(self, args: tuple[Any, ...], flush: bool = False) -> "asyncio.Future[Any]": ...
     async def call_all(self, *args: Any) -> list[Any]: ...
     async def drain(self) -> None: ...
     async def close(self) -> None: ...

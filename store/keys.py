@@ -164,44 +164,32 @@ def project_keys(project_id: str) -> list[str]:
     ]
 
 
-def _execute_fixed(project_id: str) -> tuple[str, ...]:
+def _execute_fixed(project_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return (
-        project(project_id),
-        hwid_bans(project_id),
-        project_source(project_id),
-        active_index(project_id),
-        blacklist_hwids(project_id),
-        blacklist_ips(project_id),
-        blacklist_attempts(project_id),
-        events(project_id),
-        notify(project_id),
+        (
+            project(project_id),
+            hwid_bans(project_id),
+            project_source(project_id),
+            active_index(project_id),
+            blacklist_hwids(project_id),
+            blacklist_ips(project_id),
+            blacklist_attempts(project_id),
+        ),
+        (events(project_id), notify(project_id)),
     )
 
 
 # project_id -> its fixed execute KEYS: pure names (no state), kept so the hot path formats
-# only the three names that vary per call; bounded (cleared when full).
-_EXECUTE_FIXED: dict[str, tuple[str, ...]] = {}
+# only the names that vary per check; bounded (cleared when full).
+_EXECUTE_FIXED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 
-def execute_keys(project_id: str, key_id: str, subject: str, hour: int) -> tuple[str, ...]:
-    """The execute script's 12 KEYS, in its order (store/lua/execute.lua)."""
+def execute_fixed(project_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The execute script's per-project KEYS (store/lua/execute.lua): the first seven, and
+    the two streams that end the list."""
     fixed = _EXECUTE_FIXED.get(project_id)
     if fixed is None:
         if len(_EXECUTE_FIXED) >= 4096:
             _EXECUTE_FIXED.clear()
         fixed = _EXECUTE_FIXED[project_id] = _execute_fixed(project_id)
-    proj, bans, source, active, bl_hwids, bl_ips, bl_attempts, evs, note = fixed
-    return (
-        proj,
-        key(project_id, key_id),
-        bans,
-        source,
-        active,
-        client(project_id, subject),
-        bl_hwids,
-        bl_ips,
-        bl_attempts,
-        hourly_executions(project_id, hour),
-        evs,
-        note,
-    )
+    return fixed

@@ -6,6 +6,7 @@ project or key it does not own (it simply looks missing).
 """
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import secrets
@@ -56,6 +57,8 @@ from store.webhooks import Webhooks
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 32  # 32 * log2(62) = 190.5 bits of entropy
+# Loader checks of one project per script call at most (see Store._submit).
+DEFAULT_CHECK_BATCH = 4
 
 _SCRIPT_ERRORS: dict[str, type[StoreError]] = {
     "L7:PROJECT_NOT_FOUND": ProjectNotFound,
@@ -64,6 +67,10 @@ _SCRIPT_ERRORS: dict[str, type[StoreError]] = {
     "L7:REDEEMED": RedeemedKeyDelete,
     "L7:VENDOR_NOT_FOUND": VendorNotFound,
 }
+
+
+# A queued loader check: key_id, hwid, limit subject ("-": none), client IP, its future.
+Check = tuple[str, str, str, str, "asyncio.Future[tuple[list[Any], Hosted | None]]"]
 
 
 def new_key_id() -> str:
@@ -97,6 +104,7 @@ class Store:
         timeout: float | None = 2.0,
         fsync: str = "waitaof",
         pipeline_batch: int = DEFAULT_MAX_BATCH,
+        check_batch: int = DEFAULT_CHECK_BATCH,
     ) -> None:
         """``secret`` keys the API key hashes (without one, a random secret: keys made by
         another process cannot be verified); ``limits`` are the execution check's."""
@@ -104,6 +112,12 @@ class Store:
         self.secret = secret if secret is not None else secrets.token_bytes(32)
         self.limits = limits if limits is not None else Limits()
         self.pipe: Pipeline = auto_pipeline(redis, pipeline_batch)
+        if check_batch < 1:
+            raise ValueError("check_batch must be >= 1")
+        # Loader checks per script call at most, and those queued in this tick, per project.
+        self.check_batch = check_batch
+        self._checks: dict[tuple[str, bool], list[Check]] = {}
+        self._checks_scheduled = False
         # Every public operation is bounded by ``timeout`` seconds (store/bounded.py).
         self.timeout = timeout
         self.timeouts = 0
@@ -811,7 +825,8 @@ class Store:
     async def execute(
         self, project_id: str, key_id: str, hwid: str, client: str | None = None, ip: str = ""
     ) -> Execution:
-        """One script, one round trip (shared with concurrent checks by the auto-pipeline).
+        """One execution check, in one round trip: checks of the same project that arrive
+        together (the same event-loop tick) share one script call (``_submit``).
 
         What loaders receive (source, name, version, macros) is cached per project and
         revision; the script sends it only when this process's revision is stale, and every
@@ -820,46 +835,20 @@ class Store:
         count, inside the same script; None applies none. ``ip`` is matched against the
         vendor's blacklist. Bounded like every operation, by ``self.deadlines`` (one timer
         for all checks in flight) rather than ``@bounded`` (a timer per call)."""
-        cached = self._hosted.get(project_id)
-        now = self.now()
-        lim = self.limits
-        limit_args = (
-            (lim.execute, lim.execute_window, lim.failures, lim.failure_window)
-            if client is not None
-            else (0, 1, 0, 1)
-        )
-        script = self.scripts.execute
-        command = (
-            "EVALSHA", script.sha, 12,
-            *keys.execute_keys(project_id, key_id, client or "-", now // 3600),
-            now, hwid, self.retention, key_id, cached.rev if cached else "", *limit_args, ip,
-        )  # fmt: skip
-        fut = self.pipe.command(command)
+        fut = self._submit(project_id, key_id, hwid, client, ip)
         self.deadlines.watch(fut)
         try:
-            try:
-                res: list[Any] = await fut
-            except NoScriptError:  # script cache flushed or server restarted: send the body
-                fut = self.pipe.command(("EVAL", script.source, *command[2:]))
-                self.deadlines.watch(fut)
-                res = await fut
+            res, hosted = await fut
         except ResponseError as exc:
             raise _script_error(exc) from None
         if len(res) < 5:
             return _failed_execution(res)
-        _, rev, fresh, discord_id, total, expires, note, new, ffa, remaining, reset = res
-        if fresh is None:
-            assert cached is not None and cached.rev == rev  # the script omits it only then
-            hosted = cached
-        else:
-            source, name, version, macros = fresh
-            hosted = Hosted(rev, source, name, version, tuple(macros.split(",")) if macros else ())
-            self._cache_hosted(project_id, hosted)
+        _, discord_id, total, expires, note, new, ffa, remaining, reset = res
         if new == "1" and expires:
             # First run redeemed the key: its key -> project ref expires with it. Off the
             # response path: the command rides in the next auto-pipeline batch.
-            fut = asyncio.ensure_future(self._expire_ref(key_id, expires))
-            fut.add_done_callback(_ignore_result)
+            ref = asyncio.ensure_future(self._expire_ref(key_id, expires))
+            ref.add_done_callback(_ignore_result)
         return Execution(
             code="KEY_VALID",
             hosted=hosted,
@@ -871,6 +860,112 @@ class Store:
             remaining=None if remaining == "-1" else int(remaining),
             reset=None if remaining == "-1" else int(reset),
         )
+
+    def _submit(
+        self, project_id: str, key_id: str, hwid: str, client: str | None, ip: str
+    ) -> "asyncio.Future[tuple[list[Any], Hosted | None]]":
+        """Queues a check; its future gets (the script's result for it, what loaders receive).
+        A project's checks queued in one tick go as one script call: at the tick's end, or as
+        soon as ``check_batch`` of them are queued (so Valkey starts on them while the rest of
+        the tick is still being handled). Checks with and without limits batch apart."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[list[Any], Hosted | None]] = loop.create_future()
+        batch_key = (project_id, client is not None)
+        batch = self._checks.get(batch_key)
+        if batch is None:
+            batch = self._checks[batch_key] = []
+            if not self._checks_scheduled:
+                self._checks_scheduled = True
+                # call_soon runs after every callback already ready in this tick: all
+                # handlers woken by the same poll have queued their checks by then.
+                loop.call_soon(self._send_checks)
+        batch.append((key_id, hwid, client or "-", ip, fut))
+        if len(batch) >= self.check_batch:
+            del self._checks[batch_key]
+            self._send_batch(project_id, batch_key[1], batch, True)
+        return fut
+
+    def _send_checks(self) -> None:
+        self._checks_scheduled = False
+        batches, self._checks = self._checks, {}
+        last = len(batches) - 1
+        for i, ((project_id, limited), batch) in enumerate(batches.items()):
+            # The tick's last batch writes everything queued: no reason to wait any longer.
+            self._send_batch(project_id, limited, batch, i == last)
+
+    def _send_batch(
+        self, project_id: str, limited: bool, batch: list[Check], flush: bool, body: bool = False
+    ) -> None:
+        """One script call for ``batch`` (EVAL with the script's body when ``body``)."""
+        cached = self._hosted.get(project_id)
+        now = self.now()
+        lim = self.limits
+        limit_args = (
+            (lim.execute, lim.execute_window, lim.failures, lim.failure_window)
+            if limited
+            else (0, 1, 0, 1)
+        )
+        head, streams = keys.execute_fixed(project_id)
+        check_keys: list[str] = []
+        check_args: list[str] = []
+        for key_id, hwid, subject, ip, _ in batch:
+            check_keys += (keys.key(project_id, key_id), keys.client(project_id, subject))
+            check_args += (hwid, key_id, ip)
+        script = self.scripts.execute
+        command = (
+            "EVAL" if body else "EVALSHA", script.source if body else script.sha,
+            10 + len(check_keys),
+            *head, keys.hourly_executions(project_id, now // 3600), *check_keys, *streams,
+            now, self.retention, cached.rev if cached else "", *limit_args, *check_args,
+        )  # fmt: skip
+        fut = self.pipe.command(command, flush)
+        fut.add_done_callback(
+            functools.partial(self._batch_done, project_id, limited, batch, cached, body)
+        )
+
+    def _batch_done(
+        self,
+        project_id: str,
+        limited: bool,
+        batch: list[Check],
+        cached: Hosted | None,
+        body: bool,
+        fut: "asyncio.Future[Any]",
+    ) -> None:
+        """Hands each check its result (or the batch's error)."""
+        if fut.cancelled():  # only when the pipeline is torn down: the checks go with it
+            for *_, check in batch:
+                check.cancel()
+            return
+        exc = fut.exception()
+        if exc is not None:
+            if isinstance(exc, NoScriptError) and not body:
+                # Script cache flushed or server restarted: once more, with the script's body.
+                pending = [c for c in batch if not c[4].done()]
+                if pending:
+                    self._send_batch(project_id, limited, pending, True, body=True)
+                return
+            for *_, check in batch:
+                if not check.done():
+                    check.set_exception(exc)
+            return
+        res: list[Any] = fut.result()
+        if len(res) == 1:  # PROJECT_NOT_FOUND: the same for every check
+            for *_, check in batch:
+                if not check.done():
+                    check.set_result((res, None))
+            return
+        rev, fresh = res[0], res[1]
+        # The script omits what loaders receive when no check is valid or the cached revision
+        # is current.
+        hosted = cached
+        if fresh is not None:
+            source, name, version, macros = fresh
+            hosted = Hosted(rev, source, name, version, tuple(macros.split(",")) if macros else ())
+            self._cache_hosted(project_id, hosted)
+        for (*_, check), result in zip(batch, res[2:], strict=True):
+            if not check.done():
+                check.set_result((result, hosted))
 
     def _cache_hosted(self, project_id: str, hosted: Hosted) -> None:
         cache = self._hosted

@@ -22,6 +22,7 @@ VARS = [
     "LEAF7_WORKERS",
     "LEAF7_REDIS_TIMEOUT",
     "LEAF7_PIPELINE_BATCH",
+    "LEAF7_CHECK_BATCH",
     "LEAF7_FSYNC",
     "LEAF7_ACCESS_LOG",
     "LEAF7_SHUTDOWN_TIMEOUT",
@@ -35,6 +36,7 @@ INT_VARS = [
     ("LEAF7_REDIS_MAX_CONNECTIONS", "redis_max_connections"),
     ("LEAF7_WORKERS", "workers"),
     ("LEAF7_PIPELINE_BATCH", "pipeline_batch"),
+    ("LEAF7_CHECK_BATCH", "check_batch"),
 ]
 
 
@@ -53,6 +55,7 @@ def test_defaults_when_unset() -> None:
     assert s.workers == 1
     assert s.redis_timeout == 2.0
     assert s.pipeline_batch == 4
+    assert s.check_batch == 4
     assert s.fsync == "waitaof"
     assert s.access_log is True
     assert s.shutdown_timeout == 5.0
@@ -76,6 +79,7 @@ def test_every_variable_is_parsed() -> None:
         "LEAF7_WORKERS": "4",
         "LEAF7_REDIS_TIMEOUT": "0.25",
         "LEAF7_PIPELINE_BATCH": "16",
+        "LEAF7_CHECK_BATCH": "8",
         "LEAF7_FSYNC": "None",
         "LEAF7_ACCESS_LOG": "off",
         "LEAF7_SHUTDOWN_TIMEOUT": "30",
@@ -93,6 +97,7 @@ def test_every_variable_is_parsed() -> None:
         workers=4,
         redis_timeout=0.25,
         pipeline_batch=16,
+        check_batch=8,
         fsync="none",
         access_log=False,
         shutdown_timeout=30.0,
@@ -225,6 +230,7 @@ def test_plain_urls_are_not_cluster_urls() -> None:
     ("name", "raw"),
     [
         ("LEAF7_PIPELINE_BATCH", "0"),
+        ("LEAF7_CHECK_BATCH", "0"),
         ("LEAF7_REDIS_TIMEOUT", "0"),
         ("LEAF7_REDIS_TIMEOUT", "0.01"),
         ("LEAF7_REDIS_TIMEOUT", "two"),

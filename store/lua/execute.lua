@@ -1,4 +1,7 @@
--- The loader's execution check: every verdict in one atomic step and one round trip.
+-- The loader's execution checks: a batch of checks of one project (those that arrived
+-- together), each with every verdict decided in one atomic step, all in one round trip.
+-- Each check runs in turn, in batch order, exactly as if it were alone: the batch only
+-- shares the reads and counter writes that do not depend on the checks before it.
 -- Checks run in this fixed order; the first that fails is the verdict:
 --   PROJECT_NOT_FOUND, RATE_LIMITED (internal: the handler answers 429), PROJECT_INACTIVE,
 --   HWID_BANNED (the vendor's blacklist: HWID or client IP; the entry's attempts are
@@ -7,159 +10,235 @@
 -- (HWID_MISSING is decided by the handler before Redis is asked.)
 -- Limits are per project and client (IP, or IPv6 /64), kept in one hash in the project's
 -- slot: RATE_LIMITED while the client is blocked for failed checks (a block starts when its
--- ARGV[8]-th KEY_INCORRECT within ARGV[9] seconds of its first one happens, and lasts
--- ARGV[9] seconds), or when its executions in the current fixed window (ARGV[7] s, aligned
--- to epoch multiples) reached ARGV[6]. Refused checks are not counted.
+-- ARGV[6]-th KEY_INCORRECT within ARGV[7] seconds of its first one happens, and lasts
+-- ARGV[7] seconds), or when its executions in the current fixed window (ARGV[5] s, aligned
+-- to epoch multiples) reached ARGV[4]. Refused checks are not counted.
 -- A valid check redeems a still-unredeemed buyer key, binds the HWID if none is set, and
 -- counts the execution; being one script, two racing first runs can never both bind.
 -- What loaders receive from the project (source, name, version, macros) is returned only when
--- the caller's cached revision (ARGV[5]) is not the current one, so a large script does not
--- cross the wire on every run.
--- Every verdict but PROJECT_NOT_FOUND and RATE_LIMITED appends an event; a valid one also
--- counts the execution per project and per hour (the counter expires by itself after 13 h).
--- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash, KEYS[4] hosted source,
--- KEYS[5] active index, KEYS[6] the client's limit hash (fields w, n: execution window
--- number and count; f, fn: first failure time and failure count; b: blocked until),
--- KEYS[7] blacklisted HWIDs, KEYS[8] blacklisted IPs, KEYS[9] blacklist attempts,
--- KEYS[10] this hour's execution counter, KEYS[11] event stream, KEYS[12] notification
--- stream
--- ARGV[1] now (epoch s), ARGV[2] hwid, ARGV[3] retention (s), ARGV[4] key_id,
--- ARGV[5] source revision the caller has cached ('' = none), ARGV[6] executions per window
--- (0 = no limit), ARGV[7] execution window (s), ARGV[8] failures before a block (0 = no
--- brute-force defence), ARGV[9] failure window and block length (s), ARGV[10] client IP
--- returns: {'PROJECT_NOT_FOUND'}; {'RATE_LIMITED', 'x' (executions) or 'f' (failures),
---   reset (epoch s), retry_after (s)}; another failure {code, remaining, reset};
---   on success {'KEY_VALID', rev, {source, name, version, macros} or false when the caller's
---   revision is current, discord_id, total_executions, expires_at, note or false,
---   redeemed_now, ffa, remaining, reset}. remaining is the client's executions left in the
---   window (-1 without a limit), reset the window's end (0 without a limit).
+-- a check is valid and the caller's cached revision (ARGV[3]) is not the current one, so a
+-- large script does not cross the wire on every run.
+-- Every verdict but PROJECT_NOT_FOUND and RATE_LIMITED appends an event; valid ones also
+-- count the executions per project and per hour (the counter expires by itself after 13 h).
+-- KEYS[1] project hash, KEYS[2] HWID ban hash, KEYS[3] hosted source, KEYS[4] active index,
+-- KEYS[5] blacklisted HWIDs, KEYS[6] blacklisted IPs, KEYS[7] blacklist attempts,
+-- KEYS[8] this hour's execution counter, then per check: its key hash and its client's
+-- limit hash (fields w, n: execution window number and count; f, fn: first failure time
+-- and failure count; b: blocked until), then the event stream and the notification stream.
+-- ARGV[1] now (epoch s), ARGV[2] retention (s), ARGV[3] source revision the caller has
+-- cached ('' = none), ARGV[4] executions per window (0 = no limit), ARGV[5] execution window
+-- (s), ARGV[6] failures before a block (0 = no brute-force defence), ARGV[7] failure window
+-- and block length (s), then per check: hwid, key_id, client IP.
+-- returns: {'PROJECT_NOT_FOUND'}, or {rev, {source, name, version, macros} or false (no
+--   valid check, or the caller's revision is current), one result per check}: a result is
+--   {'RATE_LIMITED', 'x' (executions) or 'f' (failures), reset (epoch s), retry_after (s)};
+--   another failure {code, remaining, reset}; or {'KEY_VALID', discord_id, total_executions,
+--   expires_at, note or false, redeemed_now, ffa, remaining, reset}. remaining is the
+--   client's executions left in the window (-1 without a limit), reset the window's end (0
+--   without a limit).
 local p = redis.call('HMGET', KEYS[1], 'vendor_id', 'is_active', 'ffa_active', 'rev')
 if not p[1] then
   return {'PROJECT_NOT_FOUND'}
 end
 local now = tonumber(ARGV[1])
-local client = KEYS[6]
-local xlimit, xwindow = tonumber(ARGV[6]), tonumber(ARGV[7])
-local flimit, fwindow = tonumber(ARGV[8]), tonumber(ARGV[9])
-local remaining, reset = -1, 0
-if xlimit > 0 or flimit > 0 then
-  local c = redis.call('HMGET', client, 'w', 'n', 'b')
-  local blocked = tonumber(c[3])
-  if flimit > 0 and blocked and now < blocked then
-    return {'RATE_LIMITED', 'f', int(blocked), int(blocked - now)}
-  end
-  if xlimit > 0 then
-    local idx = math.floor(now / xwindow)
-    reset = (idx + 1) * xwindow
-    local n = 0
-    if c[1] == int(idx) then
-      n = tonumber(c[2]) or 0
-    end
-    if n >= xlimit then
-      return {'RATE_LIMITED', 'x', int(reset), int(reset - now)}
-    end
-    n = n + 1
-    remaining = xlimit - n
-    redis.call('HSET', client, 'w', int(idx), 'n', int(n))
-    if n == 1 then  -- a new window: the hash must outlive it (later hits need not look)
-      live_for(client, reset - now + 1)
-    end
-  end
-end
-
-local function fail(code, etype, message, notify, extra)
-  event(etype, 'EXECUTION', message, ARGV[4], notify, extra, ARGV[1])
-  return {code, int(remaining), int(reset)}
-end
-
--- A KEY_INCORRECT counts towards the client's block.
-local function failed()
-  if flimit > 0 then
-    local c = redis.call('HMGET', client, 'f', 'fn')
-    local first, n = tonumber(c[1]), tonumber(c[2]) or 0
-    if not first or now >= first + fwindow then
-      first, n = now, 0
-    end
-    n = n + 1
-    if n >= flimit then
-      redis.call('HSET', client, 'b', int(now + fwindow))
-      redis.call('HDEL', client, 'f', 'fn')
-    else
-      redis.call('HSET', client, 'f', int(first), 'fn', int(n))
-    end
-    live_for(client, fwindow + 1)
-  end
-  return fail('KEY_INCORRECT', 'Warning', 'Invalid key refused', false)
-end
-
-if p[2] == '0' then
-  return fail('PROJECT_INACTIVE', 'Warning', 'Execution refused: project inactive')
-end
-local hwid = ARGV[2]
+local retention = tonumber(ARGV[2])
+local xlimit, xwindow = tonumber(ARGV[4]), tonumber(ARGV[5])
+local flimit, fwindow = tonumber(ARGV[6]), tonumber(ARGV[7])
+local limited = xlimit > 0 or flimit > 0
+local idx = math.floor(now / xwindow)
+local window_end = (idx + 1) * xwindow
+local inactive = p[2] == '0'
+local ffa = p[3] == '1'
 local rev = p[4] or '0'
+local nchecks = (#ARGV - 7) / 3
+local stamp = ARGV[1]
 
-local listed = redis.call('HGET', KEYS[7], hwid) or redis.call('HGET', KEYS[8], ARGV[10])
-if listed then
-  redis.call('HINCRBY', KEYS[9], listed, 1)
-  return fail('HWID_BANNED', 'Critical', 'Blacklisted HWID or IP refused', true,
-    {'hwid', hwid, 'ip', ARGV[10], 'entry', listed})
+-- Limit state per client, read once per batch and written back once at its end.
+local clients, order = {}, {}
+local function limits(client)
+  local c = clients[client]
+  if not c then
+    local h = redis.call('HMGET', client, 'w', 'n', 'b', 'f', 'fn')
+    c = {w = tonumber(h[1]), n = tonumber(h[2]) or 0, b = tonumber(h[3]), f = tonumber(h[4]),
+      fn = tonumber(h[5]) or 0, ttl = 0, set = {}, clear = false}
+    clients[client] = c
+    order[#order + 1] = client
+  end
+  return c
 end
 
-local function valid(discord_id, n, expires, note, redeemed_now, ffa)
-  if redis.call('INCR', KEYS[10]) == 1 then
-    redis.call('EXPIRE', KEYS[10], 13 * 3600)
+-- Blacklisted IPs, looked up once per IP in the batch.
+local listed_ips = {}
+local function ip_listed(ip)
+  local v = listed_ips[ip]
+  if v == nil then
+    v = redis.call('HGET', KEYS[6], ip) or false
+    listed_ips[ip] = v
   end
-  redis.call('HINCRBY', KEYS[1], 'executions', 1)
-  event('Success', 'EXECUTION', 'Script executed', ARGV[4], false, nil, ARGV[1])
-  local hosted = false
-  if rev ~= ARGV[5] then
-    local h = redis.call('HMGET', KEYS[1], 'name', 'version', 'source_macros')
-    hosted = {redis.call('GET', KEYS[4]) or '', h[1] or '', h[2] or '0.0.0', h[3] or ''}
-  end
-  return {'KEY_VALID', rev, hosted, discord_id, n, expires, note, redeemed_now, ffa,
-    int(remaining), int(reset)}
+  return v
 end
 
-if p[3] == '1' then
-  if redis.call('HEXISTS', KEYS[3], hwid) == 1 then
+local valid_count = 0
+local any_valid = false
+
+local function check(i)
+  local key_hash, client = KEYS[7 + 2 * i], KEYS[8 + 2 * i]
+  local a = 5 + 3 * i
+  local hwid, key_id, ip = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  local remaining, reset = -1, 0
+  local c
+  if limited then
+    c = limits(client)
+    if flimit > 0 and c.b and now < c.b then
+      return {'RATE_LIMITED', 'f', int(c.b), int(c.b - now)}
+    end
+    if xlimit > 0 then
+      reset = window_end
+      local n = 0
+      if c.w == idx then
+        n = c.n
+      end
+      if n >= xlimit then
+        return {'RATE_LIMITED', 'x', int(reset), int(reset - now)}
+      end
+      n = n + 1
+      c.w, c.n = idx, n
+      c.set.w = true
+      remaining = xlimit - n
+      if n == 1 and reset - now + 1 > c.ttl then  -- a new window: the hash must outlive it
+        c.ttl = reset - now + 1
+      end
+    end
+  end
+
+  local function fail(code, etype, message, notify, extra)
+    event(etype, 'EXECUTION', message, key_id, notify, extra, stamp)
+    return {code, int(remaining), int(reset)}
+  end
+
+  if inactive then
+    return fail('PROJECT_INACTIVE', 'Warning', 'Execution refused: project inactive')
+  end
+  local listed = redis.call('HGET', KEYS[5], hwid) or ip_listed(ip)
+  if listed then
+    redis.call('HINCRBY', KEYS[7], listed, 1)
+    return fail('HWID_BANNED', 'Critical', 'Blacklisted HWID or IP refused', true,
+      {'hwid', hwid, 'ip', ip, 'entry', listed})
+  end
+
+  local function valid(discord_id, n, expires, note, redeemed_now, is_ffa)
+    valid_count = valid_count + 1
+    any_valid = true
+    event('Success', 'EXECUTION', 'Script executed', key_id, false, nil, stamp)
+    return {'KEY_VALID', discord_id, n, expires, note, redeemed_now, is_ffa,
+      int(remaining), int(reset)}
+  end
+
+  if ffa then
+    if redis.call('HEXISTS', KEYS[2], hwid) == 1 then
+      return fail('HWID_BANNED', 'Critical', 'Banned HWID refused', false)
+    end
+    local n = redis.call('HINCRBY', KEYS[1], 'ffa_executions', 1)
+    return valid('', n, '', 'FFA', '0', '1')
+  end
+  local k = redis.call('HMGET', key_hash, 'created_at', 'redeemed_at', 'banned', 'expires_at',
+    'hwid', 'discord_id', 'note', 'total_executions')
+  if not k[1] then
+    -- A KEY_INCORRECT counts towards the client's block.
+    if c and flimit > 0 then
+      local first, n = c.f, c.fn
+      if not first or now >= first + fwindow then
+        first, n = now, 0
+      end
+      n = n + 1
+      if n >= flimit then
+        c.b, c.f, c.fn = now + fwindow, nil, 0
+        c.set.b, c.clear = true, true
+      else
+        c.f, c.fn = first, n
+        c.set.f, c.clear = true, false
+      end
+      if fwindow + 1 > c.ttl then
+        c.ttl = fwindow + 1
+      end
+    end
+    return fail('KEY_INCORRECT', 'Warning', 'Invalid key refused', false)
+  end
+  if k[3] == '1' then
+    return fail('KEY_BANNED', 'Critical', 'Banned key refused', false)
+  end
+  if redis.call('HEXISTS', KEYS[2], hwid) == 1 then
     return fail('HWID_BANNED', 'Critical', 'Banned HWID refused', false)
   end
-  local n = redis.call('HINCRBY', KEYS[1], 'ffa_executions', 1)
-  return valid('', n, '', 'FFA', '0', '1')
+  local expires = k[4] or ''
+  if k[2] and expires ~= '' and now >= tonumber(expires) then
+    return fail('KEY_EXPIRED', 'Warning', 'Expired key refused', false)
+  end
+  if k[5] and k[5] ~= hwid then
+    return fail('KEY_HWID_LOCKED', 'Warning', 'Key used from another HWID', true,
+      {'hwid', hwid, 'bound_hwid', k[5]})
+  end
+  local redeemed_now = '0'
+  if not k[2] then
+    expires = redeem_key(key_hash, now, retention)
+    redis.call('SADD', KEYS[4], key_id)
+    redeemed_now = '1'
+    event('Success', 'REDEEM', 'Key redeemed by the loader', key_id, true, {'hwid', hwid},
+      stamp)
+  end
+  -- One HSET for the whole update of the key.
+  local n = (tonumber(k[8]) or 0) + 1
+  if k[5] then
+    redis.call('HSET', key_hash, 'total_executions', int(n), 'last_execution', stamp)
+  else
+    redis.call('HSET', key_hash, 'total_executions', int(n), 'last_execution', stamp,
+      'hwid', hwid)
+  end
+  return valid(k[6] or '', n, expires, k[7] or false, redeemed_now, '0')
 end
-local k = redis.call('HMGET', KEYS[2], 'created_at', 'redeemed_at', 'banned', 'expires_at',
-  'hwid', 'discord_id', 'note', 'total_executions')
-if not k[1] then
-  return failed()
+
+local out = {rev, false}
+for i = 1, nchecks do
+  out[i + 2] = check(i)
 end
-if k[3] == '1' then
-  return fail('KEY_BANNED', 'Critical', 'Banned key refused', false)
+
+-- The batch's writes that commute with its checks: limit state, counters.
+for _, client in ipairs(order) do
+  local c = clients[client]
+  local fields = {}
+  if c.set.w then
+    fields[#fields + 1] = 'w'
+    fields[#fields + 1] = int(c.w)
+    fields[#fields + 1] = 'n'
+    fields[#fields + 1] = int(c.n)
+  end
+  if c.set.b then
+    fields[#fields + 1] = 'b'
+    fields[#fields + 1] = int(c.b)
+  end
+  if c.clear then
+    redis.call('HDEL', client, 'f', 'fn')
+  elseif c.set.f then
+    fields[#fields + 1] = 'f'
+    fields[#fields + 1] = int(c.f)
+    fields[#fields + 1] = 'fn'
+    fields[#fields + 1] = int(c.fn)
+  end
+  if #fields > 0 then
+    redis.call('HSET', client, unpack(fields))
+  end
+  if c.ttl > 0 then
+    live_for(client, c.ttl)
+  end
 end
-if redis.call('HEXISTS', KEYS[3], hwid) == 1 then
-  return fail('HWID_BANNED', 'Critical', 'Banned HWID refused', false)
+if valid_count > 0 then
+  if redis.call('INCRBY', KEYS[8], valid_count) == valid_count then
+    redis.call('EXPIRE', KEYS[8], 13 * 3600)
+  end
+  redis.call('HINCRBY', KEYS[1], 'executions', valid_count)
 end
-local expires = k[4] or ''
-if k[2] and expires ~= '' and now >= tonumber(expires) then
-  return fail('KEY_EXPIRED', 'Warning', 'Expired key refused', false)
+if any_valid and rev ~= ARGV[3] then
+  local h = redis.call('HMGET', KEYS[1], 'name', 'version', 'source_macros')
+  out[2] = {redis.call('GET', KEYS[3]) or '', h[1] or '', h[2] or '0.0.0', h[3] or ''}
 end
-if k[5] and k[5] ~= hwid then
-  return fail('KEY_HWID_LOCKED', 'Warning', 'Key used from another HWID', true,
-    {'hwid', hwid, 'bound_hwid', k[5]})
-end
-local redeemed_now = '0'
-if not k[2] then
-  expires = redeem_key(KEYS[2], now, tonumber(ARGV[3]))
-  redis.call('SADD', KEYS[5], ARGV[4])
-  redeemed_now = '1'
-  event('Success', 'REDEEM', 'Key redeemed by the loader', ARGV[4], true, {'hwid', hwid},
-    ARGV[1])
-end
--- One HSET for the whole update of the key.
-local n = (tonumber(k[8]) or 0) + 1
-if k[5] then
-  redis.call('HSET', KEYS[2], 'total_executions', int(n), 'last_execution', ARGV[1])
-else
-  redis.call('HSET', KEYS[2], 'total_executions', int(n), 'last_execution', ARGV[1],
-    'hwid', hwid)
-end
-return valid(k[6] or '', n, expires, k[7] or false, redeemed_now, '0')
+return out
