@@ -70,10 +70,11 @@ def _answer(body: bytes, limit: int, remaining: int, reset: int) -> web.Response
             (("Content-Type", "application/json"), (ratelimit.LIMIT, str(limit)))
         )
         _HEAD_TEMPLATES[limit] = template
-    headers = template.copy()
+    response = web.Response(body=body, headers=template)  # copies the template
+    headers = response.headers
     headers.add(ratelimit.REMAINING, str(max(0, remaining)))
     headers.add(ratelimit.RESET, str(reset))
-    return web.Response(body=body, headers=headers)
+    return response
 
 
 # A valid verdict is built from pre-encoded parts: the fixed head, the macro prelude (short,
@@ -93,6 +94,7 @@ def _source_json(hosted: Hosted) -> bytes:
     return _encoder.encode(hosted.source)[1:-1]
 
 
+@functools.lru_cache(maxsize=4096)  # a key's Discord ID and note come back on every run
 def _lua_json(value: str) -> str:
     """``lua_string(value)`` as the inside of a JSON string (its quotes escaped)."""
     if value.isalnum() and value.isascii():  # Discord IDs, names: nothing to escape
@@ -101,6 +103,14 @@ def _lua_json(value: str) -> str:
 
 
 _LIFETIME = _lua_json("Lifetime")
+# The key's fields after the script (schemas.KeyInfo, in its field order).
+_KEY = (
+    b'","key":{"expires_at":%b,"seconds_left":%b,"total_executions":%d,"discord_id":%b,"note":%b}}'
+)
+
+
+def _json_str(value: str | None) -> bytes:
+    return b"null" if value is None else _encoder.encode(value)
 
 
 def _valid(result: Execution, now: int) -> bytes:
@@ -108,15 +118,15 @@ def _valid(result: Execution, now: int) -> bytes:
     ``macro_prelude(...) + source`` (the tests hold both to it), built from parts."""
     expires_at = result.expires_at
     if expires_at is None:
-        seconds_left: int | None = None
+        seconds_left = b"null"
         left = _LIFETIME
     else:
-        seconds_left = max(0, expires_at - now)
-        left = str(seconds_left)
+        left = str(max(0, expires_at - now))
+        seconds_left = left.encode()
     hosted = result.hosted
     assert hosted is not None
-    parts = [_VALID_HEAD]
-    for name in hosted.macros:  # the prelude, one "local <macro> = <literal>" line each
+    prelude = []
+    for name in hosted.macros:  # one "local <macro> = <literal>" line each
         if name == "L7_LinkedDiscordID":
             literal = _lua_json(result.discord_id or "")
         elif name == "L7_TotalExecutions":
@@ -129,19 +139,15 @@ def _valid(result: Execution, now: int) -> bytes:
             literal = _lua_json(hosted.script_name)
         else:  # L7_ScriptVersion
             literal = _lua_json(hosted.version)
-        parts.append(f"local {name} = {literal}\\n".encode())
-    parts.append(_source_json(hosted))
-    parts.append(b'","key":')
-    key = schemas.KeyInfo(
-        expires_at=iso(expires_at),
-        seconds_left=seconds_left,
-        total_executions=result.total_executions,
-        discord_id=result.discord_id,
-        note=result.note,
+        prelude.append(f"local {name} = {literal}\\n")
+    key = _KEY % (
+        _json_str(iso(expires_at)),
+        seconds_left,
+        result.total_executions,
+        _json_str(result.discord_id),
+        _json_str(result.note),
     )
-    parts.append(_encoder.encode(key))
-    parts.append(b"}")
-    return b"".join(parts)
+    return b"".join((_VALID_HEAD, "".join(prelude).encode(), _source_json(hosted), key))
 
 
 @operation(
