@@ -105,7 +105,7 @@ class Settings:
     # Commands per write on the auto-pipeline's connection (store/autopipe.py).
     pipeline_batch: int = 4
     # Loader checks of one project per script call (store/store.py Store._submit).
-    check_batch: int = 4
+    check_batch: int = 8
     # waitaof: vendor writes are acknowledged only after the server fsynced them (WAITAOF).
     fsync: str = "waitaof"
     access_log: bool = True
@@ -144,7 +144,7 @@ class Settings:
             workers=_int(env, "LEAF7_WORKERS", 1, minimum=1),
             redis_timeout=_float(env, "LEAF7_REDIS_TIMEOUT", 2.0, minimum=0.05),
             pipeline_batch=_int(env, "LEAF7_PIPELINE_BATCH", 4, minimum=1),
-            check_batch=_int(env, "LEAF7_CHECK_BATCH", 4, minimum=1),
+            check_batch=_int(env, "LEAF7_CHECK_BATCH", 8, minimum=1),
             fsync=_choice(env, "LEAF7_FSYNC", "waitaof", FSYNC_MODES),
             access_log=_bool(env, "LEAF7_ACCESS_LOG", True),
             shutdown_timeout=_float(env, "LEAF7_SHUTDOWN_TIMEOUT", 5.0, minimum=0),

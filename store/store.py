@@ -58,7 +58,7 @@ from store.webhooks import Webhooks
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 32  # 32 * log2(62) = 190.5 bits of entropy
 # Loader checks of one project per script call at most (see Store._submit).
-DEFAULT_CHECK_BATCH = 4
+DEFAULT_CHECK_BATCH = 8
 
 _SCRIPT_ERRORS: dict[str, type[StoreError]] = {
     "L7:PROJECT_NOT_FOUND": ProjectNotFound,

@@ -55,7 +55,7 @@ def test_defaults_when_unset() -> None:
     assert s.workers == 1
     assert s.redis_timeout == 2.0
     assert s.pipeline_batch == 4
-    assert s.check_batch == 4
+    assert s.check_batch == 8
     assert s.fsync == "waitaof"
     assert s.access_log is True
     assert s.shutdown_timeout == 5.0
@@ -79,7 +79,7 @@ def test_every_variable_is_parsed() -> None:
         "LEAF7_WORKERS": "4",
         "LEAF7_REDIS_TIMEOUT": "0.25",
         "LEAF7_PIPELINE_BATCH": "16",
-        "LEAF7_CHECK_BATCH": "8",
+        "LEAF7_CHECK_BATCH": "12",
         "LEAF7_FSYNC": "None",
         "LEAF7_ACCESS_LOG": "off",
         "LEAF7_SHUTDOWN_TIMEOUT": "30",
@@ -97,7 +97,7 @@ def test_every_variable_is_parsed() -> None:
         workers=4,
         redis_timeout=0.25,
         pipeline_batch=16,
-        check_batch=8,
+        check_batch=12,
         fsync="none",
         access_log=False,
         shutdown_timeout=30.0,
