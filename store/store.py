@@ -882,7 +882,7 @@ class Store:
         batch.append((key_id, hwid, client or "-", ip, fut))
         if len(batch) >= self.check_batch:
             del self._checks[batch_key]
-            self._send_batch(project_id, batch_key[1], batch, True)
+            self._send_safely(project_id, batch_key[1], batch, True)
         return fut
 
     def _send_checks(self) -> None:
@@ -891,7 +891,17 @@ class Store:
         last = len(batches) - 1
         for i, ((project_id, limited), batch) in enumerate(batches.items()):
             # The tick's last batch writes everything queued: no reason to wait any longer.
-            self._send_batch(project_id, limited, batch, i == last)
+            self._send_safely(project_id, limited, batch, i == last)
+
+    def _send_safely(self, project_id: str, limited: bool, batch: list[Check], flush: bool) -> None:
+        """``_send_batch``; should it ever raise, its checks fail with the error at once
+        (rather than waiting for the deadline) and the tick's other batches still go."""
+        try:
+            self._send_batch(project_id, limited, batch, flush)
+        except Exception as exc:
+            for *_, check in batch:
+                if not check.done():
+                    check.set_exception(exc)
 
     def _send_batch(
         self, project_id: str, limited: bool, batch: list[Check], flush: bool, body: bool = False
@@ -943,7 +953,11 @@ class Store:
                 # Script cache flushed or server restarted: once more, with the script's body.
                 pending = [c for c in batch if not c[4].done()]
                 if pending:
-                    self._send_batch(project_id, limited, pending, True, body=True)
+                    try:
+                        self._send_batch(project_id, limited, pending, True, body=True)
+                    except Exception as error:
+                        for *_, check in pending:
+                            check.set_exception(error)
                 return
             for *_, check in batch:
                 if not check.done():

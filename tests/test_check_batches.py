@@ -3,12 +3,13 @@ each check still gets exactly the verdict it would get alone, in arrival order."
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from store import Store, keys
-from store.models import Limits
+from store.models import Execution, Limits
 
 NOW = 1_800_000_000.0  # a multiple of 60: the execution window starts here
 
@@ -164,3 +165,31 @@ def test_check_batch_must_be_positive() -> None:
 
     with pytest.raises(ValueError, match="check_batch"):
         Store(fakeredis.FakeAsyncRedis(), check_batch=0)
+
+
+async def test_a_batch_that_cannot_be_sent_fails_alone(
+    redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its checks fail at once with the error (no wait for the deadline); the tick's other
+    batches still go."""
+    store, vendor_id, pid, ids = await setup(redis_client, amount=1)
+    other = (await store.create_project(vendor_id, {"name": "Other"})).project_id
+    [made] = await store.generate_keys(
+        vendor_id, other, amount=1, key_days=1, key_hours=0, key_minutes=0, note=None
+    )
+    real = store._send_batch
+
+    def send(project_id: str, *args: Any, **kwargs: Any) -> None:
+        if project_id == pid:
+            raise RuntimeError("cannot build the command")
+        real(project_id, *args, **kwargs)
+
+    monkeypatch.setattr(store, "_send_batch", send)
+    broken, fine = await asyncio.gather(
+        store.execute(pid, ids[0], "a"),
+        store.execute(other, made.key_id, "b"),
+        return_exceptions=True,
+    )
+    assert isinstance(broken, RuntimeError)
+    assert isinstance(fine, Execution) and fine.code == "KEY_VALID"
+    await close(store)
