@@ -893,15 +893,15 @@ class Store:
             # The tick's last batch writes everything queued: no reason to wait any longer.
             self._send_safely(project_id, limited, batch, i == last)
 
-    def _send_safely(self, project_id: str, limited: bool, batch: list[Check], flush: bool) -> None:
+    def _send_safely(
+        self, project_id: str, limited: bool, batch: list[Check], flush: bool, body: bool = False
+    ) -> None:
         """``_send_batch``; should it ever raise, its checks fail with the error at once
         (rather than waiting for the deadline) and the tick's other batches still go."""
         try:
-            self._send_batch(project_id, limited, batch, flush)
+            self._send_batch(project_id, limited, batch, flush, body)
         except Exception as exc:
-            for *_, check in batch:
-                if not check.done():
-                    check.set_exception(exc)
+            _fail_checks(batch, exc)
 
     def _send_batch(
         self, project_id: str, limited: bool, batch: list[Check], flush: bool, body: bool = False
@@ -953,15 +953,9 @@ class Store:
                 # Script cache flushed or server restarted: once more, with the script's body.
                 pending = [c for c in batch if not c[4].done()]
                 if pending:
-                    try:
-                        self._send_batch(project_id, limited, pending, True, body=True)
-                    except Exception as error:
-                        for *_, check in pending:
-                            check.set_exception(error)
-                return
-            for *_, check in batch:
-                if not check.done():
-                    check.set_exception(exc)
+                    self._send_safely(project_id, limited, pending, True, body=True)
+            else:
+                _fail_checks(batch, exc)
             return
         res: list[Any] = fut.result()
         if len(res) == 1:  # PROJECT_NOT_FOUND: the same for every check
@@ -1009,6 +1003,12 @@ def _failed_execution(res: list[Any]) -> Execution:
     if remaining == "-1":
         return Execution(code=code)
     return Execution(code=code, remaining=int(remaining), reset=int(reset))
+
+
+def _fail_checks(batch: list[Check], exc: BaseException) -> None:
+    for *_, check in batch:
+        if not check.done():
+            check.set_exception(exc)
 
 
 def _ignore_result(fut: "asyncio.Future[None]") -> None:

@@ -69,6 +69,20 @@ async def test_max_batch_splits_a_tick_into_writes(redis_client: Redis) -> None:
         AutoPipeline(redis_client, max_batch=0)
 
 
+async def test_flush_writes_what_is_queued_at_once(redis_client: Redis) -> None:
+    """A command sent with ``flush`` (a full batch of loader checks) leaves now, with what was
+    queued before it, in order."""
+    pipe = AutoPipeline(redis_client, max_batch=100)
+    assert await pipe.call("PING") == "PONG"
+    before = pipe.batches
+    first = pipe.call("INCR", "x")
+    second = pipe.command(("INCR", "x"), flush=True)
+    assert pipe.batches - before == 1  # both written during the tick
+    third = pipe.call("INCR", "x")
+    assert await asyncio.wait_for(asyncio.gather(first, second, third), 5) == [1, 2, 3]
+    assert pipe.batches - before == 2  # the third at the tick's end
+
+
 async def test_error_fails_only_its_own_future(redis_client: Redis) -> None:
     await redis_client.hset("a-hash-key", "f", "v")
     pipe = AutoPipeline(redis_client)
