@@ -12,7 +12,7 @@ from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_bod
 from handlers.luagen import loader_lua, lua_string
 from handlers.openapi import operation
 from handlers.ratelimit import too_many
-from service.appkeys import SETTINGS
+from service.appkeys import SETTINGS, STORE
 from service.observability import METRICS
 from store import ProjectNotFound
 from store.models import Execution, Hosted, iso
@@ -77,9 +77,9 @@ def _answer(body: bytes, limit: int, remaining: int, reset: int) -> web.Response
     return response
 
 
-# A valid verdict is built from pre-encoded parts: the fixed head, the macro prelude (short,
-# per run), the hosted source (JSON-escaped once per revision, not on every run), the key.
-# The same bytes as encoding a schemas.ValidVerdict, which the tests check.
+# A valid verdict is one bytes template per hosted revision (the fixed head, the macro
+# prelude, the source JSON-escaped once, the key's fields) filled with the run's values by one
+# %-format: the same bytes as encoding a schemas.ValidVerdict, which the tests check.
 _VALID_HEAD = (
     _encoder.encode(schemas.Verdict(valid=True, code="KEY_VALID", message=MESSAGES["KEY_VALID"]))[
         :-1
@@ -88,18 +88,12 @@ _VALID_HEAD = (
 )
 
 
-@functools.lru_cache(maxsize=256)
-def _source_json(hosted: Hosted) -> bytes:
-    """The hosted source as the inside of a JSON string."""
-    return _encoder.encode(hosted.source)[1:-1]
-
-
 @functools.lru_cache(maxsize=4096)  # a key's Discord ID and note come back on every run
-def _lua_json(value: str) -> str:
+def _lua_json(value: str) -> bytes:
     """``lua_string(value)`` as the inside of a JSON string (its quotes escaped)."""
     if value.isalnum() and value.isascii():  # Discord IDs, names: nothing to escape
-        return '\\"' + value + '\\"'
-    return _encoder.encode(lua_string(value))[1:-1].decode()
+        return b'\\"' + value.encode() + b'\\"'
+    return _encoder.encode(lua_string(value))[1:-1]
 
 
 _LIFETIME = _lua_json("Lifetime")
@@ -107,6 +101,28 @@ _LIFETIME = _lua_json("Lifetime")
 _KEY = (
     b'","key":{"expires_at":%b,"seconds_left":%b,"total_executions":%d,"discord_id":%b,"note":%b}}'
 )
+# Macros whose value changes from run to run (the others are fixed per revision).
+_PER_RUN = frozenset({"L7_LinkedDiscordID", "L7_TotalExecutions", "L7_SecondsLeft", "L7_UserNote"})
+
+
+@functools.lru_cache(maxsize=256)
+def _valid_template(hosted: Hosted) -> tuple[bytes, tuple[str, ...]]:
+    """The valid verdict of ``hosted`` with a %b slot for each per-run macro (named in order)
+    and the key's fields; every literal % of the fixed parts doubled."""
+    parts = [_VALID_HEAD.replace(b"%", b"%%")]
+    slots = []
+    for name in hosted.macros:  # one "local <macro> = <literal>" line each
+        if name in _PER_RUN:
+            literal = b"%b"
+            slots.append(name)
+        elif name == "L7_ScriptName":
+            literal = _lua_json(hosted.script_name).replace(b"%", b"%%")
+        else:  # L7_ScriptVersion
+            literal = _lua_json(hosted.version).replace(b"%", b"%%")
+        parts.append(b"local " + name.encode() + b" = " + literal + b"\\n")
+    parts.append(_encoder.encode(hosted.source)[1:-1].replace(b"%", b"%%"))
+    parts.append(_KEY)
+    return b"".join(parts), tuple(slots)
 
 
 def _json_str(value: str | None) -> bytes:
@@ -115,39 +131,34 @@ def _json_str(value: str | None) -> bytes:
 
 def _valid(result: Execution, now: int) -> bytes:
     """The body of a valid verdict: what encoding a schemas.ValidVerdict gives, whose script is
-    ``macro_prelude(...) + source`` (the tests hold both to it), built from parts."""
+    ``macro_prelude(...) + source`` (the tests hold both to it)."""
+    hosted = result.hosted
+    assert hosted is not None
+    template, slots = _valid_template(hosted)
     expires_at = result.expires_at
     if expires_at is None:
         seconds_left = b"null"
         left = _LIFETIME
     else:
-        left = str(max(0, expires_at - now))
-        seconds_left = left.encode()
-    hosted = result.hosted
-    assert hosted is not None
-    prelude = []
-    for name in hosted.macros:  # one "local <macro> = <literal>" line each
+        left = seconds_left = b"%d" % max(0, expires_at - now)
+    values: list[bytes | int] = []
+    for name in slots:
         if name == "L7_LinkedDiscordID":
-            literal = _lua_json(result.discord_id or "")
+            values.append(_lua_json(result.discord_id or ""))
         elif name == "L7_TotalExecutions":
-            literal = str(result.total_executions)
+            values.append(b"%d" % result.total_executions)
         elif name == "L7_SecondsLeft":
-            literal = left
-        elif name == "L7_UserNote":
-            literal = _lua_json(result.note or "")
-        elif name == "L7_ScriptName":
-            literal = _lua_json(hosted.script_name)
-        else:  # L7_ScriptVersion
-            literal = _lua_json(hosted.version)
-        prelude.append(f"local {name} = {literal}\\n")
-    key = _KEY % (
+            values.append(left)
+        else:  # L7_UserNote
+            values.append(_lua_json(result.note or ""))
+    values += (
         _json_str(iso(expires_at)),
         seconds_left,
         result.total_executions,
         _json_str(result.discord_id),
         _json_str(result.note),
     )
-    return b"".join((_VALID_HEAD, "".join(prelude).encode(), _source_json(hosted), key))
+    return template % tuple(values)
 
 
 @operation(
@@ -164,12 +175,14 @@ def _valid(result: Execution, now: int) -> bytes:
 )
 async def execute(request: web.Request) -> web.Response:
     """POST /api/loader/execute: script_key + HWID in, verdict (and script) out."""
-    body = await read_body(request, request.app[SETTINGS].max_body)
+    app = request.app  # a property: looked up once
+    settings = app[SETTINGS]
+    body = await read_body(request, settings.max_body)
     try:
         req = schemas.execute_request.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise ApiError(400, f"Malformed request: {exc}") from None
-    verdicts = request.app[METRICS].verdicts
+    verdicts = app[METRICS].verdicts
     hwid = req.hwid or hwid_from_headers(request.headers)
     if not hwid:
         verdicts["HWID_MISSING"].inc()
@@ -177,8 +190,7 @@ async def execute(request: web.Request) -> web.Response:
     if not UUID_RE.fullmatch(req.project_id):
         verdicts["PROJECT_NOT_FOUND"].inc()
         return _json(_FAILURES["PROJECT_NOT_FOUND"])  # cannot name a project: no Redis call
-    s = store(request)
-    settings = request.app[SETTINGS]
+    s = app[STORE]
     ip = client_ip(request)
     result = await s.execute(req.project_id, req.script_key, hwid, rate_subject(ip), ip)
     if result.code == "RATE_LIMITED":

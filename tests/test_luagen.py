@@ -67,8 +67,12 @@ def test_valid_verdict_bytes_equal_the_reference_encoding(
 ) -> None:
     """The loader builds a valid verdict from pre-encoded parts; it must be byte for byte what
     encoding a ValidVerdict whose script is macro_prelude + source gives, whatever the values."""
-    hostile = ['evil"]]\n\\', "", "12345", "ü\x00\x7f\r", "Lifetime", "a b", "--[[", "\\u0000"]
-    source = 'print("hi")\n\tx = "é \\" ]]"\n'
+    # (% and %-codes too: the verdict is one %-format of a per-revision template)
+    hostile = [
+        'evil"]]\n\\', "50% %s %b %%d", "", "12345", "ü\x00\x7f\r", "Lifetime", "a b", "--[[",
+        "\\u0000",
+    ]  # fmt: skip
+    source = 'print("hi %d %s %%b")\n\tx = "é \\" ]]"\n'
     now = 1_764_193_000
     encoder = msgspec.json.Encoder()
     for note, discord_id, name, version in itertools.product(
