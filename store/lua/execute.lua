@@ -206,23 +206,22 @@ end
 for _, client in ipairs(order) do
   local c = clients[client]
   local fields = {}
+  local function put(name, value)
+    fields[#fields + 1] = name
+    fields[#fields + 1] = int(value)
+  end
   if c.set.w then
-    fields[#fields + 1] = 'w'
-    fields[#fields + 1] = int(c.w)
-    fields[#fields + 1] = 'n'
-    fields[#fields + 1] = int(c.n)
+    put('w', c.w)
+    put('n', c.n)
   end
   if c.set.b then
-    fields[#fields + 1] = 'b'
-    fields[#fields + 1] = int(c.b)
+    put('b', c.b)
   end
   if c.clear then
     redis.call('HDEL', client, 'f', 'fn')
   elseif c.set.f then
-    fields[#fields + 1] = 'f'
-    fields[#fields + 1] = int(c.f)
-    fields[#fields + 1] = 'fn'
-    fields[#fields + 1] = int(c.fn)
+    put('f', c.f)
+    put('fn', c.fn)
   end
   if #fields > 0 then
     redis.call('HSET', client, unpack(fields))
