@@ -30,16 +30,21 @@ async def data_size(redis: Redis) -> int:
 
 
 class Clock:
-    """Wall-clock time plus an offset tests can move."""
+    """Wall-clock time plus an offset tests can move; ``freeze`` stops it (for exact
+    Retry-After figures that a second ticking over mid-test would change)."""
 
     def __init__(self) -> None:
         self.offset = 0.0
+        self.frozen: float | None = None
 
     def __call__(self) -> float:
-        return time.time() + self.offset
+        return (time.time() if self.frozen is None else self.frozen) + self.offset
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
+
+    def freeze(self) -> None:
+        self.frozen = time.time()
 
 
 @pytest.fixture(scope="session")

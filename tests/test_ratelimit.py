@@ -47,6 +47,12 @@ async def project_and_key(api: Api) -> tuple[str, str]:
     return pid, key["key_id"]
 
 
+@pytest.fixture(autouse=True)
+def _frozen_clock(clock: Clock) -> None:
+    """These tests assert exact Retry-After values: the service's clock must not tick on."""
+    clock.freeze()
+
+
 def assert_429(status: int, body: Any, headers: Any, limit: int) -> int:
     assert status == 429, body
     assert body == TOO_MANY
