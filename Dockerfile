@@ -9,6 +9,9 @@ COPY store ./store
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
+# jemalloc: the embedded Valkey runs on it when present (see service/embedded.py).
+RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app leaf7 \
     && mkdir -p /data && chown leaf7 /data
 COPY --from=build /wheels /wheels

