@@ -35,10 +35,11 @@ end
 -- only once an event is delivered. Scripts that emit events pass the two streams as their
 -- last two KEYS, and the project hash as KEYS[1]. The time is the caller's ``ts`` when given
 -- (the loader check has it already), else the server's.
+local EVENTS_CAP = '1000'  -- entries kept (about: MAXLEN ~) in a project's event stream
 local function event(etype, kind, message, key_id, notify, extra, ts)
   ts = ts or redis.call('TIME')[1]
   local fields = {'type', etype, 'kind', kind, 'message', message, 'key_id', key_id, 'ts', ts}
-  redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', '1000', '*', unpack(fields))
+  redis.call('XADD', KEYS[#KEYS - 1], 'MAXLEN', '~', EVENTS_CAP, '*', unpack(fields))
   if notify then
     local w = redis.call('HMGET', KEYS[1], 'webhook_url', 'notify_enabled')
     if w[1] and w[1] ~= '' and w[2] ~= '0' then

@@ -96,7 +96,7 @@ local function valid(discord_id, n, expires, note, redeemed_now, is_ffa)
   any_valid = true
   -- event('Success', 'EXECUTION', 'Script executed', key_id, false, nil, stamp), spelt out:
   -- the hot path's one XADD without building a field table.
-  redis.call('XADD', events_key, 'MAXLEN', '~', '1000', '*', 'type', 'Success', 'kind',
+  redis.call('XADD', events_key, 'MAXLEN', '~', EVENTS_CAP, '*', 'type', 'Success', 'kind',
     'EXECUTION', 'message', 'Script executed', 'key_id', key_id, 'ts', stamp)
   return {'KEY_VALID', discord_id, n, expires, note, redeemed_now, is_ffa,
     int(remaining), int(reset)}
