@@ -24,6 +24,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from service.config import _bool
+
 HOLDER_NAME = "leaf7-embedded-user"  # the connection every user holds while it uses the server
 
 
@@ -49,7 +51,7 @@ JEMALLOC_PATHS = (
 def jemalloc_path() -> str | None:
     """The jemalloc library the server runs on, if installed (``LEAF7_VALKEY_JEMALLOC=0``:
     never)."""
-    if os.environ.get("LEAF7_VALKEY_JEMALLOC", "1").strip().lower() in ("0", "false", "no", "off"):
+    if not _bool(os.environ, "LEAF7_VALKEY_JEMALLOC", True):
         return None
     return next((p for p in JEMALLOC_PATHS if os.path.exists(p)), None)
 

@@ -6,6 +6,7 @@ import pytest
 import redis
 
 from service import embedded
+from service.config import ConfigError
 from service.embedded import EmbeddedValkey, jemalloc_path, server_env
 
 
@@ -66,6 +67,9 @@ def test_server_env_preloads_jemalloc(monkeypatch: pytest.MonkeyPatch, tmp_path:
     for off in ("0", "off", "false"):
         monkeypatch.setenv("LEAF7_VALKEY_JEMALLOC", off)
         assert "LD_PRELOAD" not in server_env()
+    monkeypatch.setenv("LEAF7_VALKEY_JEMALLOC", "maybe")
+    with pytest.raises(ConfigError, match="LEAF7_VALKEY_JEMALLOC"):
+        server_env()
     monkeypatch.setenv("LEAF7_VALKEY_JEMALLOC", "1")
     monkeypatch.setattr(embedded, "JEMALLOC_PATHS", ("/nonexistent/libjemalloc.so.2",))
     assert "LD_PRELOAD" not in server_env()  # not installed: glibc's malloc

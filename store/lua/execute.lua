@@ -79,7 +79,6 @@ local function ip_listed(ip)
 end
 
 local valid_count = 0
-local any_valid = false
 
 -- The check being decided, for fail() and valid(): set as each check starts (functions
 -- defined once per batch rather than closures made per check).
@@ -93,7 +92,6 @@ end
 
 local function valid(discord_id, n, expires, note, redeemed_now, is_ffa)
   valid_count = valid_count + 1
-  any_valid = true
   -- event('Success', 'EXECUTION', 'Script executed', key_id, false, nil, stamp), spelt out:
   -- the hot path's one XADD without building a field table.
   redis.call('XADD', events_key, 'MAXLEN', '~', EVENTS_CAP, '*', 'type', 'Success', 'kind',
@@ -244,7 +242,7 @@ if valid_count > 0 then
   end
   redis.call('HINCRBY', KEYS[1], 'executions', valid_count)
 end
-if any_valid and rev ~= ARGV[3] then
+if valid_count > 0 and rev ~= ARGV[3] then
   local h = redis.call('HMGET', KEYS[1], 'name', 'version', 'source_macros')
   out[2] = {redis.call('GET', KEYS[3]) or '', h[1] or '', h[2] or '0.0.0', h[3] or ''}
 end
