@@ -227,7 +227,9 @@ def vendor_route(fn: VendorHandler) -> Callable[[web.Request], Awaitable[web.Str
         vendor_id, rl = found
         if rl.remaining >= 0:  # -1: no limit
             ratelimit.check(request, rl)
-        return await fn(request, vendor_id)
+        response = await fn(request, vendor_id)
+        ratelimit.add_rate_headers(request, response)  # (errors: the error middleware adds them)
+        return response
 
     handler.__name__ = fn.__name__
     handler.__doc__ = fn.__doc__

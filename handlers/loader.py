@@ -5,13 +5,13 @@ from collections.abc import Mapping
 
 import msgspec
 from aiohttp import web
-from multidict import CIMultiDict
 
 from handlers import ratelimit, schemas
 from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_body, store
 from handlers.luagen import loader_lua, lua_string
 from handlers.openapi import operation
 from handlers.ratelimit import too_many
+from handlers.wire import WireResponse
 from service.appkeys import SETTINGS, STORE
 from service.observability import METRICS
 from store import ProjectNotFound
@@ -53,28 +53,28 @@ def hwid_from_headers(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def _json(body: bytes, headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(body=body, content_type="application/json", headers=headers)
+_JSON_HEAD = b"Content-Type: application/json\r\n"
 
 
-# limit -> the headers every limited verdict starts with (the limit is a setting).
-_HEAD_TEMPLATES: dict[int, CIMultiDict[str]] = {}
+def _json(body: bytes) -> WireResponse:
+    return WireResponse(_JSON_HEAD, body)
 
 
-def _answer(body: bytes, limit: int, remaining: int, reset: int) -> web.Response:
-    """A verdict with the X-RateLimit-* headers (see handlers/ratelimit.py), its headers
-    copied from a template as the multidict aiohttp keeps (no Content-Type parsing)."""
+# limit -> the head of every limited verdict, with slots for what remains and the reset time
+# (see handlers/ratelimit.py; the limit is a setting).
+_HEAD_TEMPLATES: dict[int, bytes] = {}
+
+
+def _answer(body: bytes, limit: int, remaining: int, reset: int) -> WireResponse:
+    """A verdict with the X-RateLimit-* headers, formatted from integers."""
     template = _HEAD_TEMPLATES.get(limit)
     if template is None:
-        template = CIMultiDict(
-            (("Content-Type", "application/json"), (ratelimit.LIMIT, str(limit)))
+        template = _HEAD_TEMPLATES[limit] = (
+            _JSON_HEAD
+            + f"{ratelimit.LIMIT}: {limit}\r\n{ratelimit.REMAINING}: %d\r\n"
+            f"{ratelimit.RESET}: %d\r\n".encode()
         )
-        _HEAD_TEMPLATES[limit] = template
-    response = web.Response(body=body, headers=template)  # copies the template
-    headers = response.headers
-    headers.add(ratelimit.REMAINING, str(max(0, remaining)))
-    headers.add(ratelimit.RESET, str(reset))
-    return response
+    return WireResponse(template % (max(0, remaining), reset), body)
 
 
 # A valid verdict is one bytes template per hosted revision (the fixed head, the macro
@@ -173,7 +173,7 @@ def _valid(result: Execution, now: int) -> bytes:
     "executor's fingerprint header is used.",
     tags=("loader",),
 )
-async def execute(request: web.Request) -> web.Response:
+async def execute(request: web.Request) -> WireResponse:
     """POST /api/loader/execute: script_key + HWID in, verdict (and script) out."""
     app = request.app  # a property: looked up once
     settings = app[SETTINGS]

@@ -35,9 +35,11 @@ def check(request: web.Request, rl: RateLimit) -> None:
         raise too_many(rl.limit, rl.reset, rl.retry_after)
 
 
-async def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: the X-RateLimit-* headers of the request's limit, on any answer
-    (success or error) unless the response set its own."""
+def add_rate_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The X-RateLimit-* headers of the request's limit (see ``check``) on its answer, unless the
+    answer set its own: called on a limited route's success (``vendor_route``) and on any error
+    answer (the error middleware). Not a response signal: signals run for every response, and
+    the loader check's answer (handlers/wire.py) is cheaper without them."""
     rl: RateLimit | None = request.get(RATE)
     if rl is None:
         return

@@ -11,7 +11,6 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from handlers.ratelimit import add_rate_headers
 from service.appkeys import SETTINGS, STORE
 from service.config import Settings
 from service.embedded import EmbeddedValkey
@@ -106,7 +105,6 @@ def create_app(
     app.cleanup_ctx.append(storage)
     if settings.webhooks:
         app.cleanup_ctx.append(webhooks)
-    app.on_response_prepare.append(add_rate_headers)
     setup_routes(app)
     return app
 

@@ -9,6 +9,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from handlers.common import ApiError, body_too_large, json_error, json_response
+from handlers.ratelimit import add_rate_headers
 from service.appkeys import SETTINGS
 from service.observability import METRICS, current_request_id, route_label
 from store import errors
@@ -36,44 +37,53 @@ _STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except ApiError as exc:
+    except Exception as exc:
+        response = _error_answer(request, exc)
+    add_rate_headers(request, response)  # a limited route's errors carry its limit too
+    return response
+
+
+def _error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
+    """The ``{"detail": ...}`` answer for ``exc``; HTTP exceptions under 400 (redirects) are
+    raised again, to aiohttp."""
+    if isinstance(exc, ApiError):
         return json_error(exc.status, exc.detail, exc.headers)
-    except errors.ResetCooldown as exc:
+    if isinstance(exc, errors.ResetCooldown):
         retry = str(exc.retry_after)
         return json_response(
             {"detail": "HWID reset is on cooldown", "retry_after": exc.retry_after},
             status=429,
             headers={"Retry-After": retry},
         )
-    except errors.StoreUnavailable as exc:  # the store's own time bound, or fsync
+    if isinstance(exc, errors.StoreUnavailable):  # the store's own time bound, or fsync
         return _unavailable(request, "timeout", exc)
-    except errors.StoreError as exc:
+    if isinstance(exc, errors.StoreError):
         status, detail = _STORE_ERRORS[type(exc)]
         return json_error(status, detail)
-    except RedisTimeoutError as exc:
+    if isinstance(exc, RedisTimeoutError):
         return _unavailable(request, "timeout", exc)
-    except (RedisConnectionError, ConnectionError) as exc:
+    if isinstance(exc, (RedisConnectionError, ConnectionError)):
         return _unavailable(request, "connection", exc)
-    except web.HTTPRequestEntityTooLarge:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         settings = request.app[SETTINGS]
         too_large = body_too_large(max(settings.max_body, settings.max_source))
         return json_error(too_large.status, too_large.detail)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
         return json_error(exc.status, exc.reason, headers)
-    except msgspec.ValidationError as exc:
+    if isinstance(exc, msgspec.ValidationError):
         return json_error(422, str(exc))
-    except Exception:
-        # The route template, never the path: paths carry key ids.
-        log.exception(
-            "unhandled error in %s %s (request %s)",
-            request.method,
-            route_label(request),
-            current_request_id.get(),
-        )
-        return json_error(500, "Internal server error")
+    # The route template, never the path: paths carry key ids.
+    log.error(
+        "unhandled error in %s %s (request %s)",
+        request.method,
+        route_label(request),
+        current_request_id.get(),
+        exc_info=exc,
+    )
+    return json_error(500, "Internal server error")
 
 
 def _unavailable(request: web.Request, kind: str, exc: BaseException) -> web.Response:

@@ -292,6 +292,28 @@ async def test_vendor_api_limit_per_key(
     assert await api.call("GET", "/api/vendor/projects") == []
 
 
+async def test_vendor_errors_carry_the_limit(
+    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+) -> None:
+    """A limited route's error answers (store errors, malformed or invalid bodies) carry its
+    X-RateLimit-* headers too, and count."""
+    api = await make_api(aiohttp_client, redis_client, clock, settings, rate_vendor=10)
+    clock.advance(-(clock() % 60) + 1)
+    missing = "00000000-0000-4000-8000-000000000000"
+    answers = [
+        await api.client.get(f"/api/vendor/projects/{missing}", headers=api.auth),
+        await api.client.post("/api/vendor/projects", data=b"{", headers=api.auth),
+        await api.client.post("/api/vendor/projects", json={"name": 5}, headers=api.auth),
+        await api.client.get("/api/vendor/projects", headers=api.auth),
+    ]
+    assert [r.status for r in answers] == [404, 400, 422, 200]
+    for left, resp in zip((9, 8, 7, 6), answers, strict=True):
+        assert "detail" in await resp.json() or resp.status == 200
+        assert resp.headers["X-RateLimit-Limit"] == "10"
+        assert resp.headers["X-RateLimit-Remaining"] == str(left)
+        assert int(resp.headers["X-RateLimit-Reset"]) == int(clock() // 60 + 1) * 60
+
+
 async def test_keygen_limit_per_vendor(
     aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
 ) -> None:
