@@ -48,8 +48,9 @@ def http_date() -> str:
 class WireResponse(web.StreamResponse):
     """A 200 answer whose headers the handler knows: ``head`` is them as ``Name: value`` lines,
     each ending in CRLF, formatted by the caller from values it controls (no CR or LF inside).
-    ``headers`` starts empty and takes what middlewares add; those are checked when written.
-    Content-Length, Date and Server are added as aiohttp adds them."""
+    ``headers`` starts empty and takes what middlewares add (``X-Request-ID``); those are
+    checked when written, after ``head`` (a name in both would be sent twice). Content-Length,
+    Date and Server are added as aiohttp adds them."""
 
     def __init__(self, head: bytes, body: bytes) -> None:
         super().__init__()
