@@ -8,7 +8,7 @@ that a machine whose speed drifts affects both alike. It prints requests/s of bo
 ratio, execute's p50/p99 latency (over all rounds' requests), the CPU each process used, and
 checks afterwards that the executions counted in Redis match the requests wrk saw answered.
 
-    python bench/run.py [--keys 10000] [--duration 15] [--rounds 3] [--connections 32]
+    python bench/run.py [--keys 10000] [--duration 15] [--rounds 15] [--connections 32]
                         [--workers N] [--cluster [--masters 3]] [--projects N]
 
 ``--workers N`` runs ``leaf7 serve --workers N`` (N processes on the port); ``--cluster``
@@ -280,7 +280,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=10000)
     parser.add_argument("--duration", type=int, default=15, help="seconds per route, in all")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per route")
+    # One-second rounds: this VM's speed swings by ±30 % within seconds, and the finer the two
+    # routes interleave, the less a slow or fast spell favours one of them (measured: the ratio
+    # spread over 8 runs each was 0.63-0.67 with 15 rounds, 0.55-0.71 over 21 runs with 3).
+    parser.add_argument("--rounds", type=int, default=15, help="alternating rounds per route")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--source-bytes", type=int, default=1024, help="hosted script size")
@@ -293,6 +296,8 @@ def main() -> int:
         "--profile", help="record the service with py-spy during execute rounds (DIR for .txt)"
     )
     args = parser.parse_args()
+    if args.rounds < 1 or args.duration % args.rounds:
+        parser.error("--duration must be a multiple of --rounds (wrk runs whole seconds)")
     if args.projects is None:
         args.projects = 12 if args.cluster else 1
     ensure_wrk()
