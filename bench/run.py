@@ -282,7 +282,8 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=15, help="seconds per route, in all")
     # One-second rounds: this VM's speed swings by ±30 % within seconds, and the finer the two
     # routes interleave, the less a slow or fast spell favours one of them (measured: the ratio
-    # spread over 8 runs each was 0.63-0.67 with 15 rounds, 0.55-0.71 over 25 runs with 3).
+    # spread 0.55-0.71 over 25 runs with three rounds, 0.55-0.68 over 27 runs with fifteen,
+    # all but two of those within 0.62-0.68).
     parser.add_argument("--rounds", type=int, default=15, help="alternating rounds per route")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
