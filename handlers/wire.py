@@ -75,11 +75,12 @@ class WireResponse(web.StreamResponse):
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         if self._wire is not None:
             return self._writer
+        if super().prepared:  # on aiohttp's path already: its prepare answers
+            return await super().prepare(request)
         status = self.status
         self._empty = request.method == "HEAD" or status < 200 or status in (204, 304)
         if (
             self._empty
-            or super().prepared
             or request.version != HttpVersion11
             or not request.keep_alive
             or self.chunked

@@ -178,3 +178,28 @@ async def test_response_signals_run(aiohttp_client: AiohttpClient) -> None:
     [(_, headers, body)] = await exchange(client, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n")
     assert dict(headers)["X-Signal"] == "seen"
     assert body == b"hello"
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.0"])
+async def test_prepared_twice(aiohttp_client: AiohttpClient, version: str) -> None:
+    """A handler may prepare the answer itself; aiohttp prepares it again: one set of
+    headers either way, on both paths (on the wire and in the response object)."""
+    made: list[WireResponse] = []
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        response = WireResponse(b"Content-Type: text/plain\r\n", b"hello")
+        made.append(response)
+        await response.prepare(request)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/x", route)
+    client = await aiohttp_client(app)
+    raw = f"GET /x HTTP/{version}\r\nHost: t\r\nConnection: keep-alive\r\n\r\n".encode()
+    [(status, headers, body)] = await exchange(client, raw)
+    assert status == f"HTTP/{version} 200 OK"
+    names = [n for n, _ in headers]
+    assert names.count("Content-Type") == 1
+    assert names.count("Content-Length") == 1
+    assert body == b"hello"
+    assert len(made[0].headers.getall("Content-Type", [])) <= 1
