@@ -91,9 +91,9 @@ async def read_json(
         raise ApiError(400, f"Malformed JSON body: {exc}") from None
     # JSON has one number type: an integer may be written 140.0 (JSON Schema's "integer"
     # includes it). Only on this error path: take integral floats as integers and validate
-    # again (1.5 is still refused, and so are strings like "140").
+    # again with the same typed decoder (1.5 is still refused, and so are strings like "140").
     try:
-        return msgspec.convert(_integral(msgspec.json.decode(body)), decoder.type, strict=True)
+        return decoder.decode(msgspec.json.encode(_integral(msgspec.json.decode(body))))
     except msgspec.ValidationError as exc:
         raise ApiError(422, str(exc)) from None
 
