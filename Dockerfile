@@ -2,11 +2,15 @@
 # without it the embedded Valkey keeps its data in /data (mount a volume there).
 FROM python:3.11-slim AS build
 WORKDIR /src
+# The build backend from its lock (hashes checked), then the project wheel alone: --no-deps and
+# --no-build-isolation, so nothing is resolved outside the lock files.
+COPY requirements/build.txt ./requirements/
+RUN pip install --no-cache-dir --require-hashes -r requirements/build.txt
 COPY pyproject.toml setup.cfg README.md ./
 COPY service ./service
 COPY handlers ./handlers
 COPY store ./store
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
 FROM python:3.11-slim
 # jemalloc: the embedded Valkey runs on it when present (see service/embedded.py).
@@ -14,8 +18,12 @@ RUN apt-get update && apt-get install -y --no-install-recommends libjemalloc2 \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /app leaf7 \
     && mkdir -p /data && chown leaf7 /data
+# Runtime dependencies exactly as locked (versions and sha256 hashes), then leaf7 itself with
+# --no-deps.
+COPY requirements/runtime.txt /tmp/runtime.txt
+RUN pip install --no-cache-dir --require-hashes -r /tmp/runtime.txt && rm /tmp/runtime.txt
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
+RUN pip install --no-cache-dir --no-deps /wheels/*.whl && rm -rf /wheels
 USER leaf7
 WORKDIR /app
 ENV LEAF7_HOST=0.0.0.0 \

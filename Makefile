@@ -6,15 +6,46 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench bench-scaling clean
+.PHONY: install lock run test lint bench bench-scaling clean
 
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+# Locked install, into a fresh venv (--clear): exactly the versions (and sha256 hashes) in
+# requirements/test.txt, then the project itself with --no-deps, so nothing is resolved outside
+# the lock; the build backend (setuptools, wheel) is in the lock too and used with
+# --no-build-isolation. The venv's own pip (from ensurepip) is kept: it is not upgraded from the
+# network. The machine's pip settings (a mirror, extra indexes, find-links, constraints, a cache)
+# are honoured: with --require-hashes a file whose sha256 is not in the lock is refused
+# wherever it comes from.
+PIP_INSTALL := PIP_DISABLE_PIP_VERSION_CHECK=1 $(BIN)/pip install --quiet
+$(STAMP): setup.cfg pyproject.toml requirements/test.txt
+	$(PYTHON) -m venv --clear $(VENV)
+	$(PIP_INSTALL) --require-hashes -r requirements/test.txt
+	$(PIP_INSTALL) --no-deps --no-build-isolation -e .
+	@# Fails when setup.cfg asks for something the lock lacks: run `make lock` then.
+	$(BIN)/pip check
 	touch $(STAMP)
+
+# Regenerates the lock files from setup.cfg (install_requires, extras test and bot) and
+# requirements/build.in (the build backend), for Python 3.11+ on any platform (--universal).
+# Versions already in a lock are kept while they still fit: `make lock LOCK_ARGS=--upgrade`
+# moves everything to the newest allowed, `LOCK_ARGS="--upgrade-package aiohttp"` one package.
+# uv lives in its own venv, .venv-lock/.
+UV_VERSION := 0.13.9
+LOCK_VENV := .venv-lock
+UV := $(LOCK_VENV)/bin/uv
+LOCK_ARGS ?=
+UV_COMPILE := UV_NO_CACHE=1 $(UV) pip compile --quiet --universal --python-version 3.11 \
+	--generate-hashes --custom-compile-command 'make lock' $(LOCK_ARGS)
+
+lock: $(UV)
+	$(UV_COMPILE) setup.cfg requirements/build.in --extra test --extra bot -o requirements/test.txt
+	$(UV_COMPILE) setup.cfg -c requirements/test.txt -o requirements/runtime.txt
+	$(UV_COMPILE) requirements/build.in -c requirements/test.txt -o requirements/build.txt
+
+$(UV):
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet uv==$(UV_VERSION)
 
 run: $(STAMP)
 	$(BIN)/leaf7 serve
@@ -41,4 +72,4 @@ bench-scaling: $(STAMP)
 	-$(BIN)/python bench/run.py --cluster --workers 2 --json bench/results/cluster-2w.json
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) $(LOCK_VENV) build *.egg-info
