@@ -37,9 +37,12 @@ from typing import Any
 
 import aiohttp
 
-from service.embedded import EmbeddedCluster, jemalloc_path
-
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # the checkout: tests/support (not shipped) is used too
+
+from service.embedded import jemalloc_path  # noqa: E402
+from tests.support.cluster import EmbeddedCluster  # noqa: E402
+
 LEAF7 = Path(sys.executable).parent / "leaf7"
 
 

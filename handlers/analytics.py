@@ -5,7 +5,8 @@ import time
 from aiohttp import web
 
 from handlers import schemas
-from handlers.common import ApiError, json_response, project_id_param, store, vendor_route
+from handlers.common import json_response, project_id_param, store, vendor_route
+from handlers.errors import ApiError
 from handlers.keys import PROJECT_QUERY
 from handlers.openapi import Param, operation
 from store.models import Event
@@ -30,13 +31,13 @@ async def events(request: web.Request, vendor_id: str) -> web.Response:
     raw = request.query.get("limit", "4")
     if not raw.isdigit() or not 1 <= int(raw) <= 100:
         raise ApiError(422, "limit: must be an integer from 1 to 100")
-    return json_response(await store(request).recent_events(vendor_id, int(raw)))
+    return json_response(await store(request).analytics.recent_events(vendor_id, int(raw)))
 
 
 @operation("Projects, executions and keys at a glance", {200: schemas.Overview}, tags=("metrics",))
 @vendor_route
 async def overview(request: web.Request, vendor_id: str) -> web.Response:
-    data = await store(request).overview(vendor_id)
+    data = await store(request).analytics.overview(vendor_id)
     return json_response({**data, "api_status": "Operational"})
 
 
@@ -53,7 +54,7 @@ async def chart(request: web.Request, vendor_id: str) -> web.Response:
     hours (UTC), oldest first; the last entry is the current hour so far."""
     value = request.query.get("project_id")
     project_id = None if value is None else project_id_param(value)
-    hours, counts = await store(request).hourly_executions(vendor_id, project_id)
+    hours, counts = await store(request).analytics.hourly_executions(vendor_id, project_id)
     total = sum(counts)
     stats = {
         "total_executions": total,

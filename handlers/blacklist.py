@@ -5,7 +5,8 @@ import ipaddress
 from aiohttp import web
 
 from handlers import schemas
-from handlers.common import SUCCESS, ApiError, json_response, read_json, store, vendor_route
+from handlers.common import SUCCESS, json_response, read_json, store, vendor_route
+from handlers.errors import ApiError
 from handlers.openapi import operation
 from store.blacklist import BlacklistEntry
 

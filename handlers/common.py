@@ -2,32 +2,20 @@
 
 import functools
 import ipaddress
-import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
-from service.appkeys import SETTINGS, STORE
-from store import Store
+from handlers import ids, ratelimit
+from handlers.appkeys import SETTINGS, STORE
+from handlers.errors import ApiError, body_too_large, malformed_json
+from store import KeyNotFound, ProjectNotFound, Store
 
 T = TypeVar("T")
 
 _encoder = msgspec.json.Encoder()
-KEY_ID_RE = re.compile(r"[A-Za-z0-9]{1,128}")
-DISCORD_ID_RE = re.compile(r"[0-9]{1,20}")
-UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-class ApiError(Exception):
-    """An error with its HTTP status and ``detail`` message."""
-
-    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None):
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.headers = headers
 
 
 def json_response(
@@ -48,11 +36,6 @@ def json_error(status: int, detail: str, headers: Mapping[str, str] | None = Non
 
 
 SUCCESS = {"status": "success"}
-
-
-def body_too_large(limit: int) -> ApiError:
-    # The contract groups oversized bodies with the other rejected bodies (400).
-    return ApiError(400, f"body: request body too large (limit {limit} bytes)")
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -88,7 +71,7 @@ async def read_json(
         if "got `float`" not in str(exc):
             raise ApiError(422, str(exc)) from None
     except msgspec.DecodeError as exc:
-        raise ApiError(400, f"Malformed JSON body: {exc}") from None
+        raise malformed_json(exc) from None
     # JSON has one number type: an integer may be written 140.0 (JSON Schema's "integer"
     # includes it). Only on this error path: take integral floats as integers and validate
     # again with the same typed decoder (1.5 is still refused, and so are strings like "140").
@@ -188,18 +171,14 @@ def store(request: web.Request) -> Store:
 
 def project_id_param(value: str | None) -> str:
     """A project_id from a path or query. Anything that is not a UUID cannot name a project."""
-    if value is None or not UUID_RE.fullmatch(value):
-        from store import ProjectNotFound
-
+    if value is None or not ids.PROJECT_ID.valid(value):
         raise ProjectNotFound
     return value
 
 
 def key_id_param(request: web.Request) -> str:
     value = request.match_info["key_id"]
-    if not KEY_ID_RE.fullmatch(value):
-        from store import KeyNotFound
-
+    if not ids.KEY_ID.valid(value):
         raise KeyNotFound
     return value
 
@@ -211,15 +190,13 @@ def vendor_route(fn: VendorHandler) -> Callable[[web.Request], Awaitable[web.Str
     """Authenticates ``Authorization: Bearer <API key>`` and passes the vendor_id on."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        from handlers import ratelimit
-
         auth = request.headers.get("Authorization", "")
         scheme, _, token = auth.partition(" ")
         token = token.strip()
         found = None
         if scheme.lower() == "bearer" and token and len(token) <= 256:
             settings = request.app[SETTINGS]
-            found = await store(request).authenticate_limited(
+            found = await store(request).vendors.authenticate_limited(
                 token, settings.rate_vendor, settings.rate_window
             )
         if found is None:

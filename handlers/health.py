@@ -1,4 +1,4 @@
-"""Liveness and readiness."""
+"""Operations: liveness, readiness and the Prometheus metrics."""
 
 import os
 
@@ -6,9 +6,10 @@ from aiohttp import web
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from handlers import schemas
+from handlers.appkeys import METRICS
 from handlers.common import json_error, json_response, store
+from handlers.errors import UNAVAILABLE
 from handlers.openapi import operation
-from service.observability import METRICS
 from store import StoreUnavailable
 
 
@@ -25,7 +26,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: Redis answers PING (within LEAF7_REDIS_TIMEOUT)."""
     try:
-        await store(request).ping()
+        await store(request).core.ping()
     except (StoreUnavailable, RedisTimeoutError):
         return _unready(request, "timeout")
     except Exception:
@@ -35,4 +36,21 @@ async def readyz(request: web.Request) -> web.Response:
 
 def _unready(request: web.Request, kind: str) -> web.Response:
     request.app[METRICS].redis_errors[kind].inc()
-    return json_error(503, "Storage unavailable")
+    return json_error(503, UNAVAILABLE)
+
+
+@operation(
+    "Prometheus metrics (keep off the public listener)",
+    {200: str},
+    media_type="text/plain",
+    tags=("operations",),
+    redis=False,
+)
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text format."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    body = generate_latest(request.app[METRICS].registry)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    return response

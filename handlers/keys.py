@@ -2,11 +2,10 @@
 
 from aiohttp import web
 
-from handlers import ratelimit, schemas
+from handlers import ids, ratelimit, schemas
+from handlers.appkeys import SETTINGS
 from handlers.common import (
-    DISCORD_ID_RE,
     SUCCESS,
-    ApiError,
     json_response,
     key_id_param,
     project_id_param,
@@ -14,18 +13,18 @@ from handlers.common import (
     store,
     vendor_route,
 )
+from handlers.errors import ApiError
 from handlers.openapi import Param, operation
-from service.appkeys import SETTINGS
 from store.models import ActiveKey, BuyerKey
 
 PROJECT_QUERY = Param(
     "project_id",
-    {"type": "string", "format": "uuid", "maxLength": 36},
+    ids.PROJECT_ID.json_schema(),
     "Only this project (a UUID; any other value: 404)",
 )
 DISCORD_QUERY = Param(
     "discord_id",
-    {"type": "string", "pattern": "^[0-9]{1,20}$", "maxLength": 20},
+    ids.DISCORD_ID.json_schema(),
     "Only keys this Discord user redeemed",
 )
 
@@ -49,9 +48,11 @@ async def generate(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(body.project_id)
     settings = request.app[SETTINGS]
     if settings.rate_keygen > 0:
-        rl = await store(request).hit_keygen(vendor_id, settings.rate_keygen, settings.rate_window)
+        rl = await store(request).vendors.hit_keygen(
+            vendor_id, settings.rate_keygen, settings.rate_window
+        )
         ratelimit.check(request, rl)
-    created = await store(request).generate_keys(
+    created = await store(request).licences.generate(
         vendor_id,
         project_id,
         amount=body.amount,
@@ -72,13 +73,15 @@ async def generate(request: web.Request, vendor_id: str) -> web.Response:
 )
 @vendor_route
 async def list_buyer(request: web.Request, vendor_id: str) -> web.Response:
-    return json_response(await store(request).list_buyer_keys(vendor_id, _project_query(request)))
+    return json_response(
+        await store(request).licences.list_buyer(vendor_id, _project_query(request))
+    )
 
 
 @operation("Delete an unredeemed key", {200: schemas.Status}, errors=(400,), tags=("keys",))
 @vendor_route
 async def delete_buyer(request: web.Request, vendor_id: str) -> web.Response:
-    await store(request).delete_buyer_key(vendor_id, key_id_param(request))
+    await store(request).licences.delete_buyer(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
@@ -92,7 +95,9 @@ async def delete_buyer(request: web.Request, vendor_id: str) -> web.Response:
 @vendor_route
 async def redeem(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.redeem)
-    return json_response(await store(request).redeem(vendor_id, body.key_id, body.discord_id))
+    return json_response(
+        await store(request).licences.redeem(vendor_id, body.key_id, body.discord_id)
+    )
 
 
 @operation(
@@ -105,30 +110,30 @@ async def redeem(request: web.Request, vendor_id: str) -> web.Response:
 @vendor_route
 async def list_active(request: web.Request, vendor_id: str) -> web.Response:
     discord_id = request.query.get("discord_id")
-    if discord_id is not None and not DISCORD_ID_RE.fullmatch(discord_id):
+    if discord_id is not None and not ids.DISCORD_ID.valid(discord_id):
         raise ApiError(422, "discord_id: must be a Discord ID (a string of digits)")
-    keys = await store(request).list_active_keys(vendor_id, _project_query(request), discord_id)
+    keys = await store(request).licences.list_active(vendor_id, _project_query(request), discord_id)
     return json_response(keys)
 
 
 @operation("Ban a key and block its HWID", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def ban(request: web.Request, vendor_id: str) -> web.Response:
-    await store(request).ban(vendor_id, key_id_param(request))
+    await store(request).licences.ban(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
 @operation("Lift a key's ban and HWID block", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def unban(request: web.Request, vendor_id: str) -> web.Response:
-    await store(request).unban(vendor_id, key_id_param(request))
+    await store(request).licences.unban(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
 @operation("Clear a key's HWID (no cooldown)", {200: schemas.Status}, tags=("keys",))
 @vendor_route
 async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
-    await store(request).reset_hwid(vendor_id, key_id_param(request))
+    await store(request).licences.reset_hwid(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
@@ -142,20 +147,20 @@ async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
 async def set_hwid(request: web.Request, vendor_id: str) -> web.Response:
     key_id = key_id_param(request)
     body = await read_json(request, schemas.hwid_update)
-    await store(request).set_hwid(vendor_id, key_id, body.new_hwid)
+    await store(request).licences.set_hwid(vendor_id, key_id, body.new_hwid)
     return json_response({"status": "success", "hwid": body.new_hwid})
 
 
 @operation("One active key", {200: ActiveKey}, tags=("keys",))
 @vendor_route
 async def get_active(request: web.Request, vendor_id: str) -> web.Response:
-    return json_response(await store(request).get_active_key(vendor_id, key_id_param(request)))
+    return json_response(await store(request).licences.get_active(vendor_id, key_id_param(request)))
 
 
 @operation("One buyer key (redeemed or not)", {200: BuyerKey}, tags=("keys",))
 @vendor_route
 async def get_buyer(request: web.Request, vendor_id: str) -> web.Response:
-    return json_response(await store(request).get_buyer_key(vendor_id, key_id_param(request)))
+    return json_response(await store(request).licences.get_buyer(vendor_id, key_id_param(request)))
 
 
 @operation(
@@ -164,7 +169,7 @@ async def get_buyer(request: web.Request, vendor_id: str) -> web.Response:
     query=(
         Param(
             "project_id",
-            {"type": "string", "format": "uuid", "maxLength": 36},
+            ids.PROJECT_ID.json_schema(),
             "The project (a UUID; any other value: 404)",
             required=True,
         ),
@@ -186,7 +191,9 @@ async def delete_unredeemed(request: web.Request, vendor_id: str) -> web.Respons
         raise ApiError(422, "project_id: query parameter is required")
     if request.query.get("redeemed") != "false":
         raise ApiError(422, "redeemed: only redeemed=false (unredeemed keys) can be bulk-deleted")
-    deleted = await store(request).delete_unredeemed(vendor_id, project_id_param(project_id))
+    deleted = await store(request).licences.delete_unredeemed(
+        vendor_id, project_id_param(project_id)
+    )
     return json_response({"deleted": deleted})
 
 
@@ -205,5 +212,5 @@ async def extend(request: web.Request, vendor_id: str) -> web.Response:
     seconds = body.key_days * 86400 + body.key_hours * 3600 + body.key_minutes * 60
     if seconds == 0:
         raise ApiError(400, "key_days, key_hours, key_minutes: at least one must be positive")
-    extended = await store(request).extend_keys(vendor_id, project_id, seconds)
+    extended = await store(request).licences.extend(vendor_id, project_id, seconds)
     return json_response({"extended": extended})

@@ -6,34 +6,22 @@ from collections.abc import Mapping
 import msgspec
 from aiohttp import web
 
-from handlers import ratelimit, schemas
-from handlers.common import UUID_RE, ApiError, client_ip, rate_subject, read_body, store
+from handlers import ids, ratelimit, schemas
+from handlers.appkeys import METRICS, SETTINGS, STORE
+from handlers.common import client_ip, rate_subject, read_body, store
+from handlers.errors import ApiError
 from handlers.luagen import loader_lua, lua_string
 from handlers.openapi import operation
 from handlers.ratelimit import too_many
 from handlers.wire import WireResponse
-from service.appkeys import SETTINGS, STORE
-from service.observability import METRICS
 from store import ProjectNotFound
 from store.models import Execution, Hosted, iso
-
-MESSAGES = {
-    "KEY_VALID": "Key is valid",
-    "KEY_INCORRECT": "Key is invalid",
-    "KEY_EXPIRED": "Key has expired",
-    "KEY_BANNED": "Key is banned",
-    "KEY_HWID_LOCKED": "Key is locked to another HWID; ask for a HWID reset",
-    "HWID_BANNED": "This HWID is banned",
-    "PROJECT_NOT_FOUND": "Project not found",
-    "PROJECT_INACTIVE": "Project is inactive",
-    "HWID_MISSING": "No HWID was provided",
-}
 
 _encoder = msgspec.json.Encoder()
 # Failure verdicts never change: encode each once.
 _FAILURES = {
     code: _encoder.encode(schemas.Verdict(valid=False, code=code, message=message))
-    for code, message in MESSAGES.items()
+    for code, message in schemas.VERDICTS.items()
     if code != "KEY_VALID"
 }
 
@@ -81,9 +69,9 @@ def _answer(body: bytes, limit: int, remaining: int, reset: int) -> WireResponse
 # prelude, the source JSON-escaped once, the key's fields) filled with the run's values by one
 # %-format: the same bytes as encoding a schemas.ValidVerdict, which the tests check.
 _VALID_HEAD = (
-    _encoder.encode(schemas.Verdict(valid=True, code="KEY_VALID", message=MESSAGES["KEY_VALID"]))[
-        :-1
-    ]
+    _encoder.encode(
+        schemas.Verdict(valid=True, code="KEY_VALID", message=schemas.VERDICTS["KEY_VALID"])
+    )[:-1]
     + b',"script":"'
 )
 
@@ -187,12 +175,12 @@ async def execute(request: web.Request) -> WireResponse:
     if not hwid:
         verdicts["HWID_MISSING"].inc()
         return _json(_FAILURES["HWID_MISSING"])
-    if not UUID_RE.fullmatch(req.project_id):
+    if not ids.PROJECT_ID.valid(req.project_id):
         verdicts["PROJECT_NOT_FOUND"].inc()
         return _json(_FAILURES["PROJECT_NOT_FOUND"])  # cannot name a project: no Redis call
     s = app[STORE]
     ip = client_ip(request)
-    result = await s.execute(req.project_id, req.script_key, hwid, rate_subject(ip), ip)
+    result = await s.checks.execute(req.project_id, req.script_key, hwid, rate_subject(ip), ip)
     if result.code == "RATE_LIMITED":
         if result.limited == "f":
             raise too_many(settings.brute_force_limit, result.reset or 0, result.retry_after)
@@ -213,7 +201,7 @@ async def execute(request: web.Request) -> WireResponse:
 async def loader(request: web.Request) -> web.Response:
     """GET /api/loader/{project_id}/loader.lua: the loader vendors publish."""
     project_id = request.match_info["project_id"]
-    if not UUID_RE.fullmatch(project_id) or not await store(request).project_exists(project_id):
+    if not ids.PROJECT_ID.valid(project_id) or not await store(request).projects.exists(project_id):
         raise ProjectNotFound
     base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
     return web.Response(

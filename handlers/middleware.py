@@ -8,29 +8,14 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from handlers.common import ApiError, body_too_large, json_error, json_response
+from handlers.appkeys import METRICS, SETTINGS
+from handlers.common import json_error, json_response
+from handlers.errors import STORE_ERRORS, UNAVAILABLE, ApiError, body_too_large
+from handlers.observability import current_request_id, route_label
 from handlers.ratelimit import add_rate_headers
-from service.appkeys import SETTINGS
-from service.observability import METRICS, current_request_id, route_label
 from store import errors
-from store.blacklist import EntryNotFound
 
 log = logging.getLogger("leaf7")
-
-_STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
-    errors.ProjectNotFound: (404, "Project not found"),
-    errors.KeyNotFound: (404, "Key not found"),
-    errors.VendorNotFound: (404, "Vendor not found"),
-    errors.AlreadyRedeemed: (400, "Key already redeemed"),
-    errors.RedeemedKeyDelete: (400, "Cannot delete a redeemed key"),
-    errors.DiscordNotLinked: (
-        403,
-        "Discord account must be linked before you can generate buyer keys.",
-    ),
-    errors.StoreUnavailable: (503, "Storage unavailable"),
-    errors.KeyBanned: (403, "Key is banned"),
-    EntryNotFound: (404, "Entry not found"),
-}
 
 
 @web.middleware
@@ -49,16 +34,16 @@ def _error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
     if isinstance(exc, ApiError):
         return json_error(exc.status, exc.detail, exc.headers)
     if isinstance(exc, errors.ResetCooldown):
-        retry = str(exc.retry_after)
+        status, detail = STORE_ERRORS[errors.ResetCooldown]
         return json_response(
-            {"detail": "HWID reset is on cooldown", "retry_after": exc.retry_after},
-            status=429,
-            headers={"Retry-After": retry},
+            {"detail": detail, "retry_after": exc.retry_after},
+            status=status,
+            headers={"Retry-After": str(exc.retry_after)},
         )
     if isinstance(exc, errors.StoreUnavailable):  # the store's own time bound, or fsync
         return _unavailable(request, "timeout", exc)
     if isinstance(exc, errors.StoreError):
-        status, detail = _STORE_ERRORS[type(exc)]
+        status, detail = STORE_ERRORS[type(exc)]
         return json_error(status, detail)
     if isinstance(exc, RedisTimeoutError):
         return _unavailable(request, "timeout", exc)
@@ -96,4 +81,4 @@ def _unavailable(request: web.Request, kind: str, exc: BaseException) -> web.Res
         route_label(request),
         current_request_id.get(),
     )
-    return json_error(503, "Storage unavailable")
+    return json_error(503, UNAVAILABLE)

@@ -19,7 +19,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, get_args
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -28,8 +28,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from handlers.openapi import operation
-from handlers.schemas import Code
+from handlers.schemas import VERDICTS
+from handlers.wire import PerSecond
 from store import Store
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -44,7 +44,6 @@ UNMATCHED = "unmatched"  # 404s and 405s: never the raw path
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Latency buckets (seconds): the loader check answers in ~1 ms; storage timeouts take 2 s.
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
-VERDICTS: tuple[str, ...] = get_args(Code)  # the verdict codes, declared once in the schemas
 REDIS_ERROR_KINDS = ("connection", "timeout", "other")
 
 
@@ -70,7 +69,7 @@ class _StoreCollector(Collector):
         store = self._get_store()
         if store is None:
             return
-        pipe = store.pipe
+        pipe = store.core.pipe
         yield CounterMetricFamily(
             "leaf7_autopipe_batches",
             "Writes the auto-pipeline made to Redis (each carries one event-loop tick's commands)",
@@ -84,15 +83,15 @@ class _StoreCollector(Collector):
         yield CounterMetricFamily(
             "leaf7_store_timeouts",
             "Store operations that exceeded LEAF7_REDIS_TIMEOUT (answered 503)",
-            value=store.timeouts,
+            value=store.core.timeouts,
         )
         fsync = CounterMetricFamily(
             "leaf7_fsync_waits",
             "WAITAOF after vendor writes, by result",
             labels=["result"],
         )
-        fsync.add_metric(["fsynced"], store.durability.waits)
-        fsync.add_metric(["timeout"], store.durability.timeouts)
+        fsync.add_metric(["fsynced"], store.core.durability.waits)
+        fsync.add_metric(["timeout"], store.core.durability.timeouts)
         yield fsync
 
 
@@ -223,19 +222,13 @@ def _new_request_id() -> str:
     return f"{_ID_PREFIX}-{next(_id_counter):x}"
 
 
-class _Clock:
-    """The access log's second-resolution timestamp, formatted once per second."""
-
-    second = -1
-    text = ""
+_log_second = PerSecond(lambda second: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
 
 
 def _timestamp(now: float) -> str:
+    """The access log's time, to the millisecond (the seconds formatted once per second)."""
     second = int(now)
-    if second != _Clock.second:
-        _Clock.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _Clock.second = second
-    return f"{_Clock.text}.{int((now - second) * 1000):03d}Z"
+    return f"{_log_second(second)}.{int((now - second) * 1000):03d}Z"
 
 
 def observe_middleware(metrics: Metrics, *, log_requests: bool) -> Any:
@@ -286,23 +279,3 @@ def _access_line(request: web.Request, route: str, status: int, duration: float,
             "request_id": rid,
         }
     ).decode()
-
-
-@operation(
-    "Prometheus metrics (keep off the public listener)",
-    {200: str},
-    media_type="text/plain",
-    tags=("operations",),
-    redis=False,
-)
-async def metrics_handler(request: web.Request) -> web.Response:
-    """GET /metrics: Prometheus text format."""
-    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-    body = generate_latest(request.app[METRICS].registry)
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = CONTENT_TYPE_LATEST
-    return response
-
-
-METRICS = web.AppKey("metrics", Metrics)

@@ -18,8 +18,9 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from service.appkeys import SETTINGS
-from service.config import Settings
+from handlers import ids
+from handlers.appkeys import SETTINGS, HttpSettings
+from handlers.errors import UNAVAILABLE
 
 H = TypeVar("H", bound=Callable[..., Any])
 REF = "#/components/schemas/{name}"
@@ -70,21 +71,21 @@ def operation(summary: str, responses: dict[int, Any], **kw: Any) -> Callable[[H
 PATH_PARAMS: dict[str, Param] = {
     "project_id": Param(
         "project_id",
-        {"type": "string", "format": "uuid", "maxLength": 36},
+        ids.PROJECT_ID.json_schema(),
         "A project's id (a UUID); any other value cannot name a project (404).",
         where="path",
         required=True,
     ),
     "key_id": Param(
         "key_id",
-        {"type": "string", "pattern": "^[A-Za-z0-9]{1,128}$", "maxLength": 128},
+        ids.KEY_ID.json_schema(),
         "A key's id; any other value cannot name a key (404).",
         where="path",
         required=True,
     ),
     "discord_id": Param(
         "discord_id",
-        {"type": "string", "pattern": "^[0-9]{1,20}$", "maxLength": 20},
+        ids.DISCORD_ID.json_schema(),
         "A Discord user's id (a snowflake: digits); any other value is 422.",
         where="path",
         required=True,
@@ -111,7 +112,7 @@ _ERRORS = {
     404: "Not found",
     422: "Valid JSON of the wrong shape; `detail` names the field",
     429: "Too many requests",
-    503: "Storage unavailable",
+    503: UNAVAILABLE,
 }
 
 
@@ -142,7 +143,7 @@ def _operations(app: web.Application) -> list[tuple[str, str, Callable[..., Any]
 
 
 def document(app: web.Application) -> dict[str, Any]:
-    settings: Settings = app[SETTINGS]
+    settings: HttpSettings = app[SETTINGS]
     ops = _operations(app)
     types: list[Any] = [ErrorDetail]
     for _, _, _, op in ops:
@@ -244,7 +245,7 @@ def document(app: web.Application) -> dict[str, Any]:
     }
 
 
-def _body_type(op: Operation, settings: Settings) -> Any:
+def _body_type(op: Operation, settings: HttpSettings) -> Any:
     if isinstance(op.body, type):
         return op.body
     return op.body(settings)

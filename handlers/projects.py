@@ -3,6 +3,7 @@
 from aiohttp import web
 
 from handlers import schemas
+from handlers.appkeys import SETTINGS
 from handlers.common import (
     SUCCESS,
     json_response,
@@ -13,7 +14,6 @@ from handlers.common import (
 )
 from handlers.luagen import used_macros
 from handlers.openapi import operation
-from service.appkeys import SETTINGS
 from store.models import Project
 
 
@@ -21,21 +21,21 @@ from store.models import Project
 @vendor_route
 async def create(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.project_create)
-    project = await store(request).create_project(vendor_id, schemas.project_fields(body))
+    project = await store(request).projects.create(vendor_id, schemas.project_fields(body))
     return json_response(project, status=201)
 
 
 @operation("The caller's projects", {200: list[Project]}, tags=("projects",))
 @vendor_route
 async def list_(request: web.Request, vendor_id: str) -> web.Response:
-    return json_response(await store(request).list_projects(vendor_id))
+    return json_response(await store(request).projects.list(vendor_id))
 
 
 @operation("One project", {200: Project}, tags=("projects",))
 @vendor_route
 async def get(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
-    return json_response(await store(request).get_project(vendor_id, project_id))
+    return json_response(await store(request).projects.get(vendor_id, project_id))
 
 
 @operation(
@@ -49,14 +49,14 @@ async def update(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     body = await read_json(request, schemas.project_update)
     changes = schemas.project_fields(body)
-    return json_response(await store(request).update_project(vendor_id, project_id, changes))
+    return json_response(await store(request).projects.update(vendor_id, project_id, changes))
 
 
 @operation("Delete a project and every key of it", {200: schemas.Status}, tags=("projects",))
 @vendor_route
 async def delete(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
-    await store(request).delete_project(vendor_id, project_id)
+    await store(request).projects.delete(vendor_id, project_id)
     return json_response(SUCCESS)
 
 
@@ -71,7 +71,7 @@ async def set_source(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     limit = request.app[SETTINGS].max_source
     body = await read_json(request, schemas.source_update_decoder(limit), limit=limit)
-    project = await store(request).set_source(
+    project = await store(request).projects.set_source(
         vendor_id, project_id, body.source, body.version, used_macros(body.source)
     )
     return json_response(project)

@@ -7,7 +7,7 @@
 
 from aiohttp import web
 
-from handlers.common import ApiError
+from handlers.errors import ApiError
 from store.models import RateLimit
 
 # The RateLimit whose headers the response carries.

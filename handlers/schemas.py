@@ -6,6 +6,8 @@ from typing import Annotated, Literal, cast
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
+from handlers import ids
+
 
 class Body(msgspec.Struct, kw_only=True):
     """Base of request bodies: unknown fields are ignored unless a body forbids them."""
@@ -26,7 +28,9 @@ WebhookUrl = Annotated[
 Cooldown = Annotated[int, Meta(ge=0, le=10**9)]
 ProjectId = Annotated[str, Meta(min_length=1, max_length=64)]
 KeyId = Annotated[str, Meta(min_length=1, max_length=128)]
-DiscordId = Annotated[str, Meta(pattern=r"^[0-9]{1,20}$", max_length=20)]
+DiscordId = Annotated[
+    str, Meta(pattern=ids.DISCORD_ID.pattern, max_length=ids.DISCORD_ID.max_length)
+]
 Hwid = Annotated[str, Meta(min_length=1, max_length=512)]
 Note = Annotated[str, Meta(max_length=255)]
 Days = Annotated[int, Meta(ge=0, le=36500)]
@@ -237,17 +241,20 @@ class HwidStatus(msgspec.Struct):
     hwid: str | None
 
 
-Code = Literal[
-    "KEY_VALID",
-    "KEY_INCORRECT",
-    "KEY_EXPIRED",
-    "KEY_BANNED",
-    "KEY_HWID_LOCKED",
-    "HWID_BANNED",
-    "PROJECT_NOT_FOUND",
-    "PROJECT_INACTIVE",
-    "HWID_MISSING",
-]
+# Every verdict code of the loader check and its message, declared once (the Lua script
+# store/lua/execute.lua returns the codes).
+VERDICTS: dict[str, str] = {
+    "KEY_VALID": "Key is valid",
+    "KEY_INCORRECT": "Key is invalid",
+    "KEY_EXPIRED": "Key has expired",
+    "KEY_BANNED": "Key is banned",
+    "KEY_HWID_LOCKED": "Key is locked to another HWID; ask for a HWID reset",
+    "HWID_BANNED": "This HWID is banned",
+    "PROJECT_NOT_FOUND": "Project not found",
+    "PROJECT_INACTIVE": "Project is inactive",
+    "HWID_MISSING": "No HWID was provided",
+}
+Code = Annotated[str, Meta(extra_json_schema={"enum": list(VERDICTS)})]
 
 
 class ExecuteVerdict(msgspec.Struct):

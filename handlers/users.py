@@ -3,16 +3,9 @@ one Discord user."""
 
 from aiohttp import web
 
-from handlers import schemas
-from handlers.common import (
-    DISCORD_ID_RE,
-    ApiError,
-    json_response,
-    project_id_param,
-    read_json,
-    store,
-    vendor_route,
-)
+from handlers import ids, schemas
+from handlers.common import json_response, project_id_param, read_json, store, vendor_route
+from handlers.errors import ApiError
 from handlers.keys import PROJECT_QUERY
 from handlers.openapi import operation
 from store.models import ActiveKey
@@ -20,7 +13,7 @@ from store.models import ActiveKey
 
 def _discord_id(request: web.Request) -> str:
     discord_id = request.match_info["discord_id"]
-    if not DISCORD_ID_RE.fullmatch(discord_id):
+    if not ids.DISCORD_ID.valid(discord_id):
         raise ApiError(422, "discord_id: must be a Discord ID (a string of digits)")
     return discord_id
 
@@ -38,7 +31,7 @@ async def keys(request: web.Request, vendor_id: str) -> web.Response:
     discord_id = _discord_id(request)
     value = request.query.get("project_id")
     project_id = None if value is None else project_id_param(value)
-    rows = await store(request).list_active_keys(vendor_id, project_id, discord_id)
+    rows = await store(request).licences.list_active(vendor_id, project_id, discord_id)
     return json_response(rows)
 
 
@@ -55,5 +48,5 @@ async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
     discord_id = _discord_id(request)
     body = await read_json(request, schemas.self_reset)
     project_id = project_id_param(body.project_id)
-    reset = await store(request).self_reset_hwid(vendor_id, project_id, discord_id)
+    reset = await store(request).users.self_reset_hwid(vendor_id, project_id, discord_id)
     return json_response({"status": "success", "keys_reset": len(reset)})

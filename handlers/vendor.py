@@ -3,9 +3,9 @@
 from aiohttp import web
 
 from handlers import schemas
+from handlers.appkeys import SETTINGS
 from handlers.common import json_response, store, vendor_route
 from handlers.openapi import operation
-from service.appkeys import SETTINGS
 from store.models import iso
 
 
@@ -22,7 +22,7 @@ async def rotate_api_key(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/api_key/rotate: a new API key (shown once); the key that was current
     keeps working for LEAF7_API_KEY_GRACE seconds."""
     grace = request.app[SETTINGS].api_key_grace
-    api_key, expires = await store(request).rotate_api_key(vendor_id, grace)
+    api_key, expires = await store(request).vendors.rotate_api_key(vendor_id, grace)
     return json_response(
         schemas.RotatedApiKey(api_key=api_key, previous_key_expires_at=iso(expires) or "")
     )

@@ -17,6 +17,7 @@ middleware, see handlers/ratelimit.py).
 """
 
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 
 from aiohttp import web
@@ -30,19 +31,29 @@ _CRLF_ERROR = (
 )
 
 
-class _Date:
-    """The Date header, formatted once per second (as aiohttp does)."""
+class PerSecond:
+    """A text that depends only on the second: formatted once per second, not per request."""
 
-    second = -1
-    text = ""
+    __slots__ = ("_format", "_second", "_text")
+
+    def __init__(self, format_: Callable[[int], str]) -> None:
+        self._format = format_
+        self._second = -1
+        self._text = ""
+
+    def __call__(self, second: int) -> str:
+        if second != self._second:
+            self._text = self._format(second)
+            self._second = second
+        return self._text
+
+
+_http_date = PerSecond(lambda second: formatdate(second, usegmt=True))
 
 
 def http_date() -> str:
-    second = int(time.time())
-    if second != _Date.second:
-        _Date.text = formatdate(second, usegmt=True)
-        _Date.second = second
-    return _Date.text
+    """The Date header (as aiohttp formats it)."""
+    return _http_date(int(time.time()))
 
 
 class WireResponse(web.StreamResponse):

@@ -1,6 +1,5 @@
 """The application factory."""
 
-import asyncio
 import gc
 import logging
 import time
@@ -11,17 +10,14 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from service.appkeys import SETTINGS, STORE
+from handlers.appkeys import METRICS, SETTINGS, STORE
+from handlers.middleware import error_middleware
+from handlers.observability import Metrics, observe_middleware
 from service.config import Settings
-from service.embedded import EmbeddedValkey
-from service.middleware import error_middleware
-from service.observability import METRICS, Metrics, observe_middleware
 from service.routes import setup_routes
-from service.secret import load_secret
+from service.storage import open_store
 from service.webhooks import DelivererConfig, running
-from store import Store, StoreUnavailable
-from store.client import connect
-from store.models import Limits
+from store import StoreUnavailable
 
 log = logging.getLogger("leaf7")
 
@@ -46,57 +42,15 @@ def create_app(
     app[METRICS] = metrics
 
     async def storage(app: web.Application) -> AsyncIterator[None]:
-        embedded: EmbeddedValkey | None = None
-        client = redis
-        if client is None:
-            url = settings.redis_url
-            if url is None:
-                embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
-                url = embedded.url
-            client = connect(
-                url,
-                max_connections=settings.redis_max_connections,
-                timeout=settings.redis_timeout,
-            )
-        store = Store(
-            client,
-            retention=settings.expired_retention,
-            clock=clock,
-            secret=await asyncio.to_thread(load_secret, settings),
-            limits=Limits(
-                execute=settings.rate_execute,
-                execute_window=settings.rate_window,
-                failures=settings.brute_force_limit,
-                failure_window=settings.brute_force_window,
-            ),
-            timeout=settings.redis_timeout,
-            fsync=settings.fsync,
-            pipeline_batch=settings.pipeline_batch,
-            check_batch=settings.check_batch,
-        )
-        try:
-            await store.load_scripts()
-        except (StoreUnavailable, RedisError) as exc:
-            # Serve anyway (503 until Redis answers; /readyz tells): scripts are sent on
-            # first use when the server's cache lacks them.
-            log.warning("Redis is not reachable at start-up (%s); serving 503 until it is", exc)
-        app[STORE] = store
-        try:
+        async with open_store(settings, redis=redis, clock=clock) as store:
+            try:
+                await store.core.load_scripts()
+            except (StoreUnavailable, RedisError) as exc:
+                # Serve anyway (503 until Redis answers; /readyz tells): scripts are sent on
+                # first use when the server's cache lacks them.
+                log.warning("Redis is not reachable at start-up (%s); serving 503 until it is", exc)
+            app[STORE] = store
             yield
-        finally:
-            await store.pipe.close()
-            store.deadlines.close()
-            if store.pipe.batches:
-                log.info(
-                    "auto-pipeline: %d commands in %d writes (%.1f per write)",
-                    store.pipe.commands,
-                    store.pipe.batches,
-                    store.pipe.commands / store.pipe.batches,
-                )
-            if redis is None:
-                await client.aclose()
-            if embedded is not None:
-                await asyncio.to_thread(embedded.stop)
 
     async def webhooks(app: web.Application) -> AsyncIterator[None]:
         async with running(app[STORE], DelivererConfig.from_env()):

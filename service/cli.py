@@ -5,7 +5,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -15,19 +14,18 @@ from collections.abc import AsyncIterator, Sequence
 import orjson
 from aiohttp import web
 
+from handlers import ids
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey
-from service.secret import load_secret
-from store import Store, VendorNotFound
-from store.client import connect
+from service.storage import open_store
+from store import VendorNotFound
 from store.models import iso
 
 log = logging.getLogger("leaf7")
-DISCORD_ID = re.compile(r"[0-9]{1,20}")
 
 
 def _discord_id(value: str) -> str:
-    if not DISCORD_ID.fullmatch(value):
+    if not ids.DISCORD_ID.valid(value):
         raise argparse.ArgumentTypeError("a Discord ID is a string of digits")
     return value
 
@@ -74,48 +72,21 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.asynccontextmanager
-async def _store(settings: Settings) -> AsyncIterator[Store]:
-    """A store on REDIS_URL, or on the embedded server of the data directory (shared with a
-    running ``leaf7 serve``, or started just for this command)."""
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
-        url = embedded.url
-    client = connect(url, timeout=settings.redis_timeout)
-    secret = await asyncio.to_thread(load_secret, settings)
-    store = Store(
-        client,
-        retention=settings.expired_retention,
-        secret=secret,
-        timeout=settings.redis_timeout,
-        fsync=settings.fsync,
-    )
-    try:
-        yield store
-    finally:
-        await store.pipe.close()
-        await client.aclose()
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-
-
 async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
-    async with _store(settings) as store:
+    async with open_store(settings) as store:
         if args.vendor_command == "create":
             name = args.name.strip()
             if not 1 <= len(name) <= 100:
                 print("leaf7: --name must be 1 to 100 characters", file=sys.stderr)
                 return 2
-            vendor_id, api_key = await store.create_vendor(name, args.discord_id)
+            vendor_id, api_key = await store.vendors.create(name, args.discord_id)
             out = {"vendor_id": vendor_id, "api_key": api_key, "discord_id": args.discord_id}
         elif args.vendor_command == "rotate-key":
             if args.grace < 0:
                 print("leaf7: --grace must be >= 0", file=sys.stderr)
                 return 2
             try:
-                api_key, expires = await store.rotate_api_key(args.vendor_id, args.grace)
+                api_key, expires = await store.vendors.rotate_api_key(args.vendor_id, args.grace)
             except VendorNotFound:
                 print(f"leaf7: no vendor {args.vendor_id}", file=sys.stderr)
                 return 1
@@ -126,7 +97,7 @@ async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
             }
         else:
             try:
-                vendor = await store.link_discord(args.vendor_id, args.discord_id)
+                vendor = await store.vendors.link_discord(args.vendor_id, args.discord_id)
             except VendorNotFound:
                 print(f"leaf7: no vendor {args.vendor_id}", file=sys.stderr)
                 return 1
@@ -169,8 +140,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_worker(host: str, port: int, settings: Settings, *, reuse_port: bool) -> None:
     """One serving process (the only one, or a worker of ``--workers``)."""
+    from handlers.appkeys import METRICS
     from service.app import create_app, tune_gc
-    from service.observability import METRICS
 
     try:
         import uvloop

@@ -6,9 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from handlers.appkeys import HttpSettings, Network
 from store.client import is_cluster_url, parse_cluster_url
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigError(ValueError):
@@ -77,28 +76,18 @@ FSYNC_MODES = ("waitaof", "none")
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(HttpSettings):
+    """Every setting; the HTTP layer's own are those of ``HttpSettings``."""
+
     redis_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("data")
     expired_retention: int = 7 * 86400
-    max_body: int = 1024 * 1024
-    max_source: int = 8 * 1024 * 1024
-    public_url: str | None = None
     redis_max_connections: int = 64
     webhooks: bool = True
     # Keyed hashes of API keys: LEAF7_SECRET, else <data_dir>/secret (see service/secret.py).
     secret: str | None = None
-    api_key_grace: int = 86400
-    trusted_proxies: tuple[Network, ...] = ()
-    # Rate limits (0 = off). Windows in seconds.
-    rate_window: int = 60
-    rate_vendor: int = 60
-    rate_keygen: int = 30
-    rate_execute: int = 120
-    brute_force_limit: int = 20
-    brute_force_window: int = 600
     workers: int = 1
     # Upper bound of every storage wait of a request (connect, command, fsync): past it, 503.
     redis_timeout: float = 2.0

@@ -14,7 +14,6 @@ from handlers import (
     users,
     vendor,
 )
-from service.observability import metrics_handler
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -28,7 +27,7 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "GET", "/readyz", health.readyz)
     _add(r, "GET", "/openapi.json", openapi.openapi_json)
     _add(r, "GET", "/docs", openapi.docs)
-    _add(r, "GET", "/metrics", metrics_handler)
+    _add(r, "GET", "/metrics", health.metrics)
 
     _add(r, "POST", "/api/vendor/projects", projects.create)
     _add(r, "GET", "/api/vendor/projects", projects.list_)

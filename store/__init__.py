@@ -3,6 +3,7 @@
 from store.errors import (
     AlreadyRedeemed,
     DiscordNotLinked,
+    EntryNotFound,
     KeyBanned,
     KeyNotFound,
     ProjectNotFound,
@@ -17,6 +18,7 @@ from store.store import Store
 __all__ = [
     "AlreadyRedeemed",
     "DiscordNotLinked",
+    "EntryNotFound",
     "KeyBanned",
     "KeyNotFound",
     "ProjectNotFound",

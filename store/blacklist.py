@@ -9,20 +9,14 @@ entry. Attempts are counted per project and summed when listed.
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING
 
 import msgspec
 
-from store import keys
-from store.errors import StoreError
+from store import keyspace
+from store.core import Core
+from store.errors import EntryNotFound
 from store.models import Base, iso, pairs
-
-if TYPE_CHECKING:
-    from store.store import Store
-
-
-class EntryNotFound(StoreError):
-    pass
+from store.vendors import Vendors
 
 
 class BlacklistEntry(Base):
@@ -46,32 +40,32 @@ _decode = msgspec.json.Decoder(_Stored).decode
 
 
 class Blacklist:
-    def __init__(self, store: "Store") -> None:
-        self.store = store
+    def __init__(self, core: Core, vendors: Vendors) -> None:
+        self.core = core
+        self.vendors = vendors
 
     async def _entries(self, vendor_id: str) -> dict[str, _Stored]:
-        flat = await self.store.pipe.call("HGETALL", keys.vendor_blacklist(vendor_id))
+        flat = await self.core.call("HGETALL", keyspace.vendor_blacklist(vendor_id))
         return {entry_id: _decode(raw) for entry_id, raw in pairs(flat).items()}
 
     async def _mirror(self, project_ids: list[str], entry_id: str, entry: _Stored) -> None:
-        pipe = self.store.pipe
         calls = []
         for p in project_ids:
             if entry.hwid:
-                calls.append(pipe.call("HSET", keys.blacklist_hwids(p), entry.hwid, entry_id))
+                calls.append(
+                    self.core.call("HSET", keyspace.blacklist_hwids(p), entry.hwid, entry_id)
+                )
             if entry.ip:
-                calls.append(pipe.call("HSET", keys.blacklist_ips(p), entry.ip, entry_id))
+                calls.append(self.core.call("HSET", keyspace.blacklist_ips(p), entry.ip, entry_id))
         await asyncio.gather(*calls)
 
     async def add(
         self, vendor_id: str, ip: str | None, hwid: str | None, reason: str
     ) -> BlacklistEntry:
         entry_id = str(uuid.uuid4())
-        entry = _Stored(ip=ip, hwid=hwid, reason=reason, timestamp=int(self.store.clock()))
-        await self.store.pipe.call(
-            "HSET", keys.vendor_blacklist(vendor_id), entry_id, _encode(entry)
-        )
-        await self._mirror(await self.store._project_ids(vendor_id), entry_id, entry)
+        entry = _Stored(ip=ip, hwid=hwid, reason=reason, timestamp=self.core.now())
+        await self.core.call("HSET", keyspace.vendor_blacklist(vendor_id), entry_id, _encode(entry))
+        await self._mirror(await self.vendors.project_ids(vendor_id), entry_id, entry)
         return BlacklistEntry(
             id=entry_id, ip=ip, hwid=hwid, reason=reason, attempts=0, timestamp=iso(entry.timestamp)
         )
@@ -83,11 +77,11 @@ class Blacklist:
 
     async def list(self, vendor_id: str) -> list[BlacklistEntry]:
         entries = await self._entries(vendor_id)
-        project_ids = await self.store._project_ids(vendor_id)
+        project_ids = await self.vendors.project_ids(vendor_id)
         ids = list(entries)
         counts = await asyncio.gather(
             *(
-                self.store.pipe.call("HMGET", keys.blacklist_attempts(p), *ids)
+                self.core.call("HMGET", keyspace.blacklist_attempts(p), *ids)
                 for p in project_ids
                 if ids
             )
@@ -110,18 +104,22 @@ class Blacklist:
         return out
 
     async def delete(self, vendor_id: str, entry_id: str) -> None:
-        raw = await self.store.pipe.call("HGET", keys.vendor_blacklist(vendor_id), entry_id)
+        raw = await self.core.call("HGET", keyspace.vendor_blacklist(vendor_id), entry_id)
         if raw is None:
             raise EntryNotFound
         entry = _decode(raw)
-        await self.store.pipe.call("HDEL", keys.vendor_blacklist(vendor_id), entry_id)
-        script = self.store.scripts.blacklist_unmirror
-        project_ids = await self.store._project_ids(vendor_id)
+        await self.core.call("HDEL", keyspace.vendor_blacklist(vendor_id), entry_id)
+        script = self.core.scripts.blacklist_unmirror
+        project_ids = await self.vendors.project_ids(vendor_id)
         await asyncio.gather(
             *(
-                self.store._script(
+                self.core.script(
                     script,
-                    [keys.blacklist_hwids(p), keys.blacklist_ips(p), keys.blacklist_attempts(p)],
+                    [
+                        keyspace.blacklist_hwids(p),
+                        keyspace.blacklist_ips(p),
+                        keyspace.blacklist_attempts(p),
+                    ],
                     [entry_id, entry.hwid or "", entry.ip or ""],
                 )
                 for p in project_ids

@@ -1,4 +1,7 @@
-"""Tiny exception classes; the HTTP layer maps each to a status and message."""
+"""Tiny exception classes; the HTTP layer maps each to a status and message
+(handlers/errors.py, the one place that does)."""
+
+from redis.exceptions import ResponseError
 
 
 class StoreError(Exception):
@@ -15,6 +18,10 @@ class KeyNotFound(StoreError):
 
 class VendorNotFound(StoreError):
     pass
+
+
+class EntryNotFound(StoreError):
+    """A blacklist entry."""
 
 
 class AlreadyRedeemed(StoreError):
@@ -41,3 +48,19 @@ class ResetCooldown(StoreError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after)
         self.retry_after = retry_after
+
+
+# What a Lua script's error reply (``redis.error_reply("L7:...")``) means.
+_SCRIPT_ERRORS: dict[str, type[StoreError]] = {
+    "L7:PROJECT_NOT_FOUND": ProjectNotFound,
+    "L7:KEY_NOT_FOUND": KeyNotFound,
+    "L7:ALREADY_REDEEMED": AlreadyRedeemed,
+    "L7:REDEEMED": RedeemedKeyDelete,
+    "L7:VENDOR_NOT_FOUND": VendorNotFound,
+}
+
+
+def script_error(exc: ResponseError) -> Exception:
+    """The store error a script's error reply stands for (other replies stay as they are)."""
+    cls = _SCRIPT_ERRORS.get(str(exc).strip())
+    return cls() if cls else exc

@@ -8,15 +8,13 @@ died stays pending until another claims it after a backoff. Projects with a webh
 in a registry set so deliverers know which streams to read.
 """
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 from redis.exceptions import ResponseError
 
-from store import keys
+from store import keyspace
+from store.core import Core
 from store.models import pairs
-
-if TYPE_CHECKING:
-    from store.store import Store
 
 GROUP = "webhooks"
 
@@ -29,29 +27,30 @@ class Notification(NamedTuple):
 
 
 class Webhooks:
-    def __init__(self, store: "Store") -> None:
-        self.store = store
+    def __init__(self, core: Core) -> None:
+        self.core = core
 
     async def sync(self, project_id: str, webhook_url: str | None, notify: bool) -> None:
         """Registers (with its consumer group) or unregisters a project after a change."""
-        pipe = self.store.pipe
         if webhook_url and notify:
             try:
-                await pipe.call("XGROUP", "CREATE", keys.notify(project_id), GROUP, "$", "MKSTREAM")
+                await self.core.call(
+                    "XGROUP", "CREATE", keyspace.notify(project_id), GROUP, "$", "MKSTREAM"
+                )
             except ResponseError as exc:
                 if "BUSYGROUP" not in str(exc):
                     raise
-            await pipe.call("SADD", keys.webhook_projects(), project_id)
+            await self.core.call("SADD", keyspace.webhook_projects(), project_id)
         else:
-            await pipe.call("SREM", keys.webhook_projects(), project_id)
+            await self.core.call("SREM", keyspace.webhook_projects(), project_id)
 
     async def projects(self) -> list[str]:
-        return sorted(await self.store.pipe.call("SMEMBERS", keys.webhook_projects()))
+        return sorted(await self.core.call("SMEMBERS", keyspace.webhook_projects()))
 
     async def target(self, project_id: str) -> str | None:
         """The project's webhook URL if notifications are on now, else None."""
-        url, notify = await self.store.pipe.call(
-            "HMGET", keys.project(project_id), "webhook_url", "notify_enabled"
+        url, notify = await self.core.call(
+            "HMGET", keyspace.project(project_id), "webhook_url", "notify_enabled"
         )
         return url if url and notify != "0" else None
 
@@ -60,11 +59,10 @@ class Webhooks:
     ) -> list[Notification]:
         """Entries to deliver now: pending ones whose backoff has passed (a failed attempt,
         or a deliverer that died), then new ones."""
-        stream = keys.notify(project_id)
-        pipe = self.store.pipe
+        stream = keyspace.notify(project_id)
         out: list[Notification] = []
         try:
-            pending: list[Any] = await pipe.call("XPENDING", stream, GROUP, "-", "+", count)
+            pending: list[Any] = await self.core.call("XPENDING", stream, GROUP, "-", "+", count)
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 return []
@@ -76,7 +74,7 @@ class Webhooks:
                 due.append(entry_id)
         if due:
             min_idle = int(backoff * 1000)
-            claimed = await pipe.call("XCLAIM", stream, GROUP, consumer, min_idle, *due)
+            claimed = await self.core.call("XCLAIM", stream, GROUP, consumer, min_idle, *due)
             # This attempt is one more than the deliveries XPENDING counted before the claim.
             attempt = {e[0]: int(e[3]) + 1 for e in pending}
             out += [
@@ -84,7 +82,7 @@ class Webhooks:
                 for eid, f in claimed
                 if f is not None
             ]
-        fresh = await pipe.call(
+        fresh = await self.core.call(
             "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "STREAMS", stream, ">"
         )
         for _name, entries in _stream_entries(fresh):
@@ -93,9 +91,9 @@ class Webhooks:
 
     async def done(self, n: Notification) -> None:
         """Delivered (or given up on): acknowledged and deleted from the stream."""
-        stream = keys.notify(n.project_id)
-        await self.store.pipe.call("XACK", stream, GROUP, n.entry_id)
-        await self.store.pipe.call("XDEL", stream, n.entry_id)
+        stream = keyspace.notify(n.project_id)
+        await self.core.call("XACK", stream, GROUP, n.entry_id)
+        await self.core.call("XDEL", stream, n.entry_id)
 
 
 def _stream_entries(reply: Any) -> list[tuple[str, list[Any]]]:

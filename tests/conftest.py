@@ -1,8 +1,8 @@
 """Fixtures: every HTTP test runs against fakeredis, a real embedded Valkey and a real
-3-master Valkey Cluster (started once per session from the bundled binary)."""
+3-master Valkey Cluster (started once per session from the bundled binary). Helpers live in
+tests/support/; tests that need the real server or the cluster are marked by the fixtures
+they use (``pytest -m "not real and not cluster"`` runs the fakeredis ones alone)."""
 
-import re
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,36 +15,11 @@ from redis.asyncio.cluster import RedisCluster
 
 from service.app import create_app
 from service.config import Settings
-from service.embedded import EmbeddedCluster, EmbeddedValkey
-from store import Store
+from service.embedded import EmbeddedValkey
 from store.client import connect
-
-# Rate-limit bookkeeping (windows, per-client counters): short-lived hashes with a TTL that
-# limited requests write even when they are refused for another reason.
-_RATE_KEY = re.compile(r":rl(:|$)|:ip:")
-
-
-async def data_size(redis: Redis) -> int:
-    """Number of Redis keys that hold data (everything but rate-limit bookkeeping)."""
-    return sum([1 async for name in redis.scan_iter(count=1000) if not _RATE_KEY.search(name)])
-
-
-class Clock:
-    """Wall-clock time plus an offset tests can move; ``freeze`` stops it (for exact
-    Retry-After figures that a second ticking over mid-test would change)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-        self.frozen: float | None = None
-
-    def __call__(self) -> float:
-        return (time.time() if self.frozen is None else self.frozen) + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def freeze(self) -> None:
-        self.frozen = time.time()
+from tests.support.api import Api, Clock, store_of
+from tests.support.cluster import EmbeddedCluster
+from tests.support.processes import kill_valkeys
 
 
 @pytest.fixture(scope="session")
@@ -132,51 +107,6 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
-class Api:
-    """A vendor's view of the HTTP API, for tests."""
-
-    def __init__(self, client: TestClient[Any, Any], store: Store) -> None:
-        self.client = client
-        self.store = store
-        self.api_key = ""
-        self.vendor_id = ""
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"}
-
-    async def login(self, name: str = "vendor", discord_id: str | None = "1234567890") -> "Api":
-        self.vendor_id, self.api_key = await self.store.create_vendor(name, discord_id)
-        return self
-
-    async def as_other(self, name: str = "other", discord_id: str | None = "999") -> "Api":
-        return await Api(self.client, self.store).login(name, discord_id)
-
-    async def call(self, method: str, path: str, json: Any = None, status: int = 200) -> Any:
-        resp = await self.client.request(method, path, json=json, headers=self.auth)
-        body = await resp.json()
-        assert resp.status == status, (resp.status, body)
-        return body
-
-    async def project(self, **fields: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"name": "Script Hub", **fields}
-        return await self.call("POST", "/api/vendor/projects", body, status=201)  # type: ignore[no-any-return]
-
-    async def keys(self, project_id: str, **fields: Any) -> list[dict[str, Any]]:
-        body = {"project_id": project_id, **fields}
-        return await self.call("POST", "/api/vendor/keys/buyer", body)  # type: ignore[no-any-return]
-
-    async def redeem(self, key_id: str, discord_id: str = "555", status: int = 200) -> Any:
-        body = {"key_id": key_id, "discord_id": discord_id}
-        return await self.call("POST", "/api/vendor/keys/redeem", body, status=status)
-
-    async def active(self, key_id: str) -> dict[str, Any]:
-        rows = await self.call("GET", "/api/vendor/keys/active")
-        found = [r for r in rows if r["key_id"] == key_id]
-        assert len(found) == 1, rows
-        return found[0]  # type: ignore[no-any-return]
-
-
 @pytest.fixture(params=["fakeredis", "valkey", "cluster"])
 async def app_redis(request: pytest.FixtureRequest) -> AsyncIterator["Redis | RedisCluster"]:
     """The storage of the HTTP tests: fakeredis, one real Valkey, a real Valkey Cluster."""
@@ -224,20 +154,14 @@ async def cluster_app_client(
     return await aiohttp_client(app)  # type: ignore[no-any-return]
 
 
-def _store(client: TestClient[Any, Any]) -> Store:
-    from service.appkeys import STORE
-
-    return client.app[STORE]  # type: ignore[index]
-
-
 @pytest.fixture
 async def api(app_client: TestClient[Any, Any]) -> Api:
-    return await Api(app_client, _store(app_client)).login()
+    return await Api(app_client, store_of(app_client)).login()
 
 
 @pytest.fixture
 async def real_api(real_app_client: TestClient[Any, Any]) -> Api:
-    return await Api(real_app_client, _store(real_app_client)).login()
+    return await Api(real_app_client, store_of(real_app_client)).login()
 
 
 @pytest.fixture
@@ -246,17 +170,35 @@ async def valkey_api(
 ) -> Api:
     """One real Valkey only (what a cluster does not do the same way, e.g. WAITAOF)."""
     client = await aiohttp_client(create_app(settings, redis=real_redis, clock=clock))
-    return await Api(client, _store(client)).login()
+    return await Api(client, store_of(client)).login()
 
 
 @pytest.fixture
 async def cluster_api(cluster_app_client: TestClient[Any, Any]) -> Api:
-    return await Api(cluster_app_client, _store(cluster_app_client)).login()
+    return await Api(cluster_app_client, store_of(cluster_app_client)).login()
 
 
-async def keys_matching(redis: "Redis | RedisCluster", pattern: str) -> list[str]:
-    """KEYS on every primary (a cluster's keys are spread over its nodes)."""
-    if isinstance(redis, RedisCluster):
-        found: list[str] = await redis.keys(pattern, target_nodes=RedisCluster.PRIMARIES)
-        return found
-    return list(await redis.keys(pattern))
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "data"
+    try:
+        yield path
+    finally:
+        kill_valkeys(path)
+
+
+# Fixtures (or a parametrised storage fixture's values) that need the real server / cluster.
+_REAL = {"valkey_server", "real_redis", "valkey_api", "faulty"}
+_CLUSTER = {"valkey_cluster", "cluster_redis", "cluster_app_client", "cluster_api"}
+_STORAGE_PARAMS = ("redis_client", "app_redis", "real_storage")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        params = {callspec.params.get(f) for f in _STORAGE_PARAMS} if callspec else set()
+        if names & _REAL or "valkey" in params:
+            item.add_marker(pytest.mark.real)
+        if names & _CLUSTER or "cluster" in params:
+            item.add_marker(pytest.mark.cluster)

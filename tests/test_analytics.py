@@ -5,9 +5,8 @@ import itertools
 import re
 from typing import Any
 
-from store import keys
-from tests.conftest import Api, Clock, keys_matching
-from tests.test_execute import execute, setup_key
+from store import keyspace
+from tests.support.api import Api, Clock, execute, keys_matching, setup_key
 
 
 async def events(api: Api, limit: int = 100) -> list[dict[str, Any]]:
@@ -76,7 +75,7 @@ async def test_event_stream_is_capped(real_api: Api) -> None:
             *(api.client.post("/api/loader/execute", json=body) for _ in range(100))
         )
     # 1 + 1200 events appended; MAXLEN ~ 1000 trims whole radix-tree nodes (100 entries).
-    assert 1000 <= await api.store.redis.xlen(keys.events(pid)) < 1100
+    assert 1000 <= await api.store.redis.xlen(keyspace.events(pid)) < 1100
 
 
 async def test_overview(api: Api) -> None:

@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 from service.app import create_app
 from service.config import Settings
 from service.secret import load_secret
-from store import Store, keys
-from tests.conftest import Api, Clock, _store
+from store import Store, keyspace
+from tests.support.api import Api, Clock, store_of
 
 ROTATE = "/api/vendor/api_key/rotate"
 UNAUTHENTICATED = {"detail": "Not authenticated"}
@@ -47,22 +47,22 @@ def test_secret_env_variable() -> None:
 
 async def test_api_key_stored_as_hmac(redis_client: Redis) -> None:
     store = Store(redis_client, secret=b"k1")
-    vendor_id, api_key = await store.create_vendor("v", None)
+    vendor_id, api_key = await store.vendors.create("v", None)
     digest = hmac.new(b"k1", api_key.encode(), hashlib.sha256).hexdigest()
-    assert await redis_client.get(keys.api_key(digest)) == vendor_id
-    assert await redis_client.hget(keys.vendor(vendor_id), "api_key_hash") == digest
+    assert await redis_client.get(keyspace.api_key(digest)) == vendor_id
+    assert await redis_client.hget(keyspace.vendor(vendor_id), "api_key_hash") == digest
     plain = hashlib.sha256(api_key.encode()).hexdigest()
     assert not [n async for n in redis_client.scan_iter(f"*{plain}*")]
-    assert await store.authenticate(api_key) == vendor_id
+    assert await store.vendors.authenticate(api_key) == vendor_id
     # Another secret cannot verify it (a copy of the database alone is not enough).
-    assert await Store(redis_client, secret=b"k2").authenticate(api_key) is None
+    assert await Store(redis_client, secret=b"k2").vendors.authenticate(api_key) is None
 
 
 async def test_app_restart_reuses_generated_secret(
     aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
 ) -> None:
     a = await aiohttp_client(create_app(settings, redis=redis_client, clock=clock))
-    api = await Api(a, _store(a)).login()
+    api = await Api(a, store_of(a)).login()
     await a.close()
     b = await aiohttp_client(create_app(settings, redis=redis_client, clock=clock))
     resp = await b.get("/api/vendor/projects", headers=api.auth)
@@ -91,11 +91,11 @@ async def test_rotate(api: Api, clock: Clock) -> None:
         assert resp.status == 200
         assert [p["project_id"] for p in await resp.json()] == [project["project_id"]]
     # The old key's record expires after the grace period; the new one never does.
-    old_digest = api.store.api_key_digest(api.api_key)
-    new_digest = api.store.api_key_digest(new_key)
-    assert 86390 <= await api.store.redis.ttl(keys.api_key(old_digest)) <= 86400
-    assert await api.store.redis.ttl(keys.api_key(new_digest)) == -1
-    vendor = await api.store.redis.hgetall(keys.vendor(api.vendor_id))
+    old_digest = api.store.vendors.api_key_digest(api.api_key)
+    new_digest = api.store.vendors.api_key_digest(new_key)
+    assert 86390 <= await api.store.redis.ttl(keyspace.api_key(old_digest)) <= 86400
+    assert await api.store.redis.ttl(keyspace.api_key(new_digest)) == -1
+    vendor = await api.store.redis.hgetall(keyspace.vendor(api.vendor_id))
     assert vendor["api_key_hash"] == new_digest
     assert new_key not in str(vendor)
 
@@ -113,7 +113,7 @@ async def test_rotate_with_short_grace_on_real_server(
 ) -> None:
     s = dataclasses.replace(settings, api_key_grace=1)
     client = await aiohttp_client(create_app(s, redis=real_redis, clock=clock))
-    api = await Api(client, _store(client)).login()
+    api = await Api(client, store_of(client)).login()
     first = api.auth
     second_key = (await api.call("POST", ROTATE))["api_key"]
     second = {"Authorization": f"Bearer {second_key}"}
@@ -137,7 +137,7 @@ async def test_rotate_without_grace_stops_old_key_at_once(
 ) -> None:
     s = dataclasses.replace(settings, api_key_grace=0)
     client = await aiohttp_client(create_app(s, redis=redis_client, clock=clock))
-    api = await Api(client, _store(client)).login()
+    api = await Api(client, store_of(client)).login()
     old = api.auth
     body = await api.call("POST", ROTATE)
     assert (await client.get("/api/vendor/projects", headers=old)).status == 401
@@ -148,15 +148,15 @@ async def test_rotate_without_grace_stops_old_key_at_once(
 async def test_concurrent_rotations_leave_one_current_key(real_api: Api) -> None:
     api = real_api
     results = await asyncio.gather(*(api.call("POST", ROTATE) for _ in range(5)))
-    digests = {api.store.api_key_digest(r["api_key"]) for r in results}
-    current = await api.store.redis.hget(keys.vendor(api.vendor_id), "api_key_hash")
+    digests = {api.store.vendors.api_key_digest(r["api_key"]) for r in results}
+    current = await api.store.redis.hget(keyspace.vendor(api.vendor_id), "api_key_hash")
     assert current in digests
-    ttls = {d: await api.store.redis.ttl(keys.api_key(d)) for d in digests}
+    ttls = {d: await api.store.redis.ttl(keyspace.api_key(d)) for d in digests}
     # Exactly the current key lives forever; every other one (and the original) expires.
     assert [d for d, t in ttls.items() if t == -1] == [current]
     assert all(t > 0 for d, t in ttls.items() if d != current)
-    original = api.store.api_key_digest(api.api_key)
-    assert await api.store.redis.ttl(keys.api_key(original)) > 0
+    original = api.store.vendors.api_key_digest(api.api_key)
+    assert await api.store.redis.ttl(keyspace.api_key(original)) > 0
 
 
 def test_secret_file_is_not_rewritten(tmp_path: Path) -> None:

@@ -187,37 +187,37 @@ async def test_broken_connection_default_retry_does_not_hang(tmp_path: Path) -> 
 async def test_store_recovers_from_noscript(redis_client: Redis) -> None:
     """A flushed script cache (or a restarted server) costs one EVAL, never a failed call."""
     store = Store(redis_client)
-    await store.load_scripts()
-    vendor_id, _ = await store.create_vendor("v", "1")
-    project = await store.create_project(vendor_id, {"name": "Hub"})
+    await store.core.load_scripts()
+    vendor_id, _ = await store.vendors.create("v", "1")
+    project = await store.projects.create(vendor_id, {"name": "Hub"})
     pid = project.project_id
 
     await redis_client.script_flush()
-    keys = await store.generate_keys(
+    keys = await store.licences.generate(
         vendor_id, pid, amount=2, key_days=1, key_hours=0, key_minutes=0, note="n"
     )
     assert len(keys) == 2
-    assert len(await store.list_buyer_keys(vendor_id, pid)) == 2
+    assert len(await store.licences.list_buyer(vendor_id, pid)) == 2
 
     await redis_client.script_flush()
-    await store.set_source(vendor_id, pid, "print('hi')", "1.0.0", "")
+    await store.projects.set_source(vendor_id, pid, "print('hi')", "1.0.0", "")
 
     await redis_client.script_flush()
-    res = await store.execute(pid, keys[0].key_id, "hwid-1")
+    res = await store.checks.execute(pid, keys[0].key_id, "hwid-1")
     assert res.code == "KEY_VALID", res
     assert res.hosted is not None and res.hosted.source == "print('hi')"
 
     # Several scripts in one batch after a flush: each caller recovers on its own.
     await redis_client.script_flush()
     results = await asyncio.gather(
-        store.execute(pid, keys[0].key_id, "hwid-1"),
-        store.execute(pid, keys[1].key_id, "hwid-2"),
-        store.execute(pid, "no-such-key", "hwid-3"),
+        store.checks.execute(pid, keys[0].key_id, "hwid-1"),
+        store.checks.execute(pid, keys[1].key_id, "hwid-2"),
+        store.checks.execute(pid, "no-such-key", "hwid-3"),
     )
     assert [r.code for r in results] == ["KEY_VALID", "KEY_VALID", "KEY_INCORRECT"]
 
     await redis_client.script_flush()
-    assert len(await store.list_active_keys(vendor_id, pid, None)) == 2
+    assert len(await store.licences.list_active(vendor_id, pid, None)) == 2
 
 
 async def test_script_flush_really_empties_the_cache(redis_client: Redis) -> None:

@@ -2,8 +2,7 @@
 
 import re
 
-from tests.conftest import Api, keys_matching
-from tests.test_execute import execute, setup_key
+from tests.support.api import Api, execute, keys_matching, setup_key
 
 URL = "/api/vendor/blacklist"
 

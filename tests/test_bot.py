@@ -11,8 +11,7 @@ import pytest
 
 from service.bot import Commands, _duration, build_bot
 from service.botclient import ApiError, Leaf7Client
-from tests.conftest import Api, Clock
-from tests.test_execute import execute, setup_key
+from tests.support.api import Api, Clock, execute, setup_key
 
 USER = 80351110224678912
 

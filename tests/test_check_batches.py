@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from store import Store, keys
+from store import Store, keyspace
 from store.models import Execution, Limits
 
 NOW = 1_800_000_000.0  # a multiple of 60: the execution window starts here
@@ -22,29 +22,31 @@ async def setup(
     days: int = 1,
 ) -> tuple[Store, str, str, list[str]]:
     store = Store(redis, clock=lambda: NOW, limits=limits, check_batch=check_batch)
-    await store.load_scripts()
-    vendor_id, _ = await store.create_vendor("v", "1")
-    project = await store.create_project(vendor_id, {"name": "Hub"})
+    await store.core.load_scripts()
+    vendor_id, _ = await store.vendors.create("v", "1")
+    project = await store.projects.create(vendor_id, {"name": "Hub"})
     pid = project.project_id
-    made = await store.generate_keys(
+    made = await store.licences.generate(
         vendor_id, pid, amount=amount, key_days=days, key_hours=0, key_minutes=0, note=None
     )
     return store, vendor_id, pid, [k.key_id for k in made]
 
 
 async def close(store: Store) -> None:
-    store.deadlines.close()
-    await store.pipe.close()
+    store.core.deadlines.close()
+    await store.core.pipe.close()
 
 
 async def test_checks_of_one_tick_share_script_calls(redis_client: Redis) -> None:
     store, _, pid, ids = await setup(redis_client, amount=10)
     for i, kid in enumerate(ids):  # one at a time: each alone in its call
-        assert (await store.execute(pid, kid, f"hw-{i}")).code == "KEY_VALID"
+        assert (await store.checks.execute(pid, kid, f"hw-{i}")).code == "KEY_VALID"
     await asyncio.sleep(0.05)  # the first runs' key-ref expiries are written
-    before = store.pipe.commands
-    results = await asyncio.gather(*(store.execute(pid, k, f"hw-{i}") for i, k in enumerate(ids)))
-    assert store.pipe.commands - before == 3  # 4 + 4 + 2 checks
+    before = store.core.pipe.commands
+    results = await asyncio.gather(
+        *(store.checks.execute(pid, k, f"hw-{i}") for i, k in enumerate(ids))
+    )
+    assert store.core.pipe.commands - before == 3  # 4 + 4 + 2 checks
     assert [r.code for r in results] == ["KEY_VALID"] * 10
     assert [r.total_executions for r in results] == [2] * 10
     await close(store)
@@ -52,12 +54,12 @@ async def test_checks_of_one_tick_share_script_calls(redis_client: Redis) -> Non
 
 async def test_limited_and_unlimited_checks_batch_apart(redis_client: Redis) -> None:
     store, _, pid, ids = await setup(redis_client, amount=2, days=0)  # lifetime: no ref TTL
-    before = store.pipe.commands
+    before = store.core.pipe.commands
     limited, free = await asyncio.gather(
-        store.execute(pid, ids[0], "a", "10.0.0.1", "10.0.0.1"),
-        store.execute(pid, ids[1], "b"),
+        store.checks.execute(pid, ids[0], "a", "10.0.0.1", "10.0.0.1"),
+        store.checks.execute(pid, ids[1], "b"),
     )
-    assert store.pipe.commands - before == 2
+    assert store.core.pipe.commands - before == 2
     assert (limited.code, limited.remaining) == ("KEY_VALID", 119)
     assert (free.code, free.remaining) == ("KEY_VALID", None)
     await close(store)
@@ -67,16 +69,19 @@ async def test_execution_limit_counts_in_arrival_order(redis_client: Redis) -> N
     limits = Limits(execute=3, execute_window=60, failures=0)
     store, _, pid, ids = await setup(redis_client, amount=5, limits=limits, check_batch=8)
     results = await asyncio.gather(
-        *(store.execute(pid, k, f"hw-{i}", "10.0.0.1", "10.0.0.1") for i, k in enumerate(ids))
+        *(
+            store.checks.execute(pid, k, f"hw-{i}", "10.0.0.1", "10.0.0.1")
+            for i, k in enumerate(ids)
+        )
     )
     assert [r.code for r in results] == ["KEY_VALID"] * 3 + ["RATE_LIMITED"] * 2
     assert [r.remaining for r in results[:3]] == [2, 1, 0]
     assert {(r.limited, r.reset, r.retry_after) for r in results[3:]} == {("x", NOW + 60, 60)}
     # Another client has its own window, in the same batch or not.
-    other = await store.execute(pid, ids[4], "hw-4", "10.0.0.2", "10.0.0.2")
+    other = await store.checks.execute(pid, ids[4], "hw-4", "10.0.0.2", "10.0.0.2")
     assert (other.code, other.remaining) == ("KEY_VALID", 2)
     # The window's state was written back once, with a TTL that outlives it.
-    client = keys.client(pid, "10.0.0.1")
+    client = keyspace.client(pid, "10.0.0.1")
     assert await redis_client.hmget(client, "w", "n") == [str(int(NOW) // 60), "3"]
     assert 60 <= await redis_client.ttl(client) <= 61
     await close(store)
@@ -85,42 +90,44 @@ async def test_execution_limit_counts_in_arrival_order(redis_client: Redis) -> N
 async def test_brute_force_block_starts_inside_a_batch(redis_client: Redis) -> None:
     limits = Limits(execute=0, failures=3, failure_window=600)
     store, _, pid, ids = await setup(redis_client, amount=1, limits=limits, check_batch=8)
-    guesses = [store.execute(pid, f"guess{i}", "hw", "10.0.0.9", "10.0.0.9") for i in range(5)]
-    results = await asyncio.gather(*guesses, store.execute(pid, ids[0], "hw", "10.0.0.9"))
+    guesses = [
+        store.checks.execute(pid, f"guess{i}", "hw", "10.0.0.9", "10.0.0.9") for i in range(5)
+    ]
+    results = await asyncio.gather(*guesses, store.checks.execute(pid, ids[0], "hw", "10.0.0.9"))
     assert [r.code for r in results] == ["KEY_INCORRECT"] * 3 + ["RATE_LIMITED"] * 3
     assert {(r.limited, r.reset, r.retry_after) for r in results[3:]} == {("f", NOW + 600, 600)}
-    client = keys.client(pid, "10.0.0.9")
+    client = keyspace.client(pid, "10.0.0.9")
     assert await redis_client.hmget(client, "b", "f", "fn") == [str(int(NOW) + 600), None, None]
     assert 600 <= await redis_client.ttl(client) <= 601
     # Two failures, then a valid key: the count is kept for the next batch.
     fresh = "10.0.0.10"
     results = await asyncio.gather(
-        store.execute(pid, "nope1", "hw", fresh, fresh),
-        store.execute(pid, "nope2", "hw", fresh, fresh),
-        store.execute(pid, ids[0], "hw", fresh, fresh),
+        store.checks.execute(pid, "nope1", "hw", fresh, fresh),
+        store.checks.execute(pid, "nope2", "hw", fresh, fresh),
+        store.checks.execute(pid, ids[0], "hw", fresh, fresh),
     )
     assert [r.code for r in results] == ["KEY_INCORRECT", "KEY_INCORRECT", "KEY_VALID"]
-    assert (await store.execute(pid, "nope3", "hw", fresh, fresh)).code == "KEY_INCORRECT"
-    assert (await store.execute(pid, ids[0], "hw", fresh, fresh)).code == "RATE_LIMITED"
+    assert (await store.checks.execute(pid, "nope3", "hw", fresh, fresh)).code == "KEY_INCORRECT"
+    assert (await store.checks.execute(pid, ids[0], "hw", fresh, fresh)).code == "RATE_LIMITED"
     await close(store)
 
 
 async def test_mixed_verdicts_in_one_batch_and_exact_counters(redis_client: Redis) -> None:
     store, vendor_id, pid, ids = await setup(redis_client, amount=4, check_batch=8)
     for kid, hwid in zip(ids, ["a", "b", "c", "d"], strict=True):
-        assert (await store.execute(pid, kid, hwid)).code == "KEY_VALID"
-    await store.ban(vendor_id, ids[1])
+        assert (await store.checks.execute(pid, kid, hwid)).code == "KEY_VALID"
+    await store.licences.ban(vendor_id, ids[1])
     await store.blacklist.add(vendor_id, None, "listed-hw", "cheater")
-    hour = keys.hourly_executions(pid, int(NOW) // 3600)
+    hour = keyspace.hourly_executions(pid, int(NOW) // 3600)
     before = int(await redis_client.get(hour) or 0)
     results = await asyncio.gather(
-        store.execute(pid, ids[0], "a"),  # valid
-        store.execute(pid, ids[1], "b"),  # banned key
-        store.execute(pid, ids[2], "other"),  # locked to "c"
-        store.execute(pid, "missing", "x"),  # no such key
-        store.execute(pid, ids[3], "d"),  # valid
-        store.execute(pid, ids[0], "listed-hw"),  # blacklisted HWID
-        store.execute(pid, ids[0], "a"),  # valid again: sees the first one's count
+        store.checks.execute(pid, ids[0], "a"),  # valid
+        store.checks.execute(pid, ids[1], "b"),  # banned key
+        store.checks.execute(pid, ids[2], "other"),  # locked to "c"
+        store.checks.execute(pid, "missing", "x"),  # no such key
+        store.checks.execute(pid, ids[3], "d"),  # valid
+        store.checks.execute(pid, ids[0], "listed-hw"),  # blacklisted HWID
+        store.checks.execute(pid, ids[0], "a"),  # valid again: sees the first one's count
     )
     assert [r.code for r in results] == [
         "KEY_VALID",
@@ -134,9 +141,9 @@ async def test_mixed_verdicts_in_one_batch_and_exact_counters(redis_client: Redi
     assert [results[0].total_executions, results[6].total_executions] == [2, 3]
     assert int(await redis_client.get(hour)) == before + 3
     assert await redis_client.ttl(hour) > 12 * 3600
-    overview = await store.overview(vendor_id)
+    overview = await store.analytics.overview(vendor_id)
     assert overview["total_executions"] == 4 + 3
-    events = await redis_client.xlen(keys.events(pid))
+    events = await redis_client.xlen(keyspace.events(pid))
     assert events >= 4 + 7  # every verdict appended its event
     await close(store)
 
@@ -144,14 +151,18 @@ async def test_mixed_verdicts_in_one_batch_and_exact_counters(redis_client: Redi
 async def test_a_batch_for_a_missing_project(redis_client: Redis) -> None:
     store, *_ = await setup(redis_client, amount=1)
     missing = str(uuid.uuid4())
-    results = await asyncio.gather(*(store.execute(missing, f"k{i}", "hw") for i in range(3)))
+    results = await asyncio.gather(
+        *(store.checks.execute(missing, f"k{i}", "hw") for i in range(3))
+    )
     assert [r.code for r in results] == ["PROJECT_NOT_FOUND"] * 3
     await close(store)
 
 
 async def test_a_cancelled_check_leaves_its_batch_alone(redis_client: Redis) -> None:
     store, _, pid, ids = await setup(redis_client, amount=3)
-    tasks = [asyncio.ensure_future(store.execute(pid, k, f"hw-{i}")) for i, k in enumerate(ids)]
+    tasks = [
+        asyncio.ensure_future(store.checks.execute(pid, k, f"hw-{i}")) for i, k in enumerate(ids)
+    ]
     await asyncio.sleep(0)  # all three queued in one batch
     tasks[1].cancel()
     done = await asyncio.gather(*tasks, return_exceptions=True)
@@ -173,21 +184,21 @@ async def test_a_batch_that_cannot_be_sent_fails_alone(
     """Its checks fail at once with the error (no wait for the deadline); the tick's other
     batches still go."""
     store, vendor_id, pid, ids = await setup(redis_client, amount=1)
-    other = (await store.create_project(vendor_id, {"name": "Other"})).project_id
-    [made] = await store.generate_keys(
+    other = (await store.projects.create(vendor_id, {"name": "Other"})).project_id
+    [made] = await store.licences.generate(
         vendor_id, other, amount=1, key_days=1, key_hours=0, key_minutes=0, note=None
     )
-    real = store._send_batch
+    real = store.checks._send_batch
 
     def send(project_id: str, *args: Any, **kwargs: Any) -> None:
         if project_id == pid:
             raise RuntimeError("cannot build the command")
         real(project_id, *args, **kwargs)
 
-    monkeypatch.setattr(store, "_send_batch", send)
+    monkeypatch.setattr(store.checks, "_send_batch", send)
     broken, fine = await asyncio.gather(
-        store.execute(pid, ids[0], "a"),
-        store.execute(other, made.key_id, "b"),
+        store.checks.execute(pid, ids[0], "a"),
+        store.checks.execute(other, made.key_id, "b"),
         return_exceptions=True,
     )
     assert isinstance(broken, RuntimeError)

@@ -11,12 +11,11 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.embedded import EmbeddedCluster
-from store import keys
+from store import keyspace
 from store.autopipe import ClusterAutoPipeline, auto_pipeline
 from store.client import connect
-from tests.conftest import Api, keys_matching
-from tests.test_execute import EXECUTE, execute, setup_key
+from tests.support.api import EXECUTE, Api, execute, keys_matching, setup_key
+from tests.support.cluster import EmbeddedCluster
 
 
 class Admin:
@@ -69,7 +68,7 @@ async def test_projects_are_sharded_over_the_nodes(cluster_api: Api, admin: Admi
         pid, kid = await setup_key(api)
         assert (await execute(api, pid, kid, hwid="pc"))["code"] == "KEY_VALID"
         await api.call("POST", f"/api/vendor/keys/active/{kid}/ban")
-        slot = await admin.slot(keys.project(pid))
+        slot = await admin.slot(keyspace.project(pid))
         by_node.setdefault(await admin.owner(slot), []).append(pid)
         if len(by_node) == len(admin.nodes):
             break
@@ -80,9 +79,9 @@ async def test_projects_are_sharded_over_the_nodes(cluster_api: Api, admin: Admi
             names = await keys_matching(api.store.redis, f"*{{{pid}}}*")
             # project, buyers, active, key hash, hwid_bans
             assert len(names) >= 5, names
-            assert {await admin.slot(n) for n in names} == {await admin.slot(keys.project(pid))}
+            assert {await admin.slot(n) for n in names} == {await admin.slot(keyspace.project(pid))}
             # Every one of them is on the owner, none anywhere else.
-            slot = await admin.slot(keys.project(pid))
+            slot = await admin.slot(keyspace.project(pid))
             owner = admin.nodes[port]
             assert await asyncio.gather(*(owner.exists(n) for n in names)) == [1] * len(names)
             for other_port, node in admin.nodes.items():
@@ -90,7 +89,7 @@ async def test_projects_are_sharded_over_the_nodes(cluster_api: Api, admin: Admi
                 assert (count > 0) == (other_port == port), (port, other_port, count)
 
     # The auto-pipeline batched per node: it has a connection to each of the three.
-    pipe = api.store.pipe
+    pipe = api.store.core.pipe
     assert isinstance(pipe, ClusterAutoPipeline)
     assert pipe.commands > pipe.batches > 0
 
@@ -119,7 +118,7 @@ async def test_every_primary_has_the_scripts(cluster_api: Api, admin: Admin) -> 
 
 
 def api_scripts(api: Api) -> list[Any]:
-    return api.store.scripts.all()
+    return api.store.core.scripts.all()
 
 
 async def _migrate(admin: Admin, slot: int, source: int, target: int, batch: int = 2) -> int:
@@ -189,10 +188,10 @@ async def test_slot_migration_under_load(cluster_api: Api, admin: Admin) -> None
             assert data["code"] == expected, (kid, hwid, data)
             answers.append((kid, 200, data["code"]))
 
-    slot = await admin.slot(keys.project(pid))
+    slot = await admin.slot(keyspace.project(pid))
     source = await admin.owner(slot)
     target = next(p for p in admin.nodes if p != source)
-    redirects_before = api.store.pipe.redirects  # type: ignore[attr-defined]
+    redirects_before = api.store.core.pipe.redirects  # type: ignore[attr-defined]
     loaders = [asyncio.ensure_future(loader(n)) for n in range(8)]
     try:
         await asyncio.sleep(0.2)
@@ -205,7 +204,7 @@ async def test_slot_migration_under_load(cluster_api: Api, admin: Admin) -> None
     assert moved >= 12  # the project hash, source, indexes, every key hash
     assert await admin.owner(slot) == target
     assert await admin.nodes[source].execute_command("CLUSTER COUNTKEYSINSLOT", slot) == 0
-    assert api.store.pipe.redirects > redirects_before  # type: ignore[attr-defined]
+    assert api.store.core.pipe.redirects > redirects_before  # type: ignore[attr-defined]
     # The half-moved slot lasts well under the retry budget: every redirection (TRYAGAIN,
     # ASK, MOVED) was followed transparently, none became a 503.
     failed = [a for a in answers if a[1] == 503]
@@ -227,10 +226,10 @@ async def test_unavailable_slot_is_a_clean_503(cluster_api: Api, admin: Admin) -
     works again as soon as the slot is stable."""
     api = cluster_api
     pid, kid = await setup_key(api)
-    slot = await admin.slot(keys.project(pid))
+    slot = await admin.slot(keyspace.project(pid))
     source = await admin.owner(slot)
     target = next(p for p in admin.nodes if p != source)
-    pipe = api.store.pipe
+    pipe = api.store.core.pipe
     assert isinstance(pipe, ClusterAutoPipeline)
     pipe.max_attempts = 6
     src = admin.nodes[source]

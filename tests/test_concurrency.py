@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import ClientResponse
 
-from store import keys
-from tests.conftest import Api, keys_matching
+from store import keyspace
+from tests.support.api import Api, keys_matching
 
 
 async def _send(api: Api, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -36,13 +36,13 @@ async def test_concurrent_redemptions_exactly_one_wins(real_api: Api) -> None:
     assert await api.active(kid) == winner
     # Exactly the winner's Discord index holds the key; no loser left a trace.
     pid = project["project_id"]
-    assert await api.store.redis.hgetall(keys.key_discords(pid)) == {kid: did}
-    assert await api.store.redis.smembers(keys.active_index(pid)) == {kid}
+    assert await api.store.redis.hgetall(keyspace.key_discords(pid)) == {kid: did}
+    assert await api.store.redis.smembers(keyspace.active_index(pid)) == {kid}
     for i in range(1, 51):
         rows = await api.call("GET", f"/api/vendor/keys/active?discord_id={i}")
         assert [r["key_id"] for r in rows] == ([kid] if str(i) == did else [])
-    discord_sets = await keys_matching(api.store.redis, keys.discord_prefix(pid) + "*")
-    assert discord_sets == [keys.discord_index(pid, did)]
+    discord_sets = await keys_matching(api.store.redis, keyspace.discord_prefix(pid) + "*")
+    assert discord_sets == [keyspace.discord_index(pid, did)]
 
 
 async def test_concurrent_ban_unban_stay_consistent(real_api: Api) -> None:
@@ -70,14 +70,14 @@ async def test_concurrent_ban_unban_stay_consistent(real_api: Api) -> None:
         assert results == [(200, {"status": "success"})] * len(calls)
         banned = {kid: (await api.active(kid))["banned"] for kid in hwids}
         expected = Counter(hwid for kid, hwid in hwids.items() if banned[kid])
-        bans = await api.store.redis.hgetall(keys.hwid_bans(pid))
+        bans = await api.store.redis.hgetall(keyspace.hwid_bans(pid))
         assert bans == {hwid: str(n) for hwid, n in expected.items()}, (banned, bans)
         # The single-HWID key: banned <=> its HWID is present with count 1.
         assert (bans.get("HW-A") == "1") is banned[a]
         assert ("HW-A" in bans) is banned[a]
     for kid in hwids:
         await api.call("POST", f"/api/vendor/keys/active/{kid}/unban")
-    assert await api.store.redis.hgetall(keys.hwid_bans(pid)) == {}
+    assert await api.store.redis.hgetall(keyspace.hwid_bans(pid)) == {}
     for kid, hwid in hwids.items():
         assert (await api.active(kid))["hwid"] == hwid
 
@@ -96,8 +96,8 @@ async def test_concurrent_generation_1000_distinct_keys(real_api: Api) -> None:
     listed = await api.call("GET", f"/api/vendor/keys/buyer?project_id={pid}")
     assert len(listed) == 1000
     assert {k["key_id"] for k in listed} == created
-    assert await api.store.redis.scard(keys.buyer_index(pid)) == 1000
+    assert await api.store.redis.scard(keyspace.buyer_index(pid)) == 1000
     # Every key resolves to its project (the key -> project refs were all written).
     # (One GET each: on a cluster the refs are spread over every node.)
-    refs = await asyncio.gather(*(api.store.pipe.call("GET", keys.key_ref(k)) for k in created))
+    refs = await asyncio.gather(*(api.store.core.call("GET", keyspace.key_ref(k)) for k in created))
     assert refs == [pid] * 1000

@@ -17,8 +17,8 @@ from redis.exceptions import ResponseError
 from service.config import Settings
 from store import Store, StoreUnavailable
 from store.durable import Durability
-from tests.conftest import Api, _store
-from tests.faults import Faulty, app_on
+from tests.support.api import Api, store_of
+from tests.support.faults import Faulty, app_on
 
 
 async def _waitaof_calls(redis: Redis) -> int:
@@ -29,7 +29,7 @@ async def _waitaof_calls(redis: Redis) -> int:
 async def test_every_value_write_waits_for_fsync(valkey_api: Api) -> None:
     api = valkey_api
     redis = api.store.redis
-    durability = api.store.durability
+    durability = api.store.core.durability
     assert durability.mode == "waitaof"
 
     async def waits(method: str, path: str, body: Any = None, status: int = 200) -> Any:
@@ -85,25 +85,25 @@ async def test_durable_write_recovers_from_noscript(valkey_api: Api) -> None:
     project = await api.project()
     pid = project["project_id"]
     await api.store.redis.script_flush()
-    before = api.store.durability.waits
+    before = api.store.core.durability.waits
     keys = await api.keys(pid, amount=2)
     await api.store.redis.script_flush()
     await api.redeem(keys[0]["key_id"])
-    assert api.store.durability.waits - before >= 2  # (NOSCRIPT: one more for the EVAL)
+    assert api.store.core.durability.waits - before >= 2  # (NOSCRIPT: one more for the EVAL)
     assert len(await api.call("GET", "/api/vendor/keys/active")) == 1
 
 
 async def test_fsync_none_sends_no_waitaof(real_redis: Redis) -> None:
     store = Store(real_redis, fsync="none")
-    await store.load_scripts()
+    await store.core.load_scripts()
     before = await _waitaof_calls(real_redis)
-    vendor_id, _ = await store.create_vendor("v", "1")
-    project = await store.create_project(vendor_id, {"name": "Hub"})
-    await store.generate_keys(
+    vendor_id, _ = await store.vendors.create("v", "1")
+    project = await store.projects.create(vendor_id, {"name": "Hub"})
+    await store.licences.generate(
         vendor_id, project.project_id, amount=1, key_days=1, key_hours=0, key_minutes=0, note=None
     )
     assert await _waitaof_calls(real_redis) == before
-    assert store.durability.waits == 0
+    assert store.core.durability.waits == 0
 
 
 async def test_server_without_waitaof_falls_back_once(
@@ -117,19 +117,19 @@ async def test_server_without_waitaof_falls_back_once(
     try:
         caplog.set_level(logging.WARNING, "leaf7.store")
         store = Store(redis_client)
-        await store.load_scripts()
-        vendor_id, _ = await store.create_vendor("v", "1")
-        assert store.durability.mode == "unsupported"
-        project = await store.create_project(vendor_id, {"name": "Hub"})
+        await store.core.load_scripts()
+        vendor_id, _ = await store.vendors.create("v", "1")
+        assert store.core.durability.mode == "unsupported"
+        project = await store.projects.create(vendor_id, {"name": "Hub"})
         pid = project.project_id
-        keys = await store.generate_keys(
+        keys = await store.licences.generate(
             vendor_id, pid, amount=2, key_days=1, key_hours=0, key_minutes=0, note=None
         )
-        await store.redeem(vendor_id, keys[0].key_id, "5")
+        await store.licences.redeem(vendor_id, keys[0].key_id, "5")
         warnings = [r for r in caplog.records if "WAITAOF" in r.getMessage()]
         assert len(warnings) == 1
-        assert len(await store.list_buyer_keys(vendor_id, pid)) == 2
-        assert store.durability.waits == 0
+        assert len(await store.licences.list_buyer(vendor_id, pid)) == 2
+        assert store.core.durability.waits == 0
     finally:
         if real:
             await redis_client.config_set("appendonly", "yes")
@@ -167,7 +167,7 @@ async def test_acknowledged_writes_survive_kill_9(
     aiohttp_client: Any, faulty: Faulty, settings: Settings
 ) -> None:
     client = await app_on(aiohttp_client, faulty, settings)
-    api = await Api(client, _store(client)).login()
+    api = await Api(client, store_of(client)).login()
 
     async def ok(method: str, path: str, body: Any = None, status: int = 200) -> Any:
         """One write; SIGKILL the server the moment its 200 arrives; restart on its files."""
@@ -202,13 +202,13 @@ async def test_acknowledged_writes_survive_kill_9(
         json={"project_id": pid, "script_key": generated[2], "hwid": "HW-1"},
     )
     assert (await resp.json())["code"] == "HWID_BANNED"
-    assert api.store.durability.waits >= 11
+    assert api.store.core.durability.waits >= 11
 
 
 async def test_cluster_writes_do_not_wait_for_fsync(cluster_redis: Any) -> None:
     """WAITAOF names no key, so it cannot follow a write to its slot's node: on a cluster the
     store does not send it (the README says what to configure instead)."""
     store = Store(cluster_redis, fsync="waitaof")
-    assert store.durability.mode == "none"
-    assert not store.durability.enabled
-    await store.pipe.close()
+    assert store.core.durability.mode == "none"
+    assert not store.core.durability.enabled
+    await store.core.pipe.close()

@@ -7,34 +7,8 @@ from typing import Any
 
 import pytest
 
-from store import keys
-from tests.conftest import Api, Clock
-
-EXECUTE = "/api/loader/execute"
-
-
-async def execute(
-    api: Api,
-    project_id: str,
-    key_id: str = "",
-    hwid: str | None = "hwid-1",
-    headers: dict[str, str] | None = None,
-    status: int = 200,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"project_id": project_id, "script_key": key_id}
-    if hwid is not None:
-        body["hwid"] = hwid
-    resp = await api.client.post(EXECUTE, json=body, headers=headers or {})
-    data: dict[str, Any] = await resp.json()
-    assert resp.status == status, data
-    return data
-
-
-async def setup_key(api: Api, **key_fields: Any) -> tuple[str, str]:
-    project = await api.project()
-    pid = project["project_id"]
-    [key] = await api.keys(pid, **key_fields)
-    return pid, key["key_id"]
+from store import keyspace
+from tests.support.api import EXECUTE, Api, Clock, execute, setup_key, store_of
 
 
 def verdict(data: dict[str, Any]) -> str:
@@ -303,7 +277,7 @@ async def test_first_run_ref_expires_with_key(api: Api) -> None:
     pid, kid = await setup_key(api, key_days=1)
     await execute(api, pid, kid)
     await asyncio.sleep(0.05)  # the ref's expiry rides in the next auto-pipeline batch
-    ttl = await api.store.redis.pttl(keys.key_ref(kid))
+    ttl = await api.store.redis.pttl(keyspace.key_ref(kid))
     assert 0 < ttl <= (86400 + 3600) * 1000
 
 
@@ -351,12 +325,11 @@ async def test_two_instances_see_each_others_changes(
     """Each instance caches what loaders receive per revision; a change made through one is
     served by the other on its very next check."""
     from service.app import create_app
-    from tests.conftest import _store
 
     a = await aiohttp_client(create_app(settings, redis=redis_client, clock=clock))
     b = await aiohttp_client(create_app(settings, redis=redis_client, clock=clock))
-    api_a = await Api(a, _store(a)).login()
-    api_b = Api(b, _store(b))
+    api_a = await Api(a, store_of(a)).login()
+    api_b = Api(b, store_of(b))
     api_b.api_key, api_b.vendor_id = api_a.api_key, api_a.vendor_id
     pid, kid = await setup_key(api_a)
     src = "print(L7_ScriptName)"

@@ -10,11 +10,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from handlers.appkeys import STORE
 from service.app import create_app
-from service.appkeys import STORE
 from service.config import Settings
-from store import keys
-from tests.conftest import Api, Clock, keys_matching
+from store import keyspace
+from tests.support.api import Api, Clock, keys_matching
 
 
 def _iso(seconds: float) -> str:
@@ -51,13 +51,13 @@ async def test_ttl_is_expiry_plus_retention(real_api: Api, settings: Settings) -
     assert settings.expired_retention == 3600
     pid, kid, _ = await _one_minute_key(api)
     expected_ms = (60 + settings.expired_retention) * 1000
-    for name in (keys.key(pid, kid), keys.key_ref(kid)):
+    for name in (keyspace.key(pid, kid), keyspace.key_ref(kid)):
         pttl = await api.store.redis.pttl(name)
         assert expected_ms - 3000 <= pttl <= expected_ms, (name, pttl)
     # The indexes themselves never expire (they are shared by every key of the project).
-    for name in (keys.buyer_index(pid), keys.active_index(pid), keys.key_discords(pid)):
+    for name in (keyspace.buyer_index(pid), keyspace.active_index(pid), keyspace.key_discords(pid)):
         assert await api.store.redis.pttl(name) == -1
-    assert await api.store.redis.pttl(keys.discord_index(pid, "555")) == -1
+    assert await api.store.redis.pttl(keyspace.discord_index(pid, "555")) == -1
 
 
 async def test_ttl_of_days_hours_key(real_api: Api, settings: Settings) -> None:
@@ -67,7 +67,7 @@ async def test_ttl_of_days_hours_key(real_api: Api, settings: Settings) -> None:
     [key] = await api.keys(pid, key_days=2, key_hours=3, key_minutes=4)
     await api.redeem(key["key_id"])
     expected_ms = (2 * 86400 + 3 * 3600 + 4 * 60 + settings.expired_retention) * 1000
-    pttl = await api.store.redis.pttl(keys.key(pid, key["key_id"]))
+    pttl = await api.store.redis.pttl(keyspace.key(pid, key["key_id"]))
     assert expected_ms - 3000 <= pttl <= expected_ms
 
 
@@ -79,22 +79,22 @@ async def test_lifetime_and_unredeemed_keys_never_expire(real_api: Api) -> None:
     active = await api.redeem(lifetime["key_id"])
     assert active["expires_at"] is None
     redis = api.store.redis
-    assert await redis.pttl(keys.key(pid, lifetime["key_id"])) == -1
-    assert await redis.pttl(keys.key_ref(lifetime["key_id"])) == -1
-    assert await redis.pttl(keys.key(pid, unredeemed["key_id"])) == -1
-    assert await redis.pttl(keys.key_ref(unredeemed["key_id"])) == -1
+    assert await redis.pttl(keyspace.key(pid, lifetime["key_id"])) == -1
+    assert await redis.pttl(keyspace.key_ref(lifetime["key_id"])) == -1
+    assert await redis.pttl(keyspace.key(pid, unredeemed["key_id"])) == -1
+    assert await redis.pttl(keyspace.key_ref(unredeemed["key_id"])) == -1
     # Vendor actions do not add a TTL either.
     for action in ("ban", "unban", "reset_hwid"):
         await api.call("POST", f"/api/vendor/keys/active/{lifetime['key_id']}/{action}")
     path = f"/api/vendor/keys/active/{lifetime['key_id']}/hwid"
     await api.call("PATCH", path, {"new_hwid": "H"})
-    assert await redis.pttl(keys.key(pid, lifetime["key_id"])) == -1
+    assert await redis.pttl(keyspace.key(pid, lifetime["key_id"])) == -1
 
 
 async def test_vendor_actions_keep_the_ttl(real_api: Api) -> None:
     api = real_api
     pid, kid, _ = await _one_minute_key(api)
-    name = keys.key(pid, kid)
+    name = keyspace.key(pid, kid)
     before = await api.store.redis.pttl(name)
     for action in ("ban", "unban", "reset_hwid"):
         await api.call("POST", f"/api/vendor/keys/active/{kid}/{action}")
@@ -132,15 +132,15 @@ async def test_expired_key_is_removed_and_forgotten(
     # Redeemed 60 s "ago": the 1-minute key expires about now (real time, which Redis uses).
     clock.offset = -60
     active = await api.redeem(kid, discord_id="555")
-    pttl = await redis.pttl(keys.key(pid, kid))
+    pttl = await redis.pttl(keyspace.key(pid, kid))
     clock.offset = 0
     assert active["expires_at"] <= _iso(time.time())
     assert pttl == -2 or 0 <= pttl <= 2000, pttl  # expires within ~1 s (or already has)
     await api.redeem(lifetime["key_id"], discord_id="555")
     await api.redeem(other_user["key_id"], discord_id="777")
 
-    await _wait_until(lambda: _gone(redis, keys.key(pid, kid)), within=3.0)
-    await _wait_until(lambda: _gone(redis, keys.key_ref(kid)), within=1.0)
+    await _wait_until(lambda: _gone(redis, keyspace.key(pid, kid)), within=3.0)
+    await _wait_until(lambda: _gone(redis, keyspace.key_ref(kid)), within=1.0)
 
     # No listing shows it any more...
     active_rows = await api.call("GET", "/api/vendor/keys/active")
@@ -158,11 +158,11 @@ async def test_expired_key_is_removed_and_forgotten(
     assert [r["key_id"] for r in filtered] == [lifetime["key_id"]]
 
     # ...and no index of the project references it.
-    assert not await redis.sismember(keys.buyer_index(pid), kid)
-    assert not await redis.sismember(keys.active_index(pid), kid)
-    assert not await redis.sismember(keys.discord_index(pid, "555"), kid)
-    assert not await redis.hexists(keys.key_discords(pid), kid)
-    assert await redis.exists(keys.key_ref(kid)) == 0
+    assert not await redis.sismember(keyspace.buyer_index(pid), kid)
+    assert not await redis.sismember(keyspace.active_index(pid), kid)
+    assert not await redis.sismember(keyspace.discord_index(pid, "555"), kid)
+    assert not await redis.hexists(keyspace.key_discords(pid), kid)
+    assert await redis.exists(keyspace.key_ref(kid)) == 0
     for name in await keys_matching(redis, f"*{{{pid}}}*"):
         kind = await redis.type(name)
         if kind == "set":
@@ -171,7 +171,7 @@ async def test_expired_key_is_removed_and_forgotten(
             assert not await redis.hexists(name, kid), name
         assert kid not in name, name
     # The other keys' index entries are intact.
-    assert await redis.hgetall(keys.key_discords(pid)) == {
+    assert await redis.hgetall(keyspace.key_discords(pid)) == {
         lifetime["key_id"]: "555",
         other_user["key_id"]: "777",
     }
@@ -183,7 +183,7 @@ async def test_expired_key_is_removed_and_forgotten(
     got = await api.call("DELETE", f"/api/vendor/keys/buyer/{kid}", status=404)
     assert got == {"detail": "Key not found"}
     assert await api.redeem(kid, status=404) == {"detail": "Key not found"}
-    assert await redis.exists(keys.key(pid, kid), keys.key_ref(kid)) == 0
+    assert await redis.exists(keyspace.key(pid, kid), keyspace.key_ref(kid)) == 0
 
 
 async def test_expired_key_forgotten_via_each_listing(
@@ -208,15 +208,17 @@ async def test_expired_key_forgotten_via_each_listing(
         await api.redeem(key["key_id"], discord_id="555")
         projects.append((pid, key["key_id"]))
     clock.offset = 0
-    await _wait_until(lambda: _all_gone(redis, [keys.key(p, k) for p, k in projects]), within=3.0)
+    await _wait_until(
+        lambda: _all_gone(redis, [keyspace.key(p, k) for p, k in projects]), within=3.0
+    )
     for path, (pid, kid) in zip(listings, projects, strict=True):
         sep = "&" if "?" in path else "?"
         assert await api.call("GET", f"{path}{sep}project_id={pid}") == []
-        assert await redis.smembers(keys.buyer_index(pid)) == set()
-        assert await redis.smembers(keys.active_index(pid)) == set()
-        assert await redis.hgetall(keys.key_discords(pid)) == {}
-        assert await redis.exists(keys.discord_index(pid, "555")) == 0
-        assert await redis.exists(keys.key_ref(kid)) == 0
+        assert await redis.smembers(keyspace.buyer_index(pid)) == set()
+        assert await redis.smembers(keyspace.active_index(pid)) == set()
+        assert await redis.hgetall(keyspace.key_discords(pid)) == {}
+        assert await redis.exists(keyspace.discord_index(pid, "555")) == 0
+        assert await redis.exists(keyspace.key_ref(kid)) == 0
 
 
 async def _gone(redis: Redis, name: str) -> bool:

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from handlers import schemas
 from service.app import create_app
 from service.config import Settings
-from tests.conftest import Api, Clock, _store
+from tests.support.api import Api, Clock, store_of
 
 REQUEST_BODIES: list[type[msgspec.Struct]] = [
     schemas.ProjectCreate,
@@ -58,7 +58,7 @@ async def test_source_over_the_limit_is_refused(
 ) -> None:
     app = create_app(dataclasses.replace(settings, max_source=2048), redis=redis_client)
     client = await aiohttp_client(app)
-    api = await Api(client, _store(client)).login()
+    api = await Api(client, store_of(client)).login()
     pid = (await api.project())["project_id"]
     url = f"/api/vendor/projects/{pid}/source"
     await api.call("PUT", url, {"source": "x" * 2000})

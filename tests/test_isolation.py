@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from tests.conftest import Api, data_size, keys_matching
+from tests.support.api import Api, data_size, keys_matching
 
 PROJECT_NOT_FOUND = {"detail": "Project not found"}
 KEY_NOT_FOUND = {"detail": "Key not found"}

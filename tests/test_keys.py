@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from store import keys
-from tests.conftest import Api, Clock, data_size, keys_matching
+from store import keyspace
+from tests.support.api import Api, Clock, data_size, keys_matching
 
 BUYER_FIELDS = {
     "key_id",
@@ -55,7 +55,7 @@ def active_path(key_id: str, action: str) -> str:
 
 
 async def hwid_bans(api: Api, project_id: str) -> dict[str, str]:
-    return await api.store.redis.hgetall(keys.hwid_bans(project_id))  # type: ignore[no-any-return]
+    return await api.store.redis.hgetall(keyspace.hwid_bans(project_id))  # type: ignore[no-any-return]
 
 
 # ---- generation ----------------------------------------------------------------------------
@@ -201,8 +201,8 @@ async def test_delete_buyer_key(api: Api) -> None:
     assert await api.call("DELETE", f"/api/vendor/keys/buyer/{a['key_id']}") == SUCCESS
     assert await api.call("DELETE", f"/api/vendor/keys/buyer/{b['key_id']}/") == SUCCESS
     assert await api.call("GET", "/api/vendor/keys/buyer") == [c]
-    assert await api.store.redis.exists(keys.key_ref(a["key_id"])) == 0
-    assert await api.store.redis.exists(keys.key(project["project_id"], a["key_id"])) == 0
+    assert await api.store.redis.exists(keyspace.key_ref(a["key_id"])) == 0
+    assert await api.store.redis.exists(keyspace.key(project["project_id"], a["key_id"])) == 0
     # Gone: deleting or redeeming it again is 404.
     again = await api.call("DELETE", f"/api/vendor/keys/buyer/{a['key_id']}", status=404)
     assert again == KEY_NOT_FOUND

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 
 from service.config import Settings
-from tests.conftest import Api, _store
-from tests.faults import Faulty, app_on
+from tests.support.api import Api, store_of
+from tests.support.faults import Faulty, app_on
 
 CONCURRENCY = 16
 KEYS = 64
@@ -47,7 +47,7 @@ async def test_load_through_kill_9_and_restart(
     aiohttp_client: Any, faulty: Faulty, settings: Settings
 ) -> None:
     client = await app_on(aiohttp_client, faulty, settings)
-    api = await Api(client, _store(client)).login()
+    api = await Api(client, store_of(client)).login()
     project = await api.project()
     pid = project["project_id"]
     await api.call("PUT", f"/api/vendor/projects/{pid}/source", {"source": "print(L7_UserNote)"})

@@ -7,11 +7,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Api, Clock
-from tests.test_execute import setup_key
+import pytest
+
+from tests.support.api import Api, Clock, setup_key
 
 SHIM = Path(__file__).parent / "lua" / "shim.lua"
 LUA = "lua5.1"
+pytestmark = pytest.mark.lua
 
 HOSTED = """
 print("L7RUN|" .. L7_ScriptName .. "|" .. L7_ScriptVersion .. "|" .. tostring(L7_TotalExecutions)

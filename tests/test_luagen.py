@@ -31,6 +31,7 @@ def lua_eval(chunk: str) -> bytes:
     return proc.stdout
 
 
+@pytest.mark.lua
 @pytest.mark.parametrize("value", HOSTILE)
 def test_literal_round_trips_in_real_lua(value: str) -> None:
     literal = lua_string(value)
@@ -39,6 +40,7 @@ def test_literal_round_trips_in_real_lua(value: str) -> None:
     assert lua_eval(f"io.write({literal})") == value.encode()
 
 
+@pytest.mark.lua
 def test_prelude_with_hostile_values_round_trips() -> None:
     values: dict[str, str | int] = {
         "L7_LinkedDiscordID": '123"]]\n',

@@ -6,31 +6,14 @@ import re
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 
+from handlers.observability import REQUEST_ID_RE
 from service.app import create_app
 from service.config import Settings
-from service.observability import REQUEST_ID_RE
-from tests.conftest import Api
+from tests.support.api import Api
+from tests.support.metrics import scrape, value
 
 EXECUTE = "/api/loader/execute"
-
-
-async def scrape(client: TestClient[Any, Any]) -> dict[tuple[str, frozenset[Any]], float]:
-    resp = await client.get("/metrics")
-    assert resp.status == 200
-    assert resp.headers["Content-Type"].startswith("text/plain; version=")
-    text = await resp.text()
-    samples: dict[tuple[str, frozenset[Any]], float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            samples[(s.name, frozenset(s.labels.items()))] = s.value
-    return samples
-
-
-def value(samples: dict[tuple[str, frozenset[Any]], float], name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 async def test_metrics_by_route_template_status_and_verdict(api: Api) -> None:
@@ -198,7 +181,7 @@ async def test_access_log_switched_off(
 
 
 def test_access_log_timestamp_formatting() -> None:
-    from service.observability import _timestamp
+    from handlers.observability import _timestamp
 
     assert _timestamp(1700000000.0456) == "2023-11-14T22:13:20.045Z"
     assert _timestamp(1700000000.999) == "2023-11-14T22:13:20.999Z"

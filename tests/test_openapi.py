@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import Api
+from tests.support.api import Api
 
 UUID = "00000000-0000-4000-8000-000000000000"
 

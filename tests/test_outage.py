@@ -17,9 +17,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from service.config import Settings
 from service.embedded import binary_path
 from store.client_options import client_options
-from tests.conftest import Api, _store
-from tests.faults import Faulty, app_on
-from tests.test_observability import scrape, value
+from tests.support.api import Api, store_of
+from tests.support.faults import Faulty, app_on
+from tests.support.metrics import scrape, value
 
 UNAVAILABLE = {"detail": "Storage unavailable"}
 
@@ -44,7 +44,7 @@ async def _execute(client: TestClient[Any, Any], run: dict[str, str]) -> tuple[i
 
 
 async def _setup(client: TestClient[Any, Any]) -> tuple[Api, dict[str, str]]:
-    api = await Api(client, _store(client)).login()
+    api = await Api(client, store_of(client)).login()
     project = await api.project()
     [key] = await api.keys(project["project_id"])
     run = {"project_id": project["project_id"], "script_key": key["key_id"], "hwid": "PC"}
@@ -142,7 +142,7 @@ async def test_sigstop_answers_503_within_the_bound_and_recovers(
     assert took < bound + 1.0
     status, body, took = await _get(client, "/healthz")
     assert (status, body) == (200, {"status": "ok"}) and took < 0.2
-    assert _store(client).timeouts >= 17
+    assert store_of(client).core.timeouts >= 17
     m = await scrape(client)
     # 17 requests + readyz. (The vendor write may meet the stopped server as a socket timeout of
     # the pool connection, which counts as a connection error: 503 within the bound either way.)
@@ -209,7 +209,7 @@ async def test_stopped_server_replaced_behind_the_same_address(
             assert (status, body) == (503, UNAVAILABLE)
             assert time.monotonic() - t0 < 10 * bound, "still stuck on the stopped server"
         assert body["code"] == "PROJECT_NOT_FOUND"
-        assert _store(client).pipe_aborts >= 1
+        assert store_of(client).core.pipe_aborts >= 1
         print(f"\nfailover: checks answered by the new server after {time.monotonic() - t0:.2f} s")
     finally:
         replacement.kill()

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from store import keys
-from tests.conftest import Api, keys_matching
+from store import keyspace
+from tests.support.api import Api, keys_matching
 
 PROJECT_FIELDS = {
     "project_id",
@@ -168,13 +168,13 @@ async def test_delete_removes_project_and_keys(api: Api) -> None:
     assert await api.call("GET", "/api/vendor/keys/active") == []
     assert await keys_matching(api.store.redis, f"*{{{pid}}}*") == []
     for key in buyer:
-        assert await api.store.redis.exists(keys.key_ref(key["key_id"])) == 0
+        assert await api.store.redis.exists(keyspace.key_ref(key["key_id"])) == 0
         kid = key["key_id"]
         ban = await api.call("POST", f"/api/vendor/keys/active/{kid}/ban", status=404)
         assert ban == {"detail": "Key not found"}
         gone = await api.call("DELETE", f"/api/vendor/keys/buyer/{kid}", status=404)
         assert gone == {"detail": "Key not found"}
-    assert await api.store.redis.sismember(keys.vendor_projects(api.vendor_id), pid) == 0
+    assert await api.store.redis.sismember(keyspace.vendor_projects(api.vendor_id), pid) == 0
     # The other project is untouched.
     assert await api.call("GET", f"/api/vendor/projects/{keep['project_id']}") == keep
 

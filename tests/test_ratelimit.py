@@ -12,12 +12,12 @@ from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 from redis.asyncio import Redis
 
+from handlers.appkeys import SETTINGS
 from handlers.common import client_ip, rate_subject
 from service.app import create_app
-from service.appkeys import SETTINGS
 from service.config import Settings
-from store import keys
-from tests.conftest import Api, Clock, _store
+from store import keyspace
+from tests.support.api import Api, Clock, store_of
 
 EXECUTE = "/api/loader/execute"
 TOO_MANY = {"detail": "Too many requests"}
@@ -29,7 +29,7 @@ async def make_api(
 ) -> Api:
     s = dataclasses.replace(settings, **changes)
     client = await aiohttp_client(create_app(s, redis=redis, clock=clock))
-    return await Api(client, _store(client)).login()
+    return await Api(client, store_of(client)).login()
 
 
 async def execute(
@@ -169,8 +169,8 @@ async def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored(
     clock.advance(-(clock() % 60) + 1)
     codes = [(await execute(api, pid, kid, xff=f"10.0.0.{i}"))[0] for i in range(4)]
     assert codes == [200, 200, 429, 429]
-    assert await redis_client.exists(keys.client(pid, "127.0.0.1"))
-    assert not await redis_client.exists(keys.client(pid, "10.0.0.0"))
+    assert await redis_client.exists(keyspace.client(pid, "127.0.0.1"))
+    assert not await redis_client.exists(keyspace.client(pid, "10.0.0.0"))
 
 
 async def test_trusted_proxy_limits_each_forwarded_client(
@@ -418,7 +418,7 @@ async def test_limits_are_shared_by_instances(
     a = await make_api(aiohttp_client, real_redis, clock, settings, rate_vendor=n, rate_execute=n)
     s = dataclasses.replace(settings, rate_vendor=n, rate_execute=n)
     b_client = await aiohttp_client(create_app(s, redis=real_redis, clock=clock))
-    b = Api(b_client, _store(b_client))
+    b = Api(b_client, store_of(b_client))
     b.api_key, b.vendor_id = a.api_key, a.vendor_id
     pid, kid = await project_and_key(a)  # two vendor requests
     clock.advance(60 - clock() % 60 + 1)  # a fresh window, one second in

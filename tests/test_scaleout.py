@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from service.embedded import EmbeddedValkey
-from tests.test_cli import (
+from tests.support.processes import (
     LEAF7,
     _env,
     assert_no_valkey,
@@ -332,6 +332,7 @@ async def balanced(tmp_path: Path) -> AsyncIterator[tuple[Serve, Serve, Nginx, P
         await asyncio.to_thread(valkey.stop)
 
 
+@pytest.mark.nginx
 async def test_two_instances_behind_nginx(balanced: tuple[Serve, Serve, Nginx, Path]) -> None:
     a, b, nginx, tmp = balanced
     from redis.asyncio import Redis
@@ -342,8 +343,8 @@ async def test_two_instances_behind_nginx(balanced: tuple[Serve, Serve, Nginx, P
     client = Redis.from_url(redis_url, decode_responses=True)
     try:
         store = Store(client, secret=SHARED_SECRET.encode())
-        _, api_key = await store.create_vendor("acme", "1")
-        await store.pipe.close()
+        _, api_key = await store.vendors.create("acme", "1")
+        await store.core.pipe.close()
     finally:
         await client.aclose()
     auth = {"Authorization": f"Bearer {api_key}"}
@@ -436,9 +437,9 @@ async def test_gunicorn_aiohttp_worker(tmp_path: Path) -> None:
         client = Redis.from_url(valkey.url, decode_responses=True)
         store = Store(client, secret=SHARED_SECRET.encode())
         try:
-            _, api_key = await store.create_vendor("acme", "1")
+            _, api_key = await store.vendors.create("acme", "1")
         finally:
-            await store.pipe.close()
+            await store.core.pipe.close()
             await client.aclose()
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {api_key}"}) as http:
             project = await _json(http, "POST", base + "/api/vendor/projects", {"name": "P"}, 201)

@@ -16,8 +16,8 @@ from pathlib import Path
 from aiohttp import web
 from redis.asyncio import Redis
 
+from handlers.appkeys import STORE
 from service.app import create_app
-from service.appkeys import STORE
 from service.config import Settings
 
 # Redeeming a redeemed key and deleting a redeemed buyer key are 400 by the contract
@@ -54,14 +54,16 @@ async def test_schemathesis_finds_nothing(
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         base = f"http://127.0.0.1:{port}"
         store = app[STORE]
-        vendor_id, api_key = await store.create_vendor("Fuzz", "1234")
-        project = await store.create_project(vendor_id, {"name": "Fuzzed"})
+        vendor_id, api_key = await store.vendors.create("Fuzz", "1234")
+        project = await store.projects.create(vendor_id, {"name": "Fuzzed"})
         pid = project.project_id
-        await store.set_source(vendor_id, pid, "print(L7_ScriptName)", "1.0.0", "L7_ScriptName")
-        made = await store.generate_keys(
+        await store.projects.set_source(
+            vendor_id, pid, "print(L7_ScriptName)", "1.0.0", "L7_ScriptName"
+        )
+        made = await store.licences.generate(
             vendor_id, pid, amount=3, key_days=1, key_hours=0, key_minutes=0, note="n"
         )
-        await store.redeem(vendor_id, made[0].key_id, "555")
+        await store.licences.redeem(vendor_id, made[0].key_id, "555")
         config = tmp_path / "schemathesis.toml"
         config.write_text(CONFIG)
         proc = await asyncio.create_subprocess_exec(

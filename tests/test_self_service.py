@@ -3,9 +3,8 @@
 import asyncio
 from typing import Any
 
-from store import keys
-from tests.conftest import Api, Clock
-from tests.test_execute import execute, setup_key
+from store import keyspace
+from tests.support.api import Api, Clock, execute, setup_key
 
 USER = "424242424242"
 
@@ -163,8 +162,8 @@ async def test_bulk_delete_unredeemed(api: Api) -> None:
     assert body == {"deleted": 25}
     left = await api.call("GET", f"/api/vendor/keys/buyer?project_id={pid}")
     assert [k["key_id"] for k in left] == [more[0]["key_id"]]
-    assert await api.store.redis.exists(keys.key_ref(kid)) == 0
-    assert await api.store.redis.exists(keys.key_ref(more[0]["key_id"])) == 1
+    assert await api.store.redis.exists(keyspace.key_ref(kid)) == 0
+    assert await api.store.redis.exists(keyspace.key_ref(more[0]["key_id"])) == 1
     base = f"/api/vendor/keys/buyer?project_id={pid}"
     await api.call("DELETE", base, status=422)
     await api.call("DELETE", base + "&redeemed=true", status=422)
@@ -198,9 +197,9 @@ async def test_extend(api: Api, clock: Clock) -> None:
     assert (await api.active(life["key_id"]))["expires_at"] is None
     assert (await api.active(short["key_id"]))["expires_at"] == short_before["expires_at"]
     assert (await execute(api, pid, short["key_id"]))["code"] == "KEY_EXPIRED"
-    ttl = await api.store.redis.pttl(keys.key(pid, kid))
+    ttl = await api.store.redis.pttl(keyspace.key(pid, kid))
     assert (3 * 86400 + 3600 - 130) * 1000 < ttl <= (3 * 86400 + 3600 + 3600) * 1000
-    ref_ttl = await api.store.redis.pttl(keys.key_ref(kid))
+    ref_ttl = await api.store.redis.pttl(keyspace.key_ref(kid))
     assert abs(ref_ttl - ttl) < 5000
     assert (await api.call("GET", f"/api/vendor/keys/buyer/{unused['key_id']}"))[
         "redeemed"
@@ -234,4 +233,4 @@ async def test_bulk_operations_on_20000_keys(real_api: Api) -> None:
     assert body == {"deleted": 18000}
     left = await api.call("GET", f"/api/vendor/keys/buyer?project_id={pid}")
     assert sorted(k["key_id"] for k in left) == sorted(redeemed)
-    assert await api.store.redis.scard(keys.buyer_index(pid)) == 2000
+    assert await api.store.redis.scard(keyspace.buyer_index(pid)) == 2000

@@ -10,16 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import (
+from tests.support.processes import (
     assert_no_valkey,
     create_vendor,
-    data_dir,
     http,
     serving,
     valkey_pids,
 )
-
-__all__ = ["data_dir"]  # the fixture
 
 PID = "00000000-0000-4000-8000-000000000000"
 

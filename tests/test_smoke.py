@@ -1,6 +1,6 @@
 from typing import Any
 
-from tests.conftest import Api
+from tests.support.api import Api
 
 
 async def test_flow(api: Api) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from service.config import Settings
-from tests.conftest import Api
+from tests.support.api import Api
 
 ZERO_UUID = "00000000-0000-4000-8000-000000000000"
 

@@ -8,9 +8,8 @@ import pytest
 from aiohttp import web
 
 from service.webhooks import Deliverer, DelivererConfig
-from store import keys
-from tests.conftest import Api
-from tests.test_execute import execute
+from store import keyspace
+from tests.support.api import Api, execute
 
 FAST = DelivererConfig(poll=0.05, backoff=0.2, max_backoff=1.0, max_attempts=4, timeout=2)
 
@@ -80,8 +79,8 @@ async def test_events_are_delivered_as_embeds(api: Api, receiver_url: Any) -> No
     reset = {f["name"]: f["value"] for f in receiver.received[2]["embeds"][0]["fields"]}
     assert reset["Previous HWID"] == "`pc-1`"  # so vendors can spot key sharing
     assert receiver.received[3]["embeds"][0]["color"] == 0xE74C3C
-    assert await api.store.redis.xlen(keys.notify(pid)) == 0
-    assert (await api.store.redis.xpending(keys.notify(pid), "webhooks"))["pending"] == 0
+    assert await api.store.redis.xlen(keyspace.notify(pid)) == 0
+    assert (await api.store.redis.xpending(keyspace.notify(pid), "webhooks"))["pending"] == 0
 
 
 async def test_failing_receiver_is_retried_with_backoff(api: Api, receiver_url: Any) -> None:
@@ -105,7 +104,7 @@ async def test_failing_receiver_is_retried_with_backoff(api: Api, receiver_url: 
     finally:
         await deliverer.close()
     assert receiver.attempts == 3 and receiver.titles == ["Key redeemed"]
-    assert await api.store.redis.xlen(keys.notify(pid)) == 0
+    assert await api.store.redis.xlen(keyspace.notify(pid)) == 0
 
 
 async def test_a_crashed_deliverer_loses_nothing(api: Api, receiver_url: Any) -> None:
@@ -142,7 +141,7 @@ async def test_gives_up_after_max_attempts(api: Api, receiver_url: Any) -> None:
     finally:
         await deliverer.close()
     assert receiver.attempts == 3
-    assert await api.store.redis.xlen(keys.notify(pid)) == 0
+    assert await api.store.redis.xlen(keyspace.notify(pid)) == 0
 
 
 async def test_no_webhook_or_notifications_off(api: Api, receiver_url: Any) -> None:
@@ -153,7 +152,7 @@ async def test_no_webhook_or_notifications_off(api: Api, receiver_url: Any) -> N
     for p in (quiet, plain):
         [key] = await api.keys(p["project_id"])
         await api.redeem(key["key_id"])
-        assert await api.store.redis.xlen(keys.notify(p["project_id"])) == 0
+        assert await api.store.redis.xlen(keyspace.notify(p["project_id"])) == 0
     assert await api.store.webhooks.projects() == []
     # Turning notifications on registers the project; later events are delivered.
     pid = quiet["project_id"]

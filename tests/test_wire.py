@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from handlers.wire import WireResponse
-from tests.conftest import Api
+from tests.support.api import Api
 
 EXECUTE = "/api/loader/execute"
 Response = tuple[str, list[tuple[str, str]], bytes]  # status line, headers, body

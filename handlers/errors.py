@@ -1,0 +1,44 @@
+"""Every error the HTTP layer answers, and the one mapping of store errors to statuses and
+``detail`` messages (applied by the error middleware, handlers/middleware.py)."""
+
+from collections.abc import Mapping
+
+from store import errors
+
+
+class ApiError(Exception):
+    """An error with its HTTP status and ``detail`` message."""
+
+    def __init__(self, status: int, detail: str, headers: Mapping[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+
+
+UNAVAILABLE = "Storage unavailable"
+
+STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
+    errors.ProjectNotFound: (404, "Project not found"),
+    errors.KeyNotFound: (404, "Key not found"),
+    errors.VendorNotFound: (404, "Vendor not found"),
+    errors.EntryNotFound: (404, "Entry not found"),
+    errors.AlreadyRedeemed: (400, "Key already redeemed"),
+    errors.RedeemedKeyDelete: (400, "Cannot delete a redeemed key"),
+    errors.DiscordNotLinked: (
+        403,
+        "Discord account must be linked before you can generate buyer keys.",
+    ),
+    errors.KeyBanned: (403, "Key is banned"),
+    errors.ResetCooldown: (429, "HWID reset is on cooldown"),  # + retry_after (middleware)
+    errors.StoreUnavailable: (503, UNAVAILABLE),
+}
+
+
+def body_too_large(limit: int) -> ApiError:
+    # The contract groups oversized bodies with the other rejected bodies (400).
+    return ApiError(400, f"body: request body too large (limit {limit} bytes)")
+
+
+def malformed_json(exc: Exception) -> ApiError:
+    return ApiError(400, f"Malformed JSON body: {exc}")

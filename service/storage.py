@@ -1,0 +1,75 @@
+"""``open_store(settings)``: the store of the app and of the CLI, on ``REDIS_URL`` or on the
+embedded Valkey of the data directory (shared with a running ``leaf7 serve``, or started for
+this process and stopped with it)."""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from service.config import Settings
+from service.embedded import EmbeddedValkey
+from service.secret import load_secret
+from store import Store
+from store.client import connect
+from store.models import Limits
+
+log = logging.getLogger("leaf7")
+
+
+@contextlib.asynccontextmanager
+async def open_store(
+    settings: Settings,
+    *,
+    redis: "Redis | RedisCluster | None" = None,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Store]:
+    """A store configured by ``settings``. With ``redis`` given (tests) that client is used
+    and left open; otherwise ``REDIS_URL`` is connected, or the embedded Valkey is started.
+    On exit the auto-pipeline is drained and whatever was opened here is closed."""
+    embedded: EmbeddedValkey | None = None
+    client = redis
+    if client is None:
+        url = settings.redis_url
+        if url is None:
+            embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
+            url = embedded.url
+        client = connect(
+            url, max_connections=settings.redis_max_connections, timeout=settings.redis_timeout
+        )
+    store = Store(
+        client,
+        retention=settings.expired_retention,
+        clock=clock,
+        secret=await asyncio.to_thread(load_secret, settings),
+        limits=Limits(
+            execute=settings.rate_execute,
+            execute_window=settings.rate_window,
+            failures=settings.brute_force_limit,
+            failure_window=settings.brute_force_window,
+        ),
+        timeout=settings.redis_timeout,
+        fsync=settings.fsync,
+        pipeline_batch=settings.pipeline_batch,
+        check_batch=settings.check_batch,
+    )
+    try:
+        yield store
+    finally:
+        await store.close()
+        pipe = store.core.pipe
+        if pipe.batches:
+            log.info(
+                "auto-pipeline: %d commands in %d writes (%.1f per write)",
+                pipe.commands,
+                pipe.batches,
+                pipe.commands / pipe.batches,
+            )
+        if redis is None:
+            await client.aclose()
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)

@@ -1,0 +1,307 @@
+"""Licence keys: buyer keys, their redemption, and the active (script) keys they become.
+
+A key is one hash in its project's slot (``keyspace.key``), indexed by the project's sets;
+a bare key id resolves to its project through ``keyspace.key_ref``. Ownership is checked inside
+the script that reads or writes, so a vendor can never act on another's key (it looks missing).
+"""
+
+import asyncio
+import secrets
+import string
+from collections.abc import Callable
+from typing import Any
+
+from redis.exceptions import NoScriptError, ResponseError
+
+from store import keyspace
+from store.core import Core
+from store.errors import DiscordNotLinked, KeyNotFound, ProjectNotFound, script_error
+from store.models import (
+    ActiveKey,
+    BuyerKey,
+    active_key_from_hash,
+    buyer_key_from_hash,
+    pairs,
+)
+from store.projects import Projects
+from store.scripts import Script
+from store.vendors import Vendors
+
+KEY_ALPHABET = string.ascii_letters + string.digits
+KEY_LENGTH = 32  # 32 * log2(62) = 190.5 bits of entropy
+
+
+def new_key_id() -> str:
+    return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
+
+
+class Licences:
+    def __init__(self, core: Core, vendors: Vendors, projects: Projects) -> None:
+        self.core = core
+        self.vendors = vendors
+        self.projects = projects
+
+    async def project_of(self, key_id: str) -> str:
+        project_id: str | None = await self.core.call("GET", keyspace.key_ref(key_id))
+        if project_id is None:
+            raise KeyNotFound
+        return project_id
+
+    async def generate(
+        self,
+        vendor_id: str,
+        project_id: str,
+        *,
+        amount: int,
+        key_days: int,
+        key_hours: int,
+        key_minutes: int,
+        note: str | None,
+    ) -> list[BuyerKey]:
+        if not await self.vendors.discord_id(vendor_id):
+            raise DiscordNotLinked
+        now = self.core.now()
+        ids = [new_key_id() for _ in range(amount)]
+        script = self.core.scripts.generate_keys
+        key_names = [keyspace.project(project_id), keyspace.buyer_index(project_id)]
+        key_names += [keyspace.key(project_id, i) for i in ids]
+        key_names += keyspace.event_streams(project_id)
+        args: list[str | int] = [vendor_id, now, key_days, key_hours, key_minutes]
+        args += ["1" if note is not None else "0", note or "", *ids]
+        if self.core.durability.enabled:
+            # One round trip on one pool connection: the key -> project refs, the script that
+            # checks ownership and writes the keys atomically, then WAITAOF: the keys are
+            # fsynced before they are handed out (store/durable.py).
+            commands: list[tuple[Any, ...]] = [
+                ("SET", keyspace.key_ref(i), project_id) for i in ids
+            ]
+            commands.append(("EVALSHA", script.sha, len(key_names), *key_names, *args))
+            result = (await self.core.write(commands))[-1]
+            if isinstance(result, NoScriptError):
+                eval_args = (script.source, len(key_names), *key_names, *args)
+                result = (await self.core.write([("EVAL", *eval_args)]))[0]
+            if isinstance(result, ResponseError):
+                # Nothing was written by the script; drop the refs made for it.
+                drops = [self.core.call("DEL", keyspace.key_ref(i)) for i in ids]
+                await asyncio.gather(*drops, return_exceptions=True)
+                raise script_error(result)
+            return self._buyer_keys(project_id, ids, now, key_days, key_hours, key_minutes, note)
+        # One round trip: the key -> project refs are queued first, then the script that checks
+        # ownership and writes the keys atomically, all in one auto-pipeline batch (on a
+        # cluster the refs live in other slots: one write per node, all at once).
+        refs = [self.core.call("SET", keyspace.key_ref(i), project_id) for i in ids]
+        try:
+            await self.core.script(script, key_names, args)
+        except BaseException:
+            # Nothing was written by the script; drop the refs made for it.
+            await asyncio.gather(*refs, return_exceptions=True)
+            drops = [self.core.call("DEL", keyspace.key_ref(i)) for i in ids]
+            await asyncio.gather(*drops, return_exceptions=True)
+            raise
+        await asyncio.gather(*refs)
+        return self._buyer_keys(project_id, ids, now, key_days, key_hours, key_minutes, note)
+
+    @staticmethod
+    def _buyer_keys(
+        project_id: str,
+        ids: list[str],
+        now: int,
+        key_days: int,
+        key_hours: int,
+        key_minutes: int,
+        note: str | None,
+    ) -> list[BuyerKey]:
+        h = {"created_at": str(now), "key_days": str(key_days), "key_hours": str(key_hours)}
+        h["key_minutes"] = str(key_minutes)
+        if note is not None:
+            h["note"] = note
+        return [buyer_key_from_hash(project_id, i, h) for i in ids]
+
+    async def _list(
+        self, vendor_id: str, project_id: str | None, index: Callable[[str], str]
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """(project_id, key_id, hash) for every live member of ``index(project)``."""
+        project_ids = [project_id] if project_id else await self.vendors.project_ids(vendor_id)
+        script = self.core.scripts.list_keys
+        results = await asyncio.gather(
+            *(
+                self.core.script(
+                    script,
+                    [
+                        keyspace.project(p),
+                        index(p),
+                        keyspace.buyer_index(p),
+                        keyspace.active_index(p),
+                        keyspace.key_discords(p),
+                    ],
+                    [vendor_id, keyspace.key_prefix(p), keyspace.discord_prefix(p)],
+                )
+                for p in project_ids
+            ),
+            return_exceptions=True,
+        )
+        out: list[tuple[str, str, dict[str, str]]] = []
+        for p, res in zip(project_ids, results, strict=True):
+            if isinstance(res, ProjectNotFound):
+                if project_id:
+                    raise res
+                continue  # deleted while we listed
+            if isinstance(res, BaseException):
+                raise res
+            it = iter(res)
+            out.extend((p, key_id, pairs(flat)) for key_id, flat in zip(it, it, strict=True))
+        out.sort(key=lambda t: (t[2].get("created_at", ""), t[1]))
+        return out
+
+    async def list_buyer(self, vendor_id: str, project_id: str | None) -> list[BuyerKey]:
+        rows = await self._list(vendor_id, project_id, keyspace.buyer_index)
+        return [buyer_key_from_hash(p, k, h) for p, k, h in rows]
+
+    async def delete_buyer(self, vendor_id: str, key_id: str) -> None:
+        project_id = await self.project_of(key_id)
+        await self.core.script(
+            self.core.scripts.delete_buyer_key,
+            [
+                keyspace.project(project_id),
+                keyspace.key(project_id, key_id),
+                keyspace.buyer_index(project_id),
+                *keyspace.event_streams(project_id),
+            ],
+            [vendor_id, key_id],
+            durable=True,
+        )
+        await self.core.call("DEL", keyspace.key_ref(key_id))
+
+    # ---- redemption and active keys -------------------------------------------------------
+
+    async def redeem(self, vendor_id: str, key_id: str, discord_id: str) -> ActiveKey:
+        project_id = await self.project_of(key_id)
+        flat = await self.core.script(
+            self.core.scripts.redeem,
+            [
+                keyspace.project(project_id),
+                keyspace.key(project_id, key_id),
+                keyspace.active_index(project_id),
+                keyspace.discord_index(project_id, discord_id),
+                keyspace.key_discords(project_id),
+                *keyspace.event_streams(project_id),
+            ],
+            [vendor_id, key_id, self.core.now(), discord_id, self.core.retention],
+            durable=True,
+        )
+        h = pairs(flat)
+        await self.expire_ref(key_id, h.get("expires_at", ""))
+        return active_key_from_hash(project_id, key_id, h)
+
+    async def expire_ref(self, key_id: str, expires_at: str) -> None:
+        """The key -> project ref lives exactly as long as the key hash it points at."""
+        if expires_at:
+            at_ms = (int(expires_at) + self.core.retention) * 1000
+            await self.core.call("PEXPIREAT", keyspace.key_ref(key_id), at_ms)
+
+    async def list_active(
+        self, vendor_id: str, project_id: str | None, discord_id: str | None
+    ) -> list[ActiveKey]:
+        did = discord_id
+
+        def index(p: str) -> str:
+            return keyspace.active_index(p) if did is None else keyspace.discord_index(p, did)
+
+        rows = await self._list(vendor_id, project_id, index)
+        return [active_key_from_hash(p, k, h) for p, k, h in rows if "redeemed_at" in h]
+
+    async def _key_action(self, script: Script, vendor_id: str, key_id: str, *args: Any) -> Any:
+        project_id = await self.project_of(key_id)
+        return await self.core.script(
+            script,
+            [
+                keyspace.project(project_id),
+                keyspace.key(project_id, key_id),
+                keyspace.hwid_bans(project_id),
+                *keyspace.event_streams(project_id),
+            ],
+            [vendor_id, *args, key_id],
+            durable=True,
+        )
+
+    async def ban(self, vendor_id: str, key_id: str) -> None:
+        await self._key_action(self.core.scripts.ban, vendor_id, key_id)
+
+    async def unban(self, vendor_id: str, key_id: str) -> None:
+        await self._key_action(self.core.scripts.unban, vendor_id, key_id)
+
+    async def reset_hwid(self, vendor_id: str, key_id: str) -> str | None:
+        """Vendor reset (no cooldown). Returns the previous HWID."""
+        old: str = await self._key_action(
+            self.core.scripts.reset_hwid, vendor_id, key_id, self.core.now()
+        )
+        return old or None
+
+    async def set_hwid(self, vendor_id: str, key_id: str, hwid: str | None) -> str | None:
+        """Returns the previous HWID."""
+        old: str = await self._key_action(self.core.scripts.set_hwid, vendor_id, key_id, hwid or "")
+        return old or None
+
+    async def get_active(self, vendor_id: str, key_id: str) -> ActiveKey:
+        project_id = await self.project_of(key_id)
+        flat = await self.core.script(
+            self.core.scripts.get_key,
+            [keyspace.project(project_id), keyspace.key(project_id, key_id)],
+            [vendor_id],
+        )
+        h = pairs(flat)
+        if "redeemed_at" not in h:
+            raise KeyNotFound
+        return active_key_from_hash(project_id, key_id, h)
+
+    async def get_buyer(self, vendor_id: str, key_id: str) -> BuyerKey:
+        project_id = await self.project_of(key_id)
+        flat = await self.core.script(
+            self.core.scripts.get_key,
+            [keyspace.project(project_id), keyspace.key(project_id, key_id)],
+            [vendor_id],
+        )
+        return buyer_key_from_hash(project_id, key_id, pairs(flat))
+
+    async def delete_unredeemed(self, vendor_id: str, project_id: str) -> int:
+        await self.projects.get(vendor_id, project_id)  # 404 before walking anything
+        deleted = 0
+        async for ids in self.core.members(keyspace.buyer_index(project_id)):
+            gone: list[str] = await self.core.script(
+                self.core.scripts.delete_unredeemed,
+                [
+                    keyspace.project(project_id),
+                    keyspace.buyer_index(project_id),
+                    *keyspace.event_streams(project_id),
+                ],
+                [vendor_id, keyspace.key_prefix(project_id), *ids],
+                durable=True,
+            )
+            if gone:
+                await asyncio.gather(*(self.core.call("DEL", keyspace.key_ref(i)) for i in gone))
+            deleted += len(gone)
+        return deleted
+
+    async def extend(self, vendor_id: str, project_id: str, seconds: int) -> int:
+        await self.projects.get(vendor_id, project_id)
+        extended = 0
+        async for ids in self.core.members(keyspace.active_index(project_id)):
+            res: list[str] = await self.core.script(
+                self.core.scripts.extend_keys,
+                [keyspace.project(project_id), *keyspace.event_streams(project_id)],
+                [
+                    vendor_id,
+                    keyspace.key_prefix(project_id),
+                    self.core.now(),
+                    seconds,
+                    self.core.retention,
+                    *ids,
+                ],
+                durable=True,
+            )
+            it = iter(res)
+            pairs_ = list(zip(it, it, strict=True))
+            # Each key's ref keeps the same TTL as the key itself.
+            await asyncio.gather(*(self.expire_ref(i, exp) for i, exp in pairs_))
+            extended += len(pairs_)
+        return extended

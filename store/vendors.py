@@ -1,0 +1,140 @@
+"""Vendors and their API keys (and the vendor-level rate limits)."""
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from store import keyspace
+from store.core import Core, flatten, raise_first
+from store.errors import VendorNotFound
+from store.models import RateLimit, Vendor, iso, pairs
+
+
+def api_key_digest(secret: bytes, api_key: str) -> str:
+    """The keyed hash an API key is stored and found by: HMAC-SHA256 with the server secret,
+    so a copy of the database alone cannot be used to test guesses."""
+    return hmac.new(secret, api_key.encode(), hashlib.sha256).hexdigest()
+
+
+def new_api_key() -> str:
+    return "l7_" + secrets.token_urlsafe(32)
+
+
+class Vendors:
+    def __init__(self, core: Core, secret: bytes | None = None) -> None:
+        """``secret`` keys the API key hashes (without one, a random secret: keys made by
+        another process cannot be verified)."""
+        self.core = core
+        self.secret = secret if secret is not None else secrets.token_bytes(32)
+
+    def api_key_digest(self, api_key: str) -> str:
+        return api_key_digest(self.secret, api_key)
+
+    async def create(self, name: str, discord_id: str | None) -> tuple[str, str]:
+        """Returns (vendor_id, api_key). The key is shown once; only its digest is kept."""
+        vendor_id = str(uuid.uuid4())
+        api_key = new_api_key()
+        digest = self.api_key_digest(api_key)
+        fields = {"name": name, "created_at": self.core.now(), "api_key_hash": digest}
+        if discord_id:
+            fields["discord_id"] = discord_id
+        results = await self.core.write(
+            [
+                ("HSET", keyspace.vendor(vendor_id), *flatten(fields.items())),
+                ("SET", keyspace.api_key(digest), vendor_id),
+            ]
+        )
+        raise_first(results)
+        return vendor_id, api_key
+
+    async def get(self, vendor_id: str) -> Vendor:
+        h = pairs(await self.core.call("HGETALL", keyspace.vendor(vendor_id)))
+        if not h:
+            raise VendorNotFound
+        return Vendor(
+            vendor_id=vendor_id,
+            name=h.get("name", ""),
+            discord_id=h.get("discord_id") or None,
+            created_at=iso(h.get("created_at")),
+        )
+
+    async def discord_id(self, vendor_id: str) -> str | None:
+        """The Discord account linked to the vendor, if any."""
+        found: str | None = await self.core.call("HGET", keyspace.vendor(vendor_id), "discord_id")
+        return found or None
+
+    async def link_discord(self, vendor_id: str, discord_id: str) -> Vendor:
+        # HSET XX-style: only an existing vendor may be linked (a typo must not create one).
+        if not await self.core.call("EXISTS", keyspace.vendor(vendor_id)):
+            raise VendorNotFound
+        raise_first(
+            await self.core.write([("HSET", keyspace.vendor(vendor_id), "discord_id", discord_id)])
+        )
+        return await self.get(vendor_id)
+
+    async def project_ids(self, vendor_id: str) -> list[str]:
+        """The vendor's project ids, sorted."""
+        members: list[str] = await self.core.call("SMEMBERS", keyspace.vendor_projects(vendor_id))
+        return sorted(members)
+
+    async def authenticate(self, api_key: str) -> str | None:
+        """API key -> vendor_id, or None when unknown (or past its grace period). The key is
+        found by its keyed digest, so no stored secret is ever compared byte by byte."""
+        vendor_id: str | None = await self.core.call(
+            "GET", keyspace.api_key(self.api_key_digest(api_key))
+        )
+        return vendor_id
+
+    async def authenticate_limited(
+        self, api_key: str, limit: int, window: int
+    ) -> tuple[str, RateLimit] | None:
+        """Like ``authenticate``, and counts the request against the key's rate limit in the
+        same script (one round trip); an unknown key writes nothing. None when unknown."""
+        digest = self.api_key_digest(api_key)
+        res = await self.core.script(
+            self.core.scripts.authenticate,
+            [keyspace.api_key(digest), keyspace.api_key_rate(digest)],
+            [self.core.now(), window, limit],
+        )
+        if not res:
+            return None
+        vendor_id, allowed, remaining, reset, retry = res
+        return vendor_id, RateLimit(
+            bool(int(allowed)), limit, int(remaining), int(reset), int(retry)
+        )
+
+    async def rotate_api_key(self, vendor_id: str, grace: int) -> tuple[str, int]:
+        """A new API key for the vendor; the previous current key keeps working for ``grace``
+        seconds (its record gets that TTL; 0 removes it at once). Returns (new key, epoch
+        second the previous key stops). Keys already in their grace period keep theirs."""
+        api_key = new_api_key()
+        digest = self.api_key_digest(api_key)
+        call = self.core.call
+        # The new record exists before the vendor names it, so the new key works at once.
+        await call("SET", keyspace.api_key(digest), vendor_id)
+        try:
+            old: str = await self.core.script(
+                self.core.scripts.rotate_api_key, [keyspace.vendor(vendor_id)], [digest]
+            )
+        except VendorNotFound:
+            await call("DEL", keyspace.api_key(digest))
+            raise
+        now = self.core.now()
+        if old and old != digest:
+            if grace > 0:
+                # NX: a record already on its way out is not given a longer life.
+                await call("EXPIRE", keyspace.api_key(old), grace, "NX")
+            else:
+                await call("DEL", keyspace.api_key(old))
+        return api_key, now + grace
+
+    async def hit_keygen(self, vendor_id: str, limit: int, window: int) -> RateLimit:
+        """One hit on the vendor's key-generation limit (a fixed window kept in Redis, shared
+        by every instance)."""
+        allowed, remaining, reset, retry = await self.core.script(
+            self.core.scripts.rate_limit,
+            [keyspace.keygen_rate(vendor_id)],
+            [self.core.now(), window, limit],
+        )
+        return RateLimit(bool(int(allowed)), limit, int(remaining), int(reset), int(retry))
