@@ -1,37 +1,35 @@
 """Vendor dashboard data: recent events, an overview, and executions per hour."""
 
 import time
+from collections.abc import Awaitable
 
 from aiohttp import web
 
-from handlers import schemas
+from handlers import listing, schemas
 from handlers.common import json_response, project_id_param, store, vendor_route
-from handlers.errors import ApiError
 from handlers.keys import PROJECT_QUERY
-from handlers.openapi import Param, operation
+from handlers.openapi import operation
 from store.models import Event
 
 
 @operation(
     "Recent events across the vendor's projects, newest first",
     {200: list[Event]},
-    query=(
-        Param(
-            "limit",
-            {"type": "integer", "minimum": 1, "maximum": 100, "default": 4},
-            "How many events (default 4)",
-        ),
-    ),
+    query=(listing.limit_param(maximum=100, default=4), listing.CURSOR),
+    headers=listing.NEXT_CURSOR_HEADER,
     errors=(422,),
     tags=("metrics",),
 )
 @vendor_route
-async def events(request: web.Request, vendor_id: str) -> web.Response:
-    """GET /api/vendor/metrics/events?limit= (default 4, at most 100), newest first."""
-    raw = request.query.get("limit", "4")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise ApiError(422, "limit: must be an integer from 1 to 100")
-    return json_response(await store(request).analytics.recent_events(vendor_id, int(raw)))
+async def events(request: web.Request, vendor_id: str) -> web.StreamResponse:
+    """GET /api/vendor/metrics/events?limit= (default 4, at most 100)[&cursor=], newest
+    first; X-Next-Cursor while older events are left."""
+    analytics = store(request).analytics
+
+    def fetch(cursor: str | None, limit: int) -> Awaitable[tuple[list[Event], str | None]]:
+        return analytics.recent_events(vendor_id, limit, cursor)
+
+    return await listing.respond(request, fetch, maximum=100, default=4)
 
 
 @operation("Projects, executions and keys at a glance", {200: schemas.Overview}, tags=("metrics",))

@@ -1,26 +1,42 @@
 """The vendor-wide blacklist: HWIDs and client IPs refused by every project's loader check."""
 
-import ipaddress
+from collections.abc import Awaitable
 
 from aiohttp import web
 
-from handlers import schemas
+from handlers import listing, schemas
 from handlers.common import SUCCESS, json_response, read_json, store, vendor_route
 from handlers.errors import ApiError
 from handlers.openapi import operation
-from store.blacklist import BlacklistEntry
-
-
-@operation("The vendor's blacklist", {200: list[BlacklistEntry]}, tags=("blacklist",))
-@vendor_route
-async def list_(request: web.Request, vendor_id: str) -> web.Response:
-    return json_response(await store(request).blacklist.list(vendor_id))
+from store.blacklist import BlacklistEntry, normalise_ip
 
 
 @operation(
-    "Blacklist a HWID and/or client IP in every project",
+    "The vendor's blacklist",
+    {200: list[BlacklistEntry]},
+    query=listing.PARAMS,
+    headers=listing.NEXT_CURSOR_HEADER,
+    errors=(422,),
+    description=listing.ORDER,
+    tags=("blacklist",),
+)
+@vendor_route
+async def list_(request: web.Request, vendor_id: str) -> web.StreamResponse:
+    blacklist = store(request).blacklist
+
+    def fetch(cursor: str | None, limit: int) -> Awaitable[tuple[list[BlacklistEntry], str | None]]:
+        return blacklist.page(vendor_id, cursor, limit)
+
+    return await listing.respond(request, fetch)
+
+
+@operation(
+    "Blacklist a HWID and/or client IP or network in every project",
     {200: BlacklistEntry},
     body=schemas.BlacklistCreate,
+    description="`ip`: an address or a CIDR network (IPv4 or IPv6), stored normalised: "
+    "IPv4-mapped IPv6 as IPv4, host bits cleared (`10.0.0.1/8` is `10.0.0.0/8`). Anything "
+    "else is 422.",
     tags=("blacklist",),
 )
 @vendor_route
@@ -31,9 +47,11 @@ async def add(request: web.Request, vendor_id: str) -> web.Response:
     ip = None
     if body.ip:
         try:
-            ip = str(ipaddress.ip_address(body.ip.strip()))  # canonical form, as peers appear
+            ip = normalise_ip(body.ip)  # canonical form, as clients appear
         except ValueError:
-            raise ApiError(400, "ip: not an IP address") from None
+            raise ApiError(
+                422, "ip: not an IP address or CIDR network (1.2.3.4, 10.0.0.0/8, 2001:db8::/32)"
+            ) from None
     entry = await store(request).blacklist.add(vendor_id, ip, body.hwid or None, body.reason)
     return json_response(entry)
 

@@ -1,7 +1,9 @@
 """Helpers every handler shares: JSON in and out, errors, vendor authentication."""
 
+import asyncio
 import functools
 import ipaddress
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -10,7 +12,7 @@ from aiohttp import web
 
 from handlers import ids, ratelimit
 from handlers.appkeys import SETTINGS, STORE
-from handlers.errors import ApiError, body_too_large, malformed_json
+from handlers.errors import ApiError, body_timeout, body_too_large, malformed_json
 from store import KeyNotFound, ProjectNotFound, Store
 
 T = TypeVar("T")
@@ -40,7 +42,8 @@ SUCCESS = {"status": "success"}
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The request body, refused (400) as soon as it passes ``limit`` bytes: a declared
-    Content-Length is checked before reading, a chunked body while it streams in."""
+    Content-Length is checked before reading, a chunked body while it streams in. A body that
+    has not fully arrived within LEAF7_BODY_TIMEOUT is 408 (and the connection closed)."""
     length = request.content_length
     if length is not None:
         if length > limit:
@@ -48,7 +51,17 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         content = request.content
         if content.is_eof():  # all of it arrived with the headers (a loader's small body)
             return content.read_nowait()
-        return await request.read()  # exactly Content-Length bytes, in one call
+    seconds = request.app[SETTINGS].body_timeout
+    try:
+        async with asyncio.timeout(seconds):
+            if length is not None:
+                return await request.read()  # exactly Content-Length bytes, in one call
+            return await _read_chunked(request, limit)
+    except TimeoutError:
+        raise body_timeout(seconds) from None
+
+
+async def _read_chunked(request: web.Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(64 * 1024):
@@ -65,6 +78,7 @@ async def read_json(
     """Decodes the body with a prebuilt decoder: malformed JSON -> 400, invalid fields -> 422,
     a body over the route's limit (default LEAF7_MAX_BODY) -> 400."""
     body = await read_body(request, request.app[SETTINGS].max_body if limit is None else limit)
+    check_depth(body)
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -79,6 +93,34 @@ async def read_json(
         return decoder.decode(msgspec.json.encode(_integral(msgspec.json.decode(body))))
     except msgspec.ValidationError as exc:
         raise ApiError(422, str(exc)) from None
+
+
+# JSON nested deeper than this is refused before it is decoded (msgspec would recurse until
+# Python's recursion limit, a RecursionError: a 500 with a traceback, per request).
+MAX_DEPTH = 32
+# A JSON string (brackets inside one do not nest anything): the unrolled form, linear in C.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_RUNS = re.compile(rb"[\[{]+|[\]}]+")
+# Arrays and objects in one body at most (no request of the API comes near: an import of
+# 1,000 keys has ~2,000), so the depth scan below stays a few milliseconds.
+MAX_CONTAINERS = 32768
+
+
+def check_depth(body: bytes) -> None:
+    """400 ``Malformed JSON body`` when ``body`` nests arrays/objects deeper than MAX_DEPTH
+    (or holds more than MAX_CONTAINERS of them). Free for small bodies (fewer brackets than
+    the limit); otherwise strings are cut out in C and the depth followed run by run."""
+    if body.count(b"[") + body.count(b"{") <= MAX_DEPTH:
+        return
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKETS)
+    if len(brackets) > 2 * MAX_CONTAINERS:
+        raise malformed_json(f"more than {MAX_CONTAINERS} arrays and objects")
+    depth = 0
+    for run in _RUNS.findall(brackets):
+        depth += len(run) if run[0] in b"[{" else -len(run)
+        if depth > MAX_DEPTH:
+            raise malformed_json(f"nested deeper than {MAX_DEPTH} levels")
 
 
 def _integral(value: Any) -> Any:
@@ -97,12 +139,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 @functools.lru_cache(maxsize=8192)  # a pure function of the text; peers repeat
 def _parse_ip(value: str) -> IPAddress | None:
     """An address from a peer or an X-Forwarded-For entry (``1.2.3.4``, ``1.2.3.4:567``,
-    ``::1``, ``[::1]:567``); IPv4-mapped IPv6 becomes IPv4. None when it is not one."""
+    ``::1``, ``[::1]:567``); IPv4-mapped IPv6 becomes IPv4, a zone (``fe80::1%eth0``) is
+    dropped. None when it is not one."""
     value = value.strip()
     if value.startswith("["):  # [v6] or [v6]:port
         value = value[1:].partition("]")[0]
     elif value.count(":") == 1:  # v4:port
         value = value.partition(":")[0]
+    value = value.partition("%")[0]
     try:
         ip = ipaddress.ip_address(value)
     except ValueError:
@@ -153,16 +197,24 @@ def _peer_text(remote: str) -> str:
     return "unix" if peer is None else str(peer)
 
 
-@functools.lru_cache(maxsize=8192)
 def rate_subject(ip: str) -> str:
     """What per-IP limits count: the address, or its /64 for IPv6 (one host usually has a
     whole /64, so counting single IPv6 addresses would be no limit at all)."""
+    return rate_subjects(ip)[0]
+
+
+@functools.lru_cache(maxsize=8192)
+def rate_subjects(ip: str) -> tuple[str, str | None]:
+    """(``rate_subject(ip)``, the IPv6 /48 that the brute-force defence also counts, or None:
+    IPv4 and anything else). One cached look-up per check."""
     if ":" in ip:
         try:
-            return str(ipaddress.IPv6Network(f"{ip}/64", strict=False).network_address) + "/64"
+            net64 = ipaddress.IPv6Network(f"{ip}/64", strict=False).network_address
+            net48 = ipaddress.IPv6Network(f"{ip}/48", strict=False).network_address
         except ValueError:
-            return ip
-    return ip
+            return ip, None
+        return f"{net64}/64", f"{net48}/48"
+    return ip, None
 
 
 def store(request: web.Request) -> Store:
@@ -183,6 +235,9 @@ def key_id_param(request: web.Request) -> str:
     return value
 
 
+# The digest of the API key an authenticated vendor request used (who may rotate keys).
+API_KEY_DIGEST = web.RequestKey("api_key_digest", str)
+
 VendorHandler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
 
 
@@ -201,10 +256,10 @@ def vendor_route(fn: VendorHandler) -> Callable[[web.Request], Awaitable[web.Str
             )
         if found is None:
             raise ApiError(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
-        vendor_id, rl = found
-        if rl.remaining >= 0:  # -1: no limit
-            ratelimit.check(request, rl)
-        response = await fn(request, vendor_id)
+        request[API_KEY_DIGEST] = found.digest
+        if found.rate.remaining >= 0:  # -1: no limit
+            ratelimit.check(request, found.rate)
+        response = await fn(request, found.vendor_id)
         ratelimit.add_rate_headers(request, response)  # (errors: the error middleware adds them)
         return response
 

@@ -1,14 +1,15 @@
 """Operations: liveness, readiness and the Prometheus metrics."""
 
+import hmac
 import os
 
 from aiohttp import web
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from handlers import schemas
-from handlers.appkeys import METRICS
+from handlers.appkeys import METRICS, SETTINGS
 from handlers.common import json_error, json_response, store
-from handlers.errors import UNAVAILABLE
+from handlers.errors import UNAVAILABLE, ApiError
 from handlers.openapi import operation
 from store import StoreUnavailable
 
@@ -40,9 +41,12 @@ def _unready(request: web.Request, kind: str) -> web.Response:
 
 
 @operation(
-    "Prometheus metrics (keep off the public listener)",
+    "Prometheus metrics",
     {200: str},
     media_type="text/plain",
+    errors=(401,),
+    description="With LEAF7_METRICS_TOKEN set, only with `Authorization: Bearer <token>`; "
+    "without it, open: keep it off the public listener then.",
     tags=("operations",),
     redis=False,
 )
@@ -50,6 +54,14 @@ async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text format."""
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+    token = request.app[SETTINGS].metrics_token
+    if token is not None:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        # Compared in constant time, as bytes (a str compare refuses non-ASCII).
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
+            raise ApiError(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
     body = generate_latest(request.app[METRICS].registry)
     response = web.Response(body=body)
     response.headers["Content-Type"] = CONTENT_TYPE_LATEST

@@ -36,3 +36,5 @@ DISCORD_ID = IdPattern("[0-9]{1,20}", 20)
 PROJECT_ID = IdPattern("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", 36)
 # A licence key's id (ours are 32 letters and digits).
 KEY_ID = IdPattern("[A-Za-z0-9]{1,128}", 128)
+# A store integration's id (32 hex digits; the secret part of its hook URL).
+INTEGRATION_ID = IdPattern("[0-9a-f]{32}", 32)

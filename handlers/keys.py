@@ -1,8 +1,10 @@
 """Buyer key, redemption and active key routes."""
 
+from collections.abc import Awaitable
+
 from aiohttp import web
 
-from handlers import ids, ratelimit, schemas
+from handlers import ids, listing, ratelimit, schemas
 from handlers.appkeys import SETTINGS
 from handlers.common import (
     SUCCESS,
@@ -67,15 +69,21 @@ async def generate(request: web.Request, vendor_id: str) -> web.Response:
 @operation(
     "Buyer keys (redeemed ones too)",
     {200: list[BuyerKey]},
-    query=(PROJECT_QUERY,),
-    errors=(404,),
+    query=(PROJECT_QUERY, *listing.PARAMS),
+    headers=listing.NEXT_CURSOR_HEADER,
+    errors=(404, 422),
+    description=listing.ORDER,
     tags=("keys",),
 )
 @vendor_route
-async def list_buyer(request: web.Request, vendor_id: str) -> web.Response:
-    return json_response(
-        await store(request).licences.list_buyer(vendor_id, _project_query(request))
-    )
+async def list_buyer(request: web.Request, vendor_id: str) -> web.StreamResponse:
+    project_id = _project_query(request)
+    licences = store(request).licences
+
+    def fetch(cursor: str | None, limit: int) -> Awaitable[tuple[list[BuyerKey], str | None]]:
+        return licences.buyer_page(vendor_id, project_id, cursor, limit)
+
+    return await listing.respond(request, fetch)
 
 
 @operation("Delete an unredeemed key", {200: schemas.Status}, errors=(400,), tags=("keys",))
@@ -103,17 +111,30 @@ async def redeem(request: web.Request, vendor_id: str) -> web.Response:
 @operation(
     "Active (redeemed) keys",
     {200: list[ActiveKey]},
-    query=(PROJECT_QUERY, DISCORD_QUERY),
+    query=(PROJECT_QUERY, DISCORD_QUERY, *listing.PARAMS),
+    headers=listing.NEXT_CURSOR_HEADER,
     errors=(404, 422),
+    description=listing.ORDER,
     tags=("keys",),
 )
 @vendor_route
-async def list_active(request: web.Request, vendor_id: str) -> web.Response:
+async def list_active(request: web.Request, vendor_id: str) -> web.StreamResponse:
     discord_id = request.query.get("discord_id")
     if discord_id is not None and not ids.DISCORD_ID.valid(discord_id):
         raise ApiError(422, "discord_id: must be a Discord ID (a string of digits)")
-    keys = await store(request).licences.list_active(vendor_id, _project_query(request), discord_id)
-    return json_response(keys)
+    return await active_listing(request, vendor_id, _project_query(request), discord_id)
+
+
+async def active_listing(
+    request: web.Request, vendor_id: str, project_id: str | None, discord_id: str | None
+) -> web.StreamResponse:
+    """Active keys, of one project and/or one Discord user: paged or streamed."""
+    licences = store(request).licences
+
+    def fetch(cursor: str | None, limit: int) -> Awaitable[tuple[list[ActiveKey], str | None]]:
+        return licences.active_page(vendor_id, project_id, discord_id, cursor, limit)
+
+    return await listing.respond(request, fetch)
 
 
 @operation("Ban a key and block its HWID", {200: schemas.Status}, tags=("keys",))

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from handlers import ids, ratelimit, schemas
 from handlers.appkeys import METRICS, SETTINGS, STORE
-from handlers.common import client_ip, rate_subject, read_body, store
+from handlers.common import check_depth, client_ip, rate_subjects, read_body, store
 from handlers.errors import ApiError
 from handlers.luagen import loader_lua, lua_string
 from handlers.openapi import operation
@@ -157,7 +157,8 @@ def _valid(result: Execution, now: int) -> bytes:
     limited=True,
     description="Always 200 with a verdict, unless the request is malformed (400) or the "
     "client is rate limited (429: LEAF7_RATE_EXECUTE checks per window per project and IP, "
-    "or blocked after LEAF7_BRUTE_FORCE_LIMIT KEY_INCORRECT verdicts). Without `hwid` the "
+    "or blocked after LEAF7_BRUTE_FORCE_LIMIT KEY_INCORRECT verdicts, or an IPv6 client's /48 "
+    "after LEAF7_BRUTE_FORCE_LIMIT_48). Without `hwid` the "
     "executor's fingerprint header is used.",
     tags=("loader",),
 )
@@ -166,6 +167,7 @@ async def execute(request: web.Request) -> WireResponse:
     app = request.app  # a property: looked up once
     settings = app[SETTINGS]
     body = await read_body(request, settings.max_body)
+    check_depth(body)
     try:
         req = schemas.execute_request.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
@@ -180,10 +182,13 @@ async def execute(request: web.Request) -> WireResponse:
         return _json(_FAILURES["PROJECT_NOT_FOUND"])  # cannot name a project: no Redis call
     s = app[STORE]
     ip = client_ip(request)
-    result = await s.checks.execute(req.project_id, req.script_key, hwid, rate_subject(ip), ip)
+    subject, wide = rate_subjects(ip)
+    result = await s.checks.execute(req.project_id, req.script_key, hwid, subject, ip, wide)
     if result.code == "RATE_LIMITED":
         if result.limited == "f":
             raise too_many(settings.brute_force_limit, result.reset or 0, result.retry_after)
+        if result.limited == "w":
+            raise too_many(settings.brute_force_limit_wide, result.reset or 0, result.retry_after)
         raise too_many(settings.rate_execute, result.reset or 0, result.retry_after)
     verdicts[result.code].inc()
     body = _FAILURES[result.code] if result.code != "KEY_VALID" else _valid(result, s.now())

@@ -1,5 +1,6 @@
 """One error middleware: store exceptions and HTTP errors become ``{"detail": ...}`` bodies."""
 
+import asyncio
 import logging
 
 import msgspec
@@ -18,6 +19,25 @@ from store import errors
 log = logging.getLogger("leaf7")
 
 
+class _ClosingAnswer(web.Response):
+    """An error answer after which the connection is closed at once: not kept alive, and no
+    lingering read of a body the client is still trickling in (aiohttp waits up to
+    ``lingering_time`` for it otherwise)."""
+
+    def __init__(self, transport: asyncio.BaseTransport | None, exc: ApiError) -> None:
+        body = msgspec.json.encode({"detail": exc.detail})
+        super().__init__(
+            body=body, status=exc.status, content_type="application/json", headers=exc.headers
+        )
+        self._transport = transport
+        self.force_close()
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        await super().write_eof(data)
+        if self._transport is not None:
+            self._transport.close()  # after the answer is flushed
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -32,6 +52,8 @@ def _error_answer(request: web.Request, exc: Exception) -> web.StreamResponse:
     """The ``{"detail": ...}`` answer for ``exc``; HTTP exceptions under 400 (redirects) are
     raised again, to aiohttp."""
     if isinstance(exc, ApiError):
+        if exc.close:
+            return _ClosingAnswer(request.transport, exc)
         return json_error(exc.status, exc.detail, exc.headers)
     if isinstance(exc, errors.ResetCooldown):
         status, detail = STORE_ERRORS[errors.ResetCooldown]

@@ -56,6 +56,7 @@ class Operation:
     limited: bool = False  # rate limited (429) outside the vendor API
     redis: bool = True  # touches Redis (503 when it is down)
     extra: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, Any] = field(default_factory=dict)  # of the success responses
 
 
 def operation(summary: str, responses: dict[int, Any], **kw: Any) -> Callable[[H], H]:
@@ -94,6 +95,13 @@ PATH_PARAMS: dict[str, Param] = {
         "entry_id",
         {"type": "string", "maxLength": 64},
         "A blacklist entry's id.",
+        where="path",
+        required=True,
+    ),
+    "integration_id": Param(
+        "integration_id",
+        ids.INTEGRATION_ID.json_schema(),
+        "A store integration's id; any other value cannot name one (404).",
         where="path",
         required=True,
     ),
@@ -196,6 +204,8 @@ def document(app: web.Application) -> dict[str, Any]:
                 resp["headers"] = _headers(required=False, retry_after=False)
             elif status == 429:  # a route's own 429 (e.g. a cooldown) also says when to retry
                 resp["headers"] = _headers(required=False, retry_after=True)
+            if op.headers and status < 300:
+                resp["headers"] = {**resp.get("headers", {}), **op.headers}
             responses[str(status)] = resp
         statuses = set(op.errors)
         if op.body is not None:

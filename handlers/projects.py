@@ -12,15 +12,28 @@ from handlers.common import (
     store,
     vendor_route,
 )
+from handlers.errors import ApiError
 from handlers.luagen import used_macros
 from handlers.openapi import operation
+from handlers.targets import url_refusal
 from store.models import Project
+
+
+def _check_webhook(
+    request: web.Request, body: schemas.ProjectCreate | schemas.ProjectUpdate
+) -> None:
+    """A webhook may not target this server or its private network (handlers/targets.py)."""
+    if isinstance(body.webhook_url, str):
+        refusal = url_refusal(body.webhook_url, request.app[SETTINGS].webhook_allow)
+        if refusal is not None:
+            raise ApiError(422, f"webhook_url: {refusal}")
 
 
 @operation("Create a project", {201: Project}, body=schemas.ProjectCreate, tags=("projects",))
 @vendor_route
 async def create(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.project_create)
+    _check_webhook(request, body)
     project = await store(request).projects.create(vendor_id, schemas.project_fields(body))
     return json_response(project, status=201)
 
@@ -48,6 +61,7 @@ async def get(request: web.Request, vendor_id: str) -> web.Response:
 async def update(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     body = await read_json(request, schemas.project_update)
+    _check_webhook(request, body)
     changes = schemas.project_fields(body)
     return json_response(await store(request).projects.update(vendor_id, project_id, changes))
 

@@ -181,6 +181,50 @@ class BlacklistCreate(Body):
 blacklist_create = msgspec.json.Decoder(BlacklistCreate)
 
 
+# ---- store integrations (handlers/integrations.py) --------------------------------------------
+
+Provider = Literal["sellix", "sellauth", "sellapp", "shoppy", "stripe"]
+StoreProductId = Annotated[str, Meta(min_length=1, max_length=128)]
+StoreSecret = Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class KeyDuration(StrictBody):
+    """The buyer key one unit of a store product buys (all 0: a lifetime key)."""
+
+    key_days: Days = 30
+    key_hours: Hours = 0
+    key_minutes: Minutes = 0
+
+
+Products = Annotated[dict[StoreProductId, KeyDuration], Meta(min_length=1, max_length=100)]
+
+
+class IntegrationCreate(StrictBody):
+    provider: Provider
+    secret: StoreSecret
+    products: Products
+
+
+class IntegrationUpdate(StrictBody):
+    secret: StoreSecret | UnsetType = UNSET
+    products: Products | UnsetType = UNSET
+
+
+class IntegrationOut(msgspec.Struct):
+    """An integration (never its secret) and the URL to paste into the store."""
+
+    integration_id: str
+    project_id: str
+    provider: str
+    products: dict[str, KeyDuration]
+    url: str
+    created_at: str | None
+
+
+integration_create = msgspec.json.Decoder(IntegrationCreate)
+integration_update = msgspec.json.Decoder(IntegrationUpdate)
+
+
 class SelfResetResult(msgspec.Struct):
     status: Literal["success"]
     keys_reset: int

@@ -3,10 +3,10 @@ one Discord user."""
 
 from aiohttp import web
 
-from handlers import ids, schemas
+from handlers import ids, listing, schemas
 from handlers.common import json_response, project_id_param, read_json, store, vendor_route
 from handlers.errors import ApiError
-from handlers.keys import PROJECT_QUERY
+from handlers.keys import PROJECT_QUERY, active_listing
 from handlers.openapi import operation
 from store.models import ActiveKey
 
@@ -21,18 +21,19 @@ def _discord_id(request: web.Request) -> str:
 @operation(
     "A Discord user's active keys",
     {200: list[ActiveKey]},
-    query=(PROJECT_QUERY,),
+    query=(PROJECT_QUERY, *listing.PARAMS),
+    headers=listing.NEXT_CURSOR_HEADER,
     errors=(404, 422),
+    description=listing.ORDER,
     tags=("self-service",),
 )
 @vendor_route
-async def keys(request: web.Request, vendor_id: str) -> web.Response:
+async def keys(request: web.Request, vendor_id: str) -> web.StreamResponse:
     """GET /api/vendor/users/{discord_id}/keys[?project_id=]: the user's active keys."""
     discord_id = _discord_id(request)
     value = request.query.get("project_id")
     project_id = None if value is None else project_id_param(value)
-    rows = await store(request).licences.list_active(vendor_id, project_id, discord_id)
-    return json_response(rows)
+    return await active_listing(request, vendor_id, project_id, discord_id)
 
 
 @operation(

@@ -20,11 +20,16 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
+from aiohttp.http import HttpVersion11
 
-_SERVER = SERVER_SOFTWARE.encode()
+# The Server header names no versions (nothing to look vulnerabilities up by). aiohttp adds
+# its own, with versions, to every response it prepares (errors of the HTTP parser too): the
+# value it uses is set here, once for the process.
+SERVER = "leaf7"
+vars(web_response)["SERVER_SOFTWARE"] = SERVER
+_SERVER = SERVER.encode()
 _CRLF_ERROR = (
     "Newline or carriage return character detected in HTTP status message or header. "
     "This is a potential security issue."

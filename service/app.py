@@ -53,7 +53,7 @@ def create_app(
             yield
 
     async def webhooks(app: web.Application) -> AsyncIterator[None]:
-        async with running(app[STORE], DelivererConfig.from_env()):
+        async with running(app[STORE], DelivererConfig.from_settings(settings)):
             yield
 
     app.cleanup_ctx.append(storage)

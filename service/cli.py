@@ -1,4 +1,5 @@
-"""The ``leaf7`` command: ``serve`` and the operator's ``vendor`` commands."""
+"""The ``leaf7`` command: ``serve``, the operator's ``vendor`` commands, ``backup`` and
+``restore``."""
 
 import argparse
 import asyncio
@@ -10,12 +11,14 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
 import orjson
 from aiohttp import web
 
 from handlers import ids
 from service.config import ConfigError, Settings
+from service.conncap import CappedSite
 from service.embedded import EmbeddedValkey
 from service.storage import open_store
 from store import VendorNotFound
@@ -60,14 +63,33 @@ def _parser() -> argparse.ArgumentParser:
     link.add_argument("discord_id", type=_discord_id)
     rotate = vsub.add_parser(
         "rotate-key",
-        help="give a vendor a new API key (printed once), e.g. for a lost or leaked key",
+        help="give a vendor a new API key (printed once), e.g. for a lost or leaked key; "
+        "every earlier key stops at once, grace periods included, unless --grace is given",
     )
     rotate.add_argument("vendor_id")
     rotate.add_argument(
         "--grace",
         type=int,
-        default=0,
-        help="seconds the previous key keeps working (default 0: it stops at once)",
+        default=None,
+        help="seconds the current key keeps working (earlier keys in their grace period "
+        "keep theirs); without it, every earlier key stops at once",
+    )
+
+    backup = sub.add_parser(
+        "backup",
+        help="write a backup of all data to FILE while the service runs (point-in-time for "
+        "the embedded Valkey, per key for REDIS_URL; the secret is not included)",
+    )
+    backup.add_argument("file", type=Path, help="the backup file (replaced atomically)")
+    restore = sub.add_parser(
+        "restore", help="load a backup FILE into an empty data directory or an empty Redis"
+    )
+    restore.add_argument("file", type=Path, help="a file written by leaf7 backup")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="restore into a target that already holds keys (keys of the backup replace keys "
+        "of the same name; other keys stay)",
     )
     return parser
 
@@ -82,11 +104,14 @@ async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
             vendor_id, api_key = await store.vendors.create(name, args.discord_id)
             out = {"vendor_id": vendor_id, "api_key": api_key, "discord_id": args.discord_id}
         elif args.vendor_command == "rotate-key":
-            if args.grace < 0:
+            if args.grace is not None and args.grace < 0:
                 print("leaf7: --grace must be >= 0", file=sys.stderr)
                 return 2
+            vendors = store.vendors
             try:
-                api_key, expires = await store.vendors.rotate_api_key(args.vendor_id, args.grace)
+                api_key, expires = await vendors.rotate_api_key(args.vendor_id, args.grace or 0)
+                if args.grace is None:  # a leaked key: nothing earlier keeps working
+                    await vendors.revoke_previous(args.vendor_id)
             except VendorNotFound:
                 print(f"leaf7: no vendor {args.vendor_id}", file=sys.stderr)
                 return 1
@@ -102,6 +127,41 @@ async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
                 print(f"leaf7: no vendor {args.vendor_id}", file=sys.stderr)
                 return 1
             out = {"vendor_id": vendor.vendor_id, "discord_id": vendor.discord_id}
+    sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _backup(args: argparse.Namespace, settings: Settings) -> int:
+    """``backup FILE`` / ``restore FILE [--force]`` (service/backup.py): one JSON line on
+    stdout; exit status 1 when it fails, 2 when restore refuses a target that holds keys."""
+    from service import backup
+
+    try:
+        if args.command == "backup":
+            made = backup.backup(settings, args.file)
+            out: dict[str, object] = {
+                "file": str(made.path),
+                "keys": made.keys,
+                "bytes": made.size,
+                "consistency": made.consistency,
+                "seconds": round(made.seconds, 3),
+            }
+        else:
+            done = backup.restore(settings, args.file, force=args.force)
+            out = {
+                "keys": done.keys,
+                "expired_skipped": done.expired,
+                "backup_created_at": done.created_at,
+                "consistency": done.consistency,
+                "seconds": round(done.seconds, 3),
+            }
+    except backup.TargetNotEmpty as exc:
+        print(f"leaf7: restore refused: {exc}", file=sys.stderr)
+        return 2
+    except backup.BackupError as exc:
+        print(f"leaf7: {args.command} failed: {exc}", file=sys.stderr)
+        return 1
     sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
     sys.stdout.flush()
     return 0
@@ -168,9 +228,7 @@ def _run_worker(host: str, port: int, settings: Settings, *, reuse_port: bool) -
     app.cleanup_ctx.append(flush_access_log)
     if reuse_port:
         app.cleanup_ctx.append(_exit_with_parent)
-    asyncio.run(
-        _run_app(app, host, port, reuse_port=reuse_port, shutdown_timeout=settings.shutdown_timeout)
-    )
+    asyncio.run(_run_app(app, host, port, settings, reuse_port=reuse_port))
     lines.flush()
 
 
@@ -178,10 +236,10 @@ async def _run_app(
     app: web.Application,
     host: str,
     port: int,
+    settings: Settings,
     *,
     reuse_port: bool,
     drain_timeout: float = 60.0,
-    shutdown_timeout: float = 5.0,
 ) -> None:
     """Serves until SIGTERM or SIGINT, then stops accepting connections and lets every request
     in flight finish (up to ``drain_timeout``) before the app is cleaned up.
@@ -189,11 +247,18 @@ async def _run_app(
     (``web.run_app`` is not used: its shutdown stops reading from every connection at once, so
     a request whose body is still arriving never completes.)"""
     runner = web.AppRunner(
-        app, access_log=None, keepalive_timeout=75.0, shutdown_timeout=shutdown_timeout
+        app, access_log=None, keepalive_timeout=75.0, shutdown_timeout=settings.shutdown_timeout
     )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_port=reuse_port)
+        site = CappedSite(
+            runner,
+            host,
+            port,
+            settings.max_conn_per_ip,
+            trusted=settings.trusted_proxies,
+            reuse_port=reuse_port,
+        )
         await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -327,4 +392,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(args, settings)
+    if args.command in ("backup", "restore"):
+        return _backup(args, settings)
     return asyncio.run(_vendor(args, settings))

@@ -86,6 +86,10 @@ class Settings(HttpSettings):
     expired_retention: int = 7 * 86400
     redis_max_connections: int = 64
     webhooks: bool = True
+    # The webhook deliverer (service/webhooks.py; the allowed targets: HttpSettings).
+    webhook_poll: float = 1.0
+    webhook_backoff: float = 10.0
+    webhook_max_attempts: int = 10
     # Keyed hashes of API keys: LEAF7_SECRET, else <data_dir>/secret (see service/secret.py).
     secret: str | None = None
     workers: int = 1
@@ -98,6 +102,8 @@ class Settings(HttpSettings):
     # waitaof: vendor writes are acknowledged only after the server fsynced them (WAITAOF).
     fsync: str = "waitaof"
     access_log: bool = True
+    # Open connections per client IP at most (trusted proxies: no cap).
+    max_conn_per_ip: int = 256
     # Seconds in-flight requests get to finish after SIGTERM before connections are closed.
     shutdown_timeout: float = 5.0
 
@@ -121,6 +127,10 @@ class Settings(HttpSettings):
             public_url=(env.get("LEAF7_PUBLIC_URL") or "").rstrip("/") or None,
             redis_max_connections=_int(env, "LEAF7_REDIS_MAX_CONNECTIONS", 64, minimum=2),
             webhooks=env.get("LEAF7_WEBHOOKS", "1") not in ("0", "false", "no"),
+            webhook_poll=_float(env, "LEAF7_WEBHOOK_POLL", 1.0, minimum=0.01),
+            webhook_backoff=_float(env, "LEAF7_WEBHOOK_BACKOFF", 10.0, minimum=0.01),
+            webhook_max_attempts=_int(env, "LEAF7_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1),
+            webhook_allow=_networks(env, "LEAF7_WEBHOOK_ALLOW"),
             secret=env.get("LEAF7_SECRET") or None,
             api_key_grace=_int(env, "LEAF7_API_KEY_GRACE", 86400),
             trusted_proxies=_networks(env, "LEAF7_TRUSTED_PROXIES"),
@@ -130,6 +140,11 @@ class Settings(HttpSettings):
             rate_execute=_int(env, "LEAF7_RATE_EXECUTE", 120),
             brute_force_limit=_int(env, "LEAF7_BRUTE_FORCE_LIMIT", 20),
             brute_force_window=_int(env, "LEAF7_BRUTE_FORCE_WINDOW", 600, minimum=1),
+            brute_force_limit_48=(
+                _int(env, "LEAF7_BRUTE_FORCE_LIMIT_48", 0)
+                if env.get("LEAF7_BRUTE_FORCE_LIMIT_48")
+                else None
+            ),
             workers=_int(env, "LEAF7_WORKERS", 1, minimum=1),
             redis_timeout=_float(env, "LEAF7_REDIS_TIMEOUT", 2.0, minimum=0.05),
             pipeline_batch=_int(env, "LEAF7_PIPELINE_BATCH", 4, minimum=1),
@@ -137,4 +152,7 @@ class Settings(HttpSettings):
             fsync=_choice(env, "LEAF7_FSYNC", "waitaof", FSYNC_MODES),
             access_log=_bool(env, "LEAF7_ACCESS_LOG", True),
             shutdown_timeout=_float(env, "LEAF7_SHUTDOWN_TIMEOUT", 5.0, minimum=0),
+            body_timeout=_float(env, "LEAF7_BODY_TIMEOUT", 10.0, minimum=0.1),
+            metrics_token=env.get("LEAF7_METRICS_TOKEN") or None,
+            max_conn_per_ip=_int(env, "LEAF7_MAX_CONN_PER_IP", 256, minimum=1),
         )

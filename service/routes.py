@@ -7,6 +7,7 @@ from handlers import (
     analytics,
     blacklist,
     health,
+    integrations,
     keys,
     loader,
     openapi,
@@ -62,6 +63,14 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "GET", "/api/vendor/users/{discord_id}/keys", users.keys)
     _add(r, "POST", "/api/vendor/users/{discord_id}/reset_hwid", users.reset_hwid)
     _add(r, "POST", "/api/vendor/api_key/rotate", vendor.rotate_api_key)
+    _add(r, "POST", "/api/vendor/api_key/revoke_previous", vendor.revoke_previous)
+
+    _add(r, "POST", "/api/vendor/projects/{project_id}/integrations", integrations.create)
+    _add(r, "GET", "/api/vendor/integrations/{integration_id}", integrations.get)
+    _add(r, "PATCH", "/api/vendor/integrations/{integration_id}", integrations.update)
+    _add(r, "DELETE", "/api/vendor/integrations/{integration_id}", integrations.delete)
+    _add(r, "GET", "/api/vendor/orders", integrations.orders)
+    _add(r, "POST", "/api/hooks/{integration_id}", integrations.hook)
 
     _add(r, "POST", "/api/loader/execute", loader.execute)
     _add(r, "GET", "/api/loader/{project_id}/loader.lua", loader.loader)

@@ -51,6 +51,7 @@ async def open_store(
             execute_window=settings.rate_window,
             failures=settings.brute_force_limit,
             failure_window=settings.brute_force_window,
+            failures_48=settings.brute_force_limit_wide,
         ),
         timeout=settings.redis_timeout,
         fsync=settings.fsync,

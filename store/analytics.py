@@ -3,7 +3,7 @@
 import asyncio
 from typing import NamedTuple
 
-from store import keyspace
+from store import keyspace, paging
 from store.core import Core
 from store.models import Event, iso, pairs
 from store.projects import Projects
@@ -16,24 +16,49 @@ class Analytics:
         self.vendors = vendors
         self.projects = projects
 
-    async def recent_events(self, vendor_id: str, limit: int) -> list[Event]:
-        """The newest ``limit`` events across the vendor's projects, newest first."""
+    async def recent_events(
+        self, vendor_id: str, limit: int, cursor: str | None = None
+    ) -> tuple[list[Event], str | None]:
+        """The newest ``limit`` events across the vendor's projects, newest first (ties: by
+        project id, descending), older than the ``cursor`` position when one is given; and
+        the cursor of the next page (None when no older event is left)."""
+        if not 1 <= limit <= paging.MAX_LIMIT:
+            raise ValueError("limit")
+        pos = paging.decode(cursor, "ev", stream=True) if cursor else None
         project_ids = await self.vendors.project_ids(vendor_id)
+
+        def upper(p: str) -> str:
+            """The newest entry id of project ``p`` still to come."""
+            if pos is None:
+                return "+"
+            if p < pos.project:  # (ms, seq, p) < (ms, seq, pos.project): the same id too
+                return pos.cur
+            ms, seq = (int(x) for x in pos.cur.split("-"))
+            if seq > 0:
+                return f"{ms}-{seq - 1}"
+            return f"{ms - 1}-{2**64 - 1}" if ms > 0 else ""
+
+        ends = {p: upper(p) for p in project_ids}
         replies = await asyncio.gather(
             *(
-                self.core.call("XREVRANGE", keyspace.events(p), "+", "-", "COUNT", limit)
+                self.core.call("XREVRANGE", keyspace.events(p), ends[p], "-", "COUNT", limit + 1)
                 for p in project_ids
+                if ends[p]
             )
         )
         rows: list[_EventRow] = []
-        for p, entries in zip(project_ids, replies, strict=True):
+        for p, entries in zip([p for p in project_ids if ends[p]], replies, strict=True):
             rows.extend(_EventRow(entry_id, p, pairs(fields)) for entry_id, fields in entries)
 
-        def order(row: _EventRow) -> tuple[int, int]:
+        def order(row: _EventRow) -> tuple[int, int, str]:
             ms, _, seq = row.stream_id.partition("-")
-            return int(ms), int(seq or 0)
+            return int(ms), int(seq or 0), row.project_id
 
         rows.sort(key=order, reverse=True)
+        nxt = None
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            nxt = paging.Position("ev", last.project_id, last.stream_id).encode()
         return [
             Event(
                 type=r.fields.get("type", ""),
@@ -43,7 +68,7 @@ class Analytics:
                 timestamp=iso(r.fields.get("ts")),
             )
             for r in rows[:limit]
-        ]
+        ], nxt
 
     async def overview(self, vendor_id: str) -> dict[str, int]:
         project_ids = await self.vendors.project_ids(vendor_id)

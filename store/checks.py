@@ -23,8 +23,13 @@ from store.models import Execution, Hosted, Limits
 # Loader checks of one project per script call at most (see Checks._submit).
 DEFAULT_CHECK_BATCH = 8
 
-# A queued loader check: key_id, hwid, limit subject ("-": none), client IP, its future.
-Check = tuple[str, str, str, str, "asyncio.Future[tuple[list[Any], Hosted | None]]"]
+# A queued loader check: key_id, hwid, limit subject ("-": none), client IP, the IPv6 /48
+# subject ("": none), its future.
+Check = tuple[str, str, str, str, str, "asyncio.Future[tuple[list[Any], Hosted | None]]"]
+
+# How a batch's checks are limited (checks batch apart by it): not at all; per client; per
+# client and per IPv6 /48 (one more KEY per check, see store/lua/execute.lua).
+FREE, LIMITED, WIDE = 0, 1, 2
 
 
 class Checks:
@@ -44,19 +49,27 @@ class Checks:
             raise ValueError("check_batch must be >= 1")
         # Loader checks per script call at most, and those queued in this tick, per project.
         self.check_batch = check_batch
-        self._checks: dict[tuple[str, bool], list[Check]] = {}
+        self._checks: dict[tuple[str, int], list[Check]] = {}
         self._checks_scheduled = False
         # project_id -> what its loaders receive: checked against Redis on every run
         self._hosted: dict[str, Hosted] = {}
         self.hosted_cache_size = 1024
 
     async def execute(
-        self, project_id: str, key_id: str, hwid: str, client: str | None = None, ip: str = ""
+        self,
+        project_id: str,
+        key_id: str,
+        hwid: str,
+        client: str | None = None,
+        ip: str = "",
+        wide: str | None = None,
     ) -> Execution:
         """One execution check, in one round trip (see the module's docstring). ``client``
         (an IP address or IPv6 /64) is what the per-client limits count, inside the same
-        script; None applies none. ``ip`` is matched against the vendor's blacklist."""
-        fut = self._submit(project_id, key_id, hwid, client, ip)
+        script; None applies none. ``wide`` (an IPv6 client's /48, with ``client``) gets a
+        failure limit of its own (``Limits.failures_48``). ``ip`` is matched against the
+        vendor's blacklist (addresses and networks)."""
+        fut = self._submit(project_id, key_id, hwid, client, ip, wide)
         self.core.deadlines.watch(fut)
         try:
             res, hosted = await fut
@@ -83,15 +96,21 @@ class Checks:
         )
 
     def _submit(
-        self, project_id: str, key_id: str, hwid: str, client: str | None, ip: str
+        self, project_id: str, key_id: str, hwid: str, client: str | None, ip: str, wide: str | None
     ) -> "asyncio.Future[tuple[list[Any], Hosted | None]]":
         """Queues a check; its future gets (the script's result for it, what loaders receive).
         A project's checks queued in one tick go as one script call: at the tick's end, or as
         soon as ``check_batch`` of them are queued (so Valkey starts on them while the rest of
-        the tick is still being handled). Checks with and without limits batch apart."""
+        the tick is still being handled). Checks limited differently batch apart."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[list[Any], Hosted | None]] = loop.create_future()
-        batch_key = (project_id, client is not None)
+        if client is None:
+            mode = FREE
+        elif wide is None or self.limits.failures_48 <= 0:
+            mode, wide = LIMITED, None
+        else:
+            mode = WIDE
+        batch_key = (project_id, mode)
         batch = self._checks.get(batch_key)
         if batch is None:
             batch = self._checks[batch_key] = []
@@ -100,7 +119,7 @@ class Checks:
                 # call_soon runs after every callback already ready in this tick: all
                 # handlers woken by the same poll have queued their checks by then.
                 loop.call_soon(self._send_checks)
-        batch.append((key_id, hwid, client or "-", ip, fut))
+        batch.append((key_id, hwid, client or "-", ip, wide or "", fut))
         if len(batch) >= self.check_batch:
             del self._checks[batch_key]
             self._send_safely(project_id, batch_key[1], batch, True)
@@ -110,22 +129,22 @@ class Checks:
         self._checks_scheduled = False
         batches, self._checks = self._checks, {}
         last = len(batches) - 1
-        for i, ((project_id, limited), batch) in enumerate(batches.items()):
+        for i, ((project_id, mode), batch) in enumerate(batches.items()):
             # The tick's last batch writes everything queued: no reason to wait any longer.
-            self._send_safely(project_id, limited, batch, i == last)
+            self._send_safely(project_id, mode, batch, i == last)
 
     def _send_safely(
-        self, project_id: str, limited: bool, batch: list[Check], flush: bool, body: bool = False
+        self, project_id: str, mode: int, batch: list[Check], flush: bool, body: bool = False
     ) -> None:
         """``_send_batch``; should it ever raise, its checks fail with the error at once
         (rather than waiting for the deadline) and the tick's other batches still go."""
         try:
-            self._send_batch(project_id, limited, batch, flush, body)
+            self._send_batch(project_id, mode, batch, flush, body)
         except Exception as exc:
             _fail_checks(batch, exc)
 
     def _send_batch(
-        self, project_id: str, limited: bool, batch: list[Check], flush: bool, body: bool = False
+        self, project_id: str, mode: int, batch: list[Check], flush: bool, body: bool = False
     ) -> None:
         """One script call for ``batch`` (EVAL with the script's body when ``body``)."""
         cached = self._hosted.get(project_id)
@@ -133,31 +152,34 @@ class Checks:
         lim = self.limits
         limit_args = (
             (lim.execute, lim.execute_window, lim.failures, lim.failure_window)
-            if limited
+            if mode
             else (0, 1, 0, 1)
         )
         head, streams = keyspace.execute_fixed(project_id)
         check_keys: list[str] = []
         check_args: list[str] = []
-        for key_id, hwid, subject, ip, _ in batch:
+        for key_id, hwid, subject, ip, wide, _ in batch:
             check_keys += (keyspace.key(project_id, key_id), keyspace.client(project_id, subject))
+            if mode == WIDE:
+                check_keys.append(keyspace.client(project_id, wide))
             check_args += (hwid, key_id, ip)
         script = self.core.scripts.execute
         command = (
             "EVAL" if body else "EVALSHA", script.source if body else script.sha,
             10 + len(check_keys),
             *head, keyspace.hourly_executions(project_id, now // 3600), *check_keys, *streams,
-            now, self.core.retention, cached.rev if cached else "", *limit_args, *check_args,
+            now, self.core.retention, cached.rev if cached else "", *limit_args,
+            lim.failures_48 if mode == WIDE else 0, *check_args,
         )  # fmt: skip
         fut = self.core.pipe.command(command, flush)
         fut.add_done_callback(
-            functools.partial(self._batch_done, project_id, limited, batch, cached, body)
+            functools.partial(self._batch_done, project_id, mode, batch, cached, body)
         )
 
     def _batch_done(
         self,
         project_id: str,
-        limited: bool,
+        mode: int,
         batch: list[Check],
         cached: Hosted | None,
         body: bool,
@@ -172,9 +194,9 @@ class Checks:
         if exc is not None:
             if isinstance(exc, NoScriptError) and not body:
                 # Script cache flushed or server restarted: once more, with the script's body.
-                pending = [c for c in batch if not c[4].done()]
+                pending = [c for c in batch if not c[-1].done()]
                 if pending:
-                    self._send_safely(project_id, limited, pending, True, body=True)
+                    self._send_safely(project_id, mode, pending, True, body=True)
             else:
                 _fail_checks(batch, exc)
             return

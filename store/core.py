@@ -159,8 +159,10 @@ class Core:
         cursor = "0"
         while True:
             cursor, ids = await self.call("SSCAN", index, cursor, "COUNT", SCAN_BATCH)
-            if ids:
-                yield [str(i) for i in ids]
+            # A step may return more than COUNT (a set kept compact comes back whole): the
+            # batches handed on stay at most SCAN_BATCH.
+            for at in range(0, len(ids), SCAN_BATCH):
+                yield [str(i) for i in ids[at : at + SCAN_BATCH]]
             if str(cursor) == "0":
                 return
 

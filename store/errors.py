@@ -36,12 +36,36 @@ class DiscordNotLinked(StoreError):
     pass
 
 
+class NotCurrentKey(StoreError):
+    """An API key in its grace period tried what only the current key may do."""
+
+
+class InvalidCursor(StoreError):
+    """A listing's ``cursor`` that this listing did not hand out."""
+
+
 class StoreUnavailable(StoreError):
     pass
 
 
 class KeyBanned(StoreError):
     pass
+
+
+class IntegrationNotFound(StoreError):
+    """A store integration (or its project) that is not there, or not the vendor's."""
+
+
+class TooManyIntegrations(StoreError):
+    pass
+
+
+class UnmappedProduct(StoreError):
+    """A paid store order whose products none of the integration's mappings name."""
+
+
+class OrderTooLarge(StoreError):
+    """A store order that would make more keys than one order may."""
 
 
 class ResetCooldown(StoreError):
@@ -57,6 +81,9 @@ _SCRIPT_ERRORS: dict[str, type[StoreError]] = {
     "L7:ALREADY_REDEEMED": AlreadyRedeemed,
     "L7:REDEEMED": RedeemedKeyDelete,
     "L7:VENDOR_NOT_FOUND": VendorNotFound,
+    "L7:NOT_CURRENT_KEY": NotCurrentKey,
+    "L7:INTEGRATION_NOT_FOUND": IntegrationNotFound,
+    "L7:TOO_MANY_INTEGRATIONS": TooManyIntegrations,
 }
 
 

@@ -26,6 +26,12 @@ def api_key(digest: str) -> str:
     return f"{PREFIX}:apikey:{{{digest}}}"
 
 
+def vendor_previous_keys(vendor_id: str) -> str:
+    """Set of the digests of the vendor's previous API keys still in their grace period (the
+    set expires with the longest grace), so they can be revoked early."""
+    return f"{PREFIX}:{{v:{vendor_id}}}:previous_keys"
+
+
 def api_key_rate(digest: str) -> str:
     """Hash: the vendor API rate-limit window of one API key, with a TTL (same slot as the
     key's record, so one script looks the key up and counts the request)."""
@@ -40,7 +46,8 @@ def keygen_rate(vendor_id: str) -> str:
 def client(project_id: str, subject: str) -> str:
     """Hash: one client IP's (or IPv6 /64's) execution-rate window and failed-verdict counter
     in a project, with a TTL: limits are per project and client IP, so the execution check
-    stays one script in the project's slot."""
+    stays one script in the project's slot. An IPv6 /48 (``2001:db8:1::/48``) has one too,
+    for its failed-verdict counter alone."""
     return f"{PREFIX}:{{{project_id}}}:ip:{subject}"
 
 
@@ -52,6 +59,11 @@ def key_ref(key_id: str) -> str:
 def project(project_id: str) -> str:
     """Hash: the project's settings plus its vendor_id (owner)."""
     return f"{PREFIX}:{{{project_id}}}:project"
+
+
+def project_tombstone(project_id: str) -> str:
+    """Hash: a project being deleted (its hash, renamed), until its last key is gone."""
+    return f"{PREFIX}:{{{project_id}}}:deleted"
 
 
 def project_source(project_id: str) -> str:
@@ -112,7 +124,9 @@ def blacklist_hwids(project_id: str) -> str:
 
 
 def blacklist_ips(project_id: str) -> str:
-    """Hash: blacklisted client IP -> entry id (mirror, like blacklist_hwids)."""
+    """Hash: blacklisted client IP -> entry id (mirror, like blacklist_hwids); a network is
+    the field ``<address in hex>/<prefix length>`` (``0a000000/8``), and the field ``/`` lists
+    the prefix lengths in use, longest first (``4/24 6/64``); see store/blacklist.py."""
     return f"{PREFIX}:{{{project_id}}}:bl_ips"
 
 
@@ -142,6 +156,35 @@ def hourly_executions(project_id: str, hour: int) -> str:
     return f"{PREFIX}:{{{project_id}}}:execs:{hour}"
 
 
+def integration_ref(integration_id: str) -> str:
+    """String: the project_id of a store integration, so the public hook URL (a bare
+    integration id) resolves with one GET."""
+    return f"{PREFIX}:integ:{integration_id}"
+
+
+def integrations(project_id: str) -> str:
+    """Hash: the project's store integrations, four fields each: ``<id>:provider``,
+    ``<id>:secret``, ``<id>:products`` (JSON), ``<id>:created_at``."""
+    return f"{PREFIX}:{{{project_id}}}:integrations"
+
+
+def orders(project_id: str) -> str:
+    """Hash: ``<provider>:<order id>`` -> the order as JSON (its keys included): one record
+    per store order, written in the step that generates its keys."""
+    return f"{PREFIX}:{{{project_id}}}:orders"
+
+
+def order_index(project_id: str) -> str:
+    """Sorted set (all scores 0, lexical order): ``<created_at, 10 digits>|<order field>``,
+    the orders in creation order for the listing."""
+    return f"{PREFIX}:{{{project_id}}}:order_index"
+
+
+def order_idempotency(project_id: str) -> str:
+    """Hash: ``<provider>:<idempotency key>`` -> the order field it delivered."""
+    return f"{PREFIX}:{{{project_id}}}:order_idem"
+
+
 def webhook_projects() -> str:
     """Set of project ids with a webhook and notifications on (the deliverers' work list)."""
     return f"{PREFIX}:webhook_projects"
@@ -161,6 +204,10 @@ def project_keys(project_id: str) -> list[str]:
         blacklist_attempts(project_id),
         events(project_id),
         notify(project_id),
+        integrations(project_id),
+        orders(project_id),
+        order_index(project_id),
+        order_idempotency(project_id),
     ]
 
 

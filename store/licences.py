@@ -6,6 +6,7 @@ the script that reads or writes, so a vendor can never act on another's key (it 
 """
 
 import asyncio
+import bisect
 import secrets
 import string
 from collections.abc import Callable
@@ -13,9 +14,15 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from store import keyspace
+from store import keyspace, paging
 from store.core import Core
-from store.errors import DiscordNotLinked, KeyNotFound, ProjectNotFound, script_error
+from store.errors import (
+    DiscordNotLinked,
+    InvalidCursor,
+    KeyNotFound,
+    ProjectNotFound,
+    script_error,
+)
 from store.models import (
     ActiveKey,
     BuyerKey,
@@ -29,6 +36,9 @@ from store.vendors import Vendors
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 32  # 32 * log2(62) = 190.5 bits of entropy
+# Script calls of one listing page at most (a page of expired keys or empty projects may end
+# short, with a cursor: bounded time per request).
+_PAGE_CALLS = 64
 
 
 def new_key_id() -> str:
@@ -117,15 +127,42 @@ class Licences:
             h["note"] = note
         return [buyer_key_from_hash(project_id, i, h) for i in ids]
 
-    async def _list(
-        self, vendor_id: str, project_id: str | None, index: Callable[[str], str]
-    ) -> list[tuple[str, str, dict[str, str]]]:
-        """(project_id, key_id, hash) for every live member of ``index(project)``."""
-        project_ids = [project_id] if project_id else await self.vendors.project_ids(vendor_id)
+    async def _page(
+        self,
+        vendor_id: str,
+        project_id: str | None,
+        kind: str,
+        index: Callable[[str], str],
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[tuple[str, str, dict[str, str]]], str | None]:
+        """One page: (project_id, key_id, hash) of at most ``limit`` live members of
+        ``index(project)``, sorted by creation, and the cursor of the next page (None after
+        the last). Without ``project_id`` the vendor's projects are walked in id order. Each
+        script call reads at most ``limit`` (<= 1000) keys; see store/paging.py."""
+        if not 1 <= limit <= paging.MAX_LIMIT:
+            raise ValueError("limit")
+        pos = paging.decode(cursor, kind) if cursor else None
+        if project_id:
+            if pos is not None and pos.project != project_id:
+                raise InvalidCursor
+            project_ids = [project_id]
+        else:
+            project_ids = sorted(await self.vendors.project_ids(vendor_id))
+        i = 0
+        state = paging.Position(kind)
+        if pos is not None:
+            i = bisect.bisect_left(project_ids, pos.project)
+            if i < len(project_ids) and project_ids[i] == pos.project:
+                state = pos  # else: that project is gone (or was never ours): the next one
         script = self.core.scripts.list_keys
-        results = await asyncio.gather(
-            *(
-                self.core.script(
+        out: list[tuple[str, str, dict[str, str]]] = []
+        calls = 0
+        while i < len(project_ids) and len(out) < limit and calls < _PAGE_CALLS:
+            p = project_ids[i]
+            calls += 1
+            try:
+                cur, after, left, flat = await self.core.script(
                     script,
                     [
                         keyspace.project(p),
@@ -134,28 +171,58 @@ class Licences:
                         keyspace.active_index(p),
                         keyspace.key_discords(p),
                     ],
-                    [vendor_id, keyspace.key_prefix(p), keyspace.discord_prefix(p)],
+                    [
+                        vendor_id,
+                        keyspace.key_prefix(p),
+                        keyspace.discord_prefix(p),
+                        state.cur,
+                        limit - len(out),
+                        state.after,
+                        *state.left,
+                    ],
                 )
-                for p in project_ids
-            ),
-            return_exceptions=True,
-        )
-        out: list[tuple[str, str, dict[str, str]]] = []
-        for p, res in zip(project_ids, results, strict=True):
-            if isinstance(res, ProjectNotFound):
+            except ProjectNotFound:
                 if project_id:
-                    raise res
-                continue  # deleted while we listed
-            if isinstance(res, BaseException):
-                raise res
-            it = iter(res)
-            out.extend((p, key_id, pairs(flat)) for key_id, flat in zip(it, it, strict=True))
+                    raise
+                cur, after, left, flat = "end", "", [], []  # deleted while we listed
+            it = iter(flat)
+            out.extend((p, key_id, pairs(h)) for key_id, h in zip(it, it, strict=True))
+            state = paging.Position(kind, p, str(cur), str(after), tuple(map(str, left)))
+            if state.done:
+                i += 1
+                state = paging.Position(kind)
         out.sort(key=lambda t: (t[2].get("created_at", ""), t[1]))
-        return out
+        if i >= len(project_ids):
+            return out, None
+        here = paging.Position(kind, project_ids[i], state.cur, state.after, state.left)
+        return out, here.encode()
+
+    async def _all(
+        self, vendor_id: str, project_id: str | None, kind: str, index: Callable[[str], str]
+    ) -> list[tuple[str, str, dict[str, str]]]:
+        """Every page, sorted as a whole (for callers that want everything in memory)."""
+        rows, cursor = await self._page(vendor_id, project_id, kind, index, None, paging.MAX_LIMIT)
+        while cursor is not None:
+            more, cursor = await self._page(
+                vendor_id, project_id, kind, index, cursor, paging.MAX_LIMIT
+            )
+            rows += more
+        rows.sort(key=lambda t: (t[2].get("created_at", ""), t[1]))
+        return rows
 
     async def list_buyer(self, vendor_id: str, project_id: str | None) -> list[BuyerKey]:
-        rows = await self._list(vendor_id, project_id, keyspace.buyer_index)
+        """Every buyer key (tests and tools; the API pages, see ``buyer_page``)."""
+        rows = await self._all(vendor_id, project_id, "b", keyspace.buyer_index)
         return [buyer_key_from_hash(p, k, h) for p, k, h in rows]
+
+    async def buyer_page(
+        self, vendor_id: str, project_id: str | None, cursor: str | None, limit: int
+    ) -> tuple[list[BuyerKey], str | None]:
+        """One page of buyer keys (sorted by creation) and the next page's cursor."""
+        rows, nxt = await self._page(
+            vendor_id, project_id, "b", keyspace.buyer_index, cursor, limit
+        )
+        return [buyer_key_from_hash(p, k, h) for p, k, h in rows], nxt
 
     async def delete_buyer(self, vendor_id: str, key_id: str) -> None:
         project_id = await self.project_of(key_id)
@@ -199,16 +266,36 @@ class Licences:
             at_ms = (int(expires_at) + self.core.retention) * 1000
             await self.core.call("PEXPIREAT", keyspace.key_ref(key_id), at_ms)
 
+    @staticmethod
+    def _active_index(discord_id: str | None) -> tuple[str, Callable[[str], str]]:
+        if discord_id is None:
+            return "a", keyspace.active_index
+
+        def index(p: str) -> str:
+            return keyspace.discord_index(p, discord_id)
+
+        return "d" + discord_id, index
+
     async def list_active(
         self, vendor_id: str, project_id: str | None, discord_id: str | None
     ) -> list[ActiveKey]:
-        did = discord_id
-
-        def index(p: str) -> str:
-            return keyspace.active_index(p) if did is None else keyspace.discord_index(p, did)
-
-        rows = await self._list(vendor_id, project_id, index)
+        """Every active key (tests and tools; the API pages, see ``active_page``)."""
+        kind, index = self._active_index(discord_id)
+        rows = await self._all(vendor_id, project_id, kind, index)
         return [active_key_from_hash(p, k, h) for p, k, h in rows if "redeemed_at" in h]
+
+    async def active_page(
+        self,
+        vendor_id: str,
+        project_id: str | None,
+        discord_id: str | None,
+        cursor: str | None,
+        limit: int,
+    ) -> tuple[list[ActiveKey], str | None]:
+        """One page of active keys (sorted by creation) and the next page's cursor."""
+        kind, index = self._active_index(discord_id)
+        rows, nxt = await self._page(vendor_id, project_id, kind, index, cursor, limit)
+        return [active_key_from_hash(p, k, h) for p, k, h in rows if "redeemed_at" in h], nxt
 
     async def _key_action(self, script: Script, vendor_id: str, key_id: str, *args: Any) -> Any:
         project_id = await self.project_of(key_id)

@@ -146,7 +146,8 @@ class Execution(Base):
     """The outcome of one loader execution check (see lua/execute.lua).
 
     ``code`` ``RATE_LIMITED`` is internal (the handler answers 429): ``limited`` is ``"x"``
-    (execution rate) or ``"f"`` (blocked after failed checks), ``retry_after`` the seconds
+    (execution rate), ``"f"`` (blocked after failed checks) or ``"w"`` (the client's IPv6 /48
+    blocked after failed checks), ``retry_after`` the seconds
     until the client may try again. ``remaining``/``reset`` describe the client's execution
     window (None without a limit)."""
 
@@ -178,6 +179,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     execute_window: int = 60
     failures: int = 20
     failure_window: int = 600
+    # Failures of an IPv6 client's /48 (all its /64s together) that block the /48.
+    failures_48: int = 80
 
 
 class RateLimit(msgspec.Struct, frozen=True):

@@ -15,6 +15,9 @@ from store.models import Project, pairs, project_from_hash
 from store.vendors import Vendors
 from store.webhooks import Webhooks
 
+# Keys deleted per script call when a project is deleted.
+DELETE_BATCH = 1000
+
 
 class Projects:
     def __init__(
@@ -85,22 +88,59 @@ class Projects:
         return project_from_hash(project_id, pairs(flat))
 
     async def delete(self, vendor_id: str, project_id: str) -> None:
-        hour = self.core.now() // 3600
-        hourly = [keyspace.hourly_executions(project_id, hour - i) for i in range(14)]
-        key_ids: list[str] = await self.core.script(
+        """Deletes the project and everything in it, in bounded steps.
+
+        1. One script checks ownership and renames the project hash to its tombstone: from
+           then on every API and loader call finds no project (404, PROJECT_NOT_FOUND), and
+           the project leaves the vendor's index and the webhook registry.
+        2. Its keys go in batches of at most ``DELETE_BATCH`` per script call (their refs,
+           in other slots, right after each batch).
+        3. Its fixed keys go last, the tombstone with them.
+
+        A delete that stopped halfway (a crash, a lost connection) left the tombstone: what
+        remains is unreachable (every script checks the project hash, which is gone), and
+        deleting the project again resumes the work where it stopped. Refs of keys already
+        deleted resolve to no project (404), as they always did."""
+        tombstone = keyspace.project_tombstone(project_id)
+        await self.core.script(
             self.core.scripts.delete_project,
-            keyspace.project_keys(project_id) + hourly,
-            [vendor_id, keyspace.key_prefix(project_id), keyspace.discord_prefix(project_id)],
+            [keyspace.project(project_id), tombstone],
+            [vendor_id],
             durable=True,
         )
-        # The refs live in other slots: one batch per node, after the data is gone (a ref
-        # that outlives its key resolves to a project that no longer owns it: 404).
-        call = self.core.call
         await asyncio.gather(
-            call("SREM", keyspace.vendor_projects(vendor_id), project_id),
+            self.core.call("SREM", keyspace.vendor_projects(vendor_id), project_id),
             self.webhooks.sync(project_id, None, False),
-            *(call("DEL", keyspace.key_ref(key_id)) for key_id in key_ids),
         )
+        batch_keys = [
+            tombstone,
+            keyspace.buyer_index(project_id),
+            keyspace.active_index(project_id),
+            keyspace.key_discords(project_id),
+        ]
+        batch_args = [
+            vendor_id,
+            keyspace.key_prefix(project_id),
+            keyspace.discord_prefix(project_id),
+            DELETE_BATCH,
+        ]
+        while True:
+            key_ids: list[str] = await self.core.script(
+                self.core.scripts.delete_project_keys, batch_keys, batch_args
+            )
+            if not key_ids:
+                break
+            # The refs live in other slots: one batch per node, after the data is gone (a
+            # ref that outlives its key resolves to a project that no longer owns it: 404).
+            await asyncio.gather(*(self.core.call("DEL", keyspace.key_ref(k)) for k in key_ids))
+        hour = self.core.now() // 3600
+        hourly = [keyspace.hourly_executions(project_id, hour - i) for i in range(14)]
+        fixed = [k for k in keyspace.project_keys(project_id) if k != keyspace.project(project_id)]
+        await self.core.script(
+            self.core.scripts.delete_project_rest,
+            [tombstone, *fixed, *hourly],
+            [vendor_id],
+        )  # (not durable: the rename above was; lost, it is redone by deleting again)
 
     # Last: within the class body, the name ``list`` is this method.
     async def list(self, vendor_id: str) -> list[Project]:

@@ -39,15 +39,23 @@ class Scripts:
         self.set_hwid = _load("set_hwid", prelude)
         self.update_project = _load("update_project", prelude)
         self.delete_project = _load("delete_project", prelude)
+        self.delete_project_keys = _load("delete_project_keys", prelude)
+        self.delete_project_rest = _load("delete_project_rest", prelude)
         self.set_source = _load("set_source", prelude)
         self.execute = _load("execute", prelude)
         self.self_reset_hwid = _load("self_reset_hwid", prelude)
         self.delete_unredeemed = _load("delete_unredeemed", prelude)
         self.extend_keys = _load("extend_keys", prelude)
+        self.blacklist_mirror = _load("blacklist_mirror", prelude)
         self.blacklist_unmirror = _load("blacklist_unmirror", prelude)
         self.rate_limit = _load("rate_limit", prelude)
         self.authenticate = _load("authenticate", prelude)
         self.rotate_api_key = _load("rotate_api_key", prelude)
+        self.revoke_previous = _load("revoke_previous", prelude)
+        self.integration_create = _load("integration_create", prelude)
+        self.integration_update = _load("integration_update", prelude)
+        self.integration_delete = _load("integration_delete", prelude)
+        self.record_order = _load("record_order", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

@@ -16,6 +16,7 @@ from store.autopipe import DEFAULT_MAX_BATCH
 from store.blacklist import Blacklist
 from store.checks import DEFAULT_CHECK_BATCH, Checks
 from store.core import Core
+from store.integrations import Integrations
 from store.licences import Licences
 from store.models import Limits
 from store.projects import Projects
@@ -54,6 +55,7 @@ class Store:
         self.webhooks = Webhooks(core)
         self.projects = Projects(core, self.vendors, self.blacklist, self.webhooks)
         self.licences = Licences(core, self.vendors, self.projects)
+        self.integrations = Integrations(core, self.vendors, self.projects)
         self.users = Users(core)
         self.analytics = Analytics(core, self.vendors, self.projects)
         self.checks = Checks(core, self.licences, limits=limits, check_batch=check_batch)

@@ -1,14 +1,25 @@
 """Vendors and their API keys (and the vendor-level rate limits)."""
 
+import asyncio
 import hashlib
 import hmac
 import secrets
 import uuid
+from typing import NamedTuple
 
 from store import keyspace
 from store.core import Core, flatten, raise_first
-from store.errors import VendorNotFound
+from store.errors import StoreError, VendorNotFound
 from store.models import RateLimit, Vendor, iso, pairs
+
+
+class Caller(NamedTuple):
+    """Who an authenticated request comes from: the vendor, the digest of the API key it
+    used, and that key's rate-limit window."""
+
+    vendor_id: str
+    digest: str
+    rate: RateLimit
 
 
 def api_key_digest(secret: bytes, api_key: str) -> str:
@@ -86,9 +97,7 @@ class Vendors:
         )
         return vendor_id
 
-    async def authenticate_limited(
-        self, api_key: str, limit: int, window: int
-    ) -> tuple[str, RateLimit] | None:
+    async def authenticate_limited(self, api_key: str, limit: int, window: int) -> Caller | None:
         """Like ``authenticate``, and counts the request against the key's rate limit in the
         same script (one round trip); an unknown key writes nothing. None when unknown."""
         digest = self.api_key_digest(api_key)
@@ -100,14 +109,15 @@ class Vendors:
         if not res:
             return None
         vendor_id, allowed, remaining, reset, retry = res
-        return vendor_id, RateLimit(
-            bool(int(allowed)), limit, int(remaining), int(reset), int(retry)
-        )
+        rate = RateLimit(bool(int(allowed)), limit, int(remaining), int(reset), int(retry))
+        return Caller(vendor_id, digest, rate)
 
-    async def rotate_api_key(self, vendor_id: str, grace: int) -> tuple[str, int]:
+    async def rotate_api_key(self, vendor_id: str, grace: int, caller: str = "") -> tuple[str, int]:
         """A new API key for the vendor; the previous current key keeps working for ``grace``
         seconds (its record gets that TTL; 0 removes it at once). Returns (new key, epoch
-        second the previous key stops). Keys already in their grace period keep theirs."""
+        second the previous key stops). Keys already in their grace period keep theirs.
+        ``caller``: the digest of the key asking, which must be the current one
+        (``NotCurrentKey`` otherwise); '' for the operator."""
         api_key = new_api_key()
         digest = self.api_key_digest(api_key)
         call = self.core.call
@@ -115,9 +125,11 @@ class Vendors:
         await call("SET", keyspace.api_key(digest), vendor_id)
         try:
             old: str = await self.core.script(
-                self.core.scripts.rotate_api_key, [keyspace.vendor(vendor_id)], [digest]
+                self.core.scripts.rotate_api_key,
+                [keyspace.vendor(vendor_id), keyspace.vendor_previous_keys(vendor_id)],
+                [digest, caller, grace],
             )
-        except VendorNotFound:
+        except StoreError:
             await call("DEL", keyspace.api_key(digest))
             raise
         now = self.core.now()
@@ -128,6 +140,18 @@ class Vendors:
             else:
                 await call("DEL", keyspace.api_key(old))
         return api_key, now + grace
+
+    async def revoke_previous(self, vendor_id: str, caller: str = "") -> int:
+        """Ends every previous API key of the vendor now, grace periods included; returns how
+        many were still listed. ``caller`` as for ``rotate_api_key``."""
+        previous: list[str] = await self.core.script(
+            self.core.scripts.revoke_previous,
+            [keyspace.vendor(vendor_id), keyspace.vendor_previous_keys(vendor_id)],
+            [caller],
+        )
+        # The records live in their own slots (the digest is their hash tag).
+        await asyncio.gather(*(self.core.call("DEL", keyspace.api_key(d)) for d in previous))
+        return len(previous)
 
     async def hit_keygen(self, vendor_id: str, limit: int, window: int) -> RateLimit:
         """One hit on the vendor's key-generation limit (a fixed window kept in Redis, shared

@@ -8,6 +8,7 @@ died stays pending until another claims it after a backoff. Projects with a webh
 in a registry set so deliverers know which streams to read.
 """
 
+from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 from redis.exceptions import ResponseError
@@ -17,6 +18,9 @@ from store.core import Core
 from store.models import pairs
 
 GROUP = "webhooks"
+# Pending entries ``claim`` looks at for one whose backoff has passed (bounded work per call,
+# whatever ``count``; entries past the window are seen once earlier ones are done).
+PENDING_SCAN = 100
 
 
 class Notification(NamedTuple):
@@ -47,6 +51,11 @@ class Webhooks:
     async def projects(self) -> list[str]:
         return sorted(await self.core.call("SMEMBERS", keyspace.webhook_projects()))
 
+    async def project_batches(self) -> AsyncIterator[list[str]]:
+        """The projects with a webhook, in SSCAN batches (bounded work per step)."""
+        async for ids in self.core.members(keyspace.webhook_projects()):
+            yield ids
+
     async def target(self, project_id: str) -> str | None:
         """The project's webhook URL if notifications are on now, else None."""
         url, notify = await self.core.call(
@@ -57,20 +66,23 @@ class Webhooks:
     async def claim(
         self, project_id: str, consumer: str, count: int, backoff: float, max_backoff: float
     ) -> list[Notification]:
-        """Entries to deliver now: pending ones whose backoff has passed (a failed attempt,
-        or a deliverer that died), then new ones."""
+        """At most ``count`` entries to deliver now: pending ones whose backoff has passed (a
+        failed attempt, or a deliverer that died), then new ones. Each entry claimed counts as
+        a delivery attempt, so the deliverer claims only what it is about to send."""
         stream = keyspace.notify(project_id)
         out: list[Notification] = []
         try:
-            pending: list[Any] = await self.core.call("XPENDING", stream, GROUP, "-", "+", count)
+            pending: list[Any] = await self.core.call(
+                "XPENDING", stream, GROUP, "-", "+", max(count, PENDING_SCAN)
+            )
         except ResponseError as exc:
             if "NOGROUP" in str(exc):
                 return []
             raise
-        due = []
+        due: list[str] = []
         for entry_id, _owner, idle_ms, deliveries in pending:
             wait = min(max_backoff, backoff * 2 ** (int(deliveries) - 1))
-            if int(idle_ms) >= wait * 1000:
+            if int(idle_ms) >= wait * 1000 and len(due) < count:
                 due.append(entry_id)
         if due:
             min_idle = int(backoff * 1000)
@@ -82,8 +94,18 @@ class Webhooks:
                 for eid, f in claimed
                 if f is not None
             ]
+        if len(out) >= count:
+            return out
         fresh = await self.core.call(
-            "XREADGROUP", "GROUP", GROUP, consumer, "COUNT", count, "STREAMS", stream, ">"
+            "XREADGROUP",
+            "GROUP",
+            GROUP,
+            consumer,
+            "COUNT",
+            count - len(out),
+            "STREAMS",
+            stream,
+            ">",
         )
         for _name, entries in _stream_entries(fresh):
             out += [Notification(project_id, eid, 1, pairs(f)) for eid, f in entries]

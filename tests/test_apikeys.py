@@ -18,10 +18,14 @@ from service.app import create_app
 from service.config import Settings
 from service.secret import load_secret
 from store import Store, keyspace
-from tests.support.api import Api, Clock, store_of
+from tests.support.api import Api, Clock, keys_matching, store_of
 
 ROTATE = "/api/vendor/api_key/rotate"
+REVOKE = "/api/vendor/api_key/revoke_previous"
 UNAUTHENTICATED = {"detail": "Not authenticated"}
+NOT_CURRENT = {
+    "detail": "This API key has been rotated out: only the current key may rotate or revoke keys"
+}
 
 
 def test_secret_from_env_wins(tmp_path: Path) -> None:
@@ -118,8 +122,10 @@ async def test_rotate_with_short_grace_on_real_server(
     second_key = (await api.call("POST", ROTATE))["api_key"]
     second = {"Authorization": f"Bearer {second_key}"}
     assert (await client.get("/api/vendor/projects", headers=first)).status == 200
-    # Rotating again with the old key: the current (second) key goes into grace too.
+    # The old key cannot rotate again (a leaked key must not mint a fresh one).
     resp = await client.post(ROTATE, headers=first)
+    assert (resp.status, await resp.json()) == (403, NOT_CURRENT)
+    resp = await client.post(ROTATE, headers=second)
     assert resp.status == 200
     third = {"Authorization": f"Bearer {(await resp.json())['api_key']}"}
     for headers in (first, second, third):
@@ -145,18 +151,51 @@ async def test_rotate_without_grace_stops_old_key_at_once(
     assert (await client.get("/api/vendor/projects", headers=new)).status == 200
 
 
-async def test_concurrent_rotations_leave_one_current_key(real_api: Api) -> None:
+async def test_concurrent_rotations_by_one_key_make_one_new_key(real_api: Api) -> None:
     api = real_api
-    results = await asyncio.gather(*(api.call("POST", ROTATE) for _ in range(5)))
-    digests = {api.store.vendors.api_key_digest(r["api_key"]) for r in results}
+    answers = await asyncio.gather(*(api.client.post(ROTATE, headers=api.auth) for _ in range(5)))
+    bodies = [(r.status, await r.json()) for r in answers]
+    assert sorted(status for status, _ in bodies) == [200, 403, 403, 403, 403], bodies
+    [new_key] = [body["api_key"] for status, body in bodies if status == 200]
     current = await api.store.redis.hget(keyspace.vendor(api.vendor_id), "api_key_hash")
-    assert current in digests
-    ttls = {d: await api.store.redis.ttl(keyspace.api_key(d)) for d in digests}
-    # Exactly the current key lives forever; every other one (and the original) expires.
-    assert [d for d, t in ttls.items() if t == -1] == [current]
-    assert all(t > 0 for d, t in ttls.items() if d != current)
+    assert current == api.store.vendors.api_key_digest(new_key)
+    assert await api.store.redis.ttl(keyspace.api_key(current)) == -1
+    # The refused rotations left no key behind; the original is in its grace period.
+    assert len(await keys_matching(api.store.redis, "l7:apikey:{*}")) == 2
     original = api.store.vendors.api_key_digest(api.api_key)
     assert await api.store.redis.ttl(keyspace.api_key(original)) > 0
+
+
+async def test_a_key_in_its_grace_period_cannot_rotate_or_revoke(api: Api) -> None:
+    old = api.auth
+    new = {"Authorization": f"Bearer {(await api.call('POST', ROTATE))['api_key']}"}
+    for path in (ROTATE, REVOKE):
+        resp = await api.client.post(path, headers=old)
+        assert (resp.status, await resp.json()) == (403, NOT_CURRENT)
+    # It still works for everything else until its grace ends.
+    assert (await api.client.get("/api/vendor/projects", headers=old)).status == 200
+    assert (await api.client.get("/api/vendor/projects", headers=new)).status == 200
+
+
+async def test_revoke_previous_ends_every_grace_period_now(api: Api) -> None:
+    first = api.auth
+    second_key = (await api.call("POST", ROTATE))["api_key"]
+    second = {"Authorization": f"Bearer {second_key}"}
+    resp = await api.client.post(ROTATE, headers=second)
+    third = {"Authorization": f"Bearer {(await resp.json())['api_key']}"}
+    for headers in (first, second, third):
+        assert (await api.client.get("/api/vendor/projects", headers=headers)).status == 200
+    resp = await api.client.post(REVOKE, headers=third)
+    assert (resp.status, await resp.json()) == (200, {"status": "success"})
+    for headers in (first, second):
+        resp = await api.client.get("/api/vendor/projects", headers=headers)
+        assert (resp.status, await resp.json()) == (401, UNAUTHENTICATED)
+    assert (await api.client.get("/api/vendor/projects", headers=third)).status == 200
+    # Nothing left to revoke: still a success; the current key keeps working.
+    resp = await api.client.post(REVOKE, headers=third)
+    assert (resp.status, await resp.json()) == (200, {"status": "success"})
+    assert (await api.client.get("/api/vendor/projects", headers=third)).status == 200
+    assert (await api.client.post(REVOKE)).status == 401
 
 
 def test_secret_file_is_not_rewritten(tmp_path: Path) -> None:

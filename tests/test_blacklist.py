@@ -1,7 +1,16 @@
 """The vendor-wide blacklist: CRUD, and its effect on the loader check in every project."""
 
+import asyncio
+import dataclasses
+import ipaddress
+import random
 import re
 
+import pytest
+from redis.asyncio import Redis
+
+from service.config import Settings
+from store import Store, keyspace
 from tests.support.api import Api, execute, keys_matching, setup_key
 
 URL = "/api/vendor/blacklist"
@@ -24,7 +33,7 @@ async def test_crud_shapes_and_errors(api: Api) -> None:
     body = await api.call("POST", URL, {"reason": "no target"}, status=400)
     assert body == {"detail": "Must provide either IP or HWID"}
     await api.call("POST", URL, {"ip": "", "hwid": ""}, status=422)  # empty HWID: too short
-    body = await api.call("POST", URL, {"ip": "not-an-ip"}, status=400)
+    body = await api.call("POST", URL, {"ip": "not-an-ip"}, status=422)
     assert "ip" in body["detail"]
     await api.call("POST", URL, {"hwid": 5}, status=422)
     assert await api.call("DELETE", f"{URL}/{entry['id']}") == {"status": "success"}
@@ -89,3 +98,171 @@ async def test_project_delete_drops_mirrors(api: Api) -> None:
     assert await keys_matching(api.store.redis, f"*{{{pid}}}*") == []
     [entry] = await api.call("GET", URL)
     assert entry["attempts"] == 0
+
+
+# ---- ranges and normalised addresses ------------------------------------------------------
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test client (127.0.0.1) is a trusted proxy: X-Forwarded-For sets the client IP."""
+    return dataclasses.replace(settings, trusted_proxies=(ipaddress.ip_network("127.0.0.1/32"),))
+
+
+async def verdict(api: Api, pid: str, kid: str, ip: str) -> str:
+    data = await execute(api, pid, kid, hwid="pc", headers={"X-Forwarded-For": ip})
+    return str(data["code"])
+
+
+async def test_mapped_ipv6_entry_blocks_the_ipv4_client(api: Api) -> None:
+    pid, kid = await setup_key(api)
+    entry = await api.call("POST", URL, {"ip": "::ffff:8.8.4.4"})
+    assert entry["ip"] == "8.8.4.4"
+    assert await verdict(api, pid, kid, "8.8.4.4") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "::ffff:8.8.4.4") == "HWID_BANNED"  # mapped client too
+    assert await verdict(api, pid, kid, "8.8.4.5") == "KEY_VALID"
+    assert (await api.call("GET", URL))[0]["attempts"] == 2
+    # A mapped network is the IPv4 network.
+    net = await api.call("POST", URL, {"ip": "::ffff:9.9.9.0/120"})
+    assert net["ip"] == "9.9.9.0/24"
+    assert await verdict(api, pid, kid, "9.9.9.200") == "HWID_BANNED"
+
+
+async def test_ipv4_ranges(api: Api) -> None:
+    pid, kid = await setup_key(api)
+    c24 = await api.call("POST", URL, {"ip": "198.51.100.0/24"})
+    assert c24["ip"] == "198.51.100.0/24"
+    assert await verdict(api, pid, kid, "198.51.100.7") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "198.51.101.7") == "KEY_VALID"
+    # Not on a nibble: a /22 and a /13.
+    await api.call("POST", URL, {"ip": "203.0.112.0/22"})
+    assert await verdict(api, pid, kid, "203.0.115.255") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "203.0.116.0") == "KEY_VALID"
+    assert await verdict(api, pid, kid, "203.0.111.255") == "KEY_VALID"
+    # Host bits set: normalised to the network.
+    c8 = await api.call("POST", URL, {"ip": "10.1.2.3/8"})
+    assert c8["ip"] == "10.0.0.0/8"
+    assert await verdict(api, pid, kid, "10.200.0.1") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "11.0.0.1") == "KEY_VALID"
+    # A /32 is the address.
+    assert (await api.call("POST", URL, {"ip": "192.0.2.9/32"}))["ip"] == "192.0.2.9"
+    assert await verdict(api, pid, kid, "192.0.2.9") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "192.0.2.8") == "KEY_VALID"
+    # Nested networks: the attempt goes to the longest prefix.
+    c16 = await api.call("POST", URL, {"ip": "198.51.0.0/16"})
+    assert await verdict(api, pid, kid, "198.51.100.9") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "198.51.7.9") == "HWID_BANNED"
+    attempts = {e["id"]: e["attempts"] for e in await api.call("GET", URL)}
+    assert attempts[c24["id"]] == 2 and attempts[c16["id"]] == 1 and attempts[c8["id"]] == 1
+
+
+async def test_ipv6_ranges(api: Api) -> None:
+    pid, kid = await setup_key(api)
+    await api.call("POST", URL, {"ip": "2001:DB8:1:2::/64"})
+    assert await verdict(api, pid, kid, "2001:db8:1:2:ffff::9") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "[2001:db8:1:2::]:443") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "2001:db8:1:3::1") == "KEY_VALID"
+    e48 = await api.call("POST", URL, {"ip": "2001:db8:aa::/48"})
+    assert e48["ip"] == "2001:db8:aa::/48"
+    assert await verdict(api, pid, kid, "2001:db8:aa:ffff:1:2:3:4") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "2001:db8:ab::1") == "KEY_VALID"
+    # Not on a nibble (/35), and host bits set.
+    e35 = await api.call("POST", URL, {"ip": "2001:db8:1234::1/35"})
+    assert e35["ip"] == "2001:db8::/35"
+    assert await verdict(api, pid, kid, "2001:db8:1fff::1") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "2001:db8:2000::1") == "KEY_VALID"
+    # A single IPv6 address, written long: itself only (not its /64).
+    await api.call("POST", URL, {"ip": "2001:0db8:0000:0000:0000:0000:00cc:0001"})
+    assert await verdict(api, pid, kid, "2001:db8::cc:1") == "HWID_BANNED"
+    assert await verdict(api, pid, kid, "2001:db8::cc:2") == "HWID_BANNED"  # in the /35
+    await api.call("DELETE", f"{URL}/{e35['id']}")
+    assert await verdict(api, pid, kid, "2001:db8::cc:2") == "KEY_VALID"
+    assert await verdict(api, pid, kid, "2001:db8::cc:1") == "HWID_BANNED"
+    # IPv4 clients are not looked up in IPv6 networks (and the other way round).
+    assert await verdict(api, pid, kid, "32.1.13.184") == "KEY_VALID"
+
+
+async def test_invalid_ips_are_422(api: Api) -> None:
+    for bad in (
+        "not-an-ip",
+        "1.2.3",
+        "10.0.0.0/33",
+        "10.0.0.0/8/8",
+        "2001:db8::/129",
+        "2001:db8:::1",
+        "fe80::1%eth0",
+        "10.0.0.0/-1",
+    ):
+        body = await api.call("POST", URL, {"ip": bad}, status=422)
+        assert body["detail"].startswith("ip: not an IP address or CIDR network"), bad
+    assert await api.call("GET", URL) == []
+
+
+async def test_deleting_ranges_lifts_the_block(api: Api) -> None:
+    pid, kid = await setup_key(api)
+    mirror = keyspace.blacklist_ips(pid)
+    first = await api.call("POST", URL, {"ip": "198.51.100.0/24"})
+    second = await api.call("POST", URL, {"ip": "203.0.113.0/24", "hwid": "h"})
+    same = await api.call("POST", URL, {"ip": "203.0.113.77/24", "reason": "again"})
+    wide = await api.call("POST", URL, {"ip": "2001:db8:aa::/48"})
+    assert await api.store.redis.hget(mirror, "/") == "6/48 4/24"
+    pid2, kid2 = await setup_key(api)  # created after the entries: mirrored too
+    assert await api.store.redis.hget(keyspace.blacklist_ips(pid2), "/") == "6/48 4/24"
+    for p, k in ((pid, kid), (pid2, kid2)):
+        assert await verdict(api, p, k, "198.51.100.1") == "HWID_BANNED"
+        assert await verdict(api, p, k, "2001:db8:aa::1") == "HWID_BANNED"
+    await api.call("DELETE", f"{URL}/{first['id']}")
+    # Another /24 is still listed: the prefix length stays.
+    assert await api.store.redis.hget(mirror, "/") == "6/48 4/24"
+    for p, k in ((pid, kid), (pid2, kid2)):
+        assert await verdict(api, p, k, "198.51.100.1") == "KEY_VALID"
+        assert await verdict(api, p, k, "203.0.113.1") == "HWID_BANNED"
+    # Two entries for the same network: deleting one leaves the other in force.
+    await api.call("DELETE", f"{URL}/{second['id']}")
+    assert await verdict(api, pid, kid, "203.0.113.1") == "HWID_BANNED"
+    await api.call("DELETE", f"{URL}/{same['id']}")
+    assert await verdict(api, pid, kid, "203.0.113.1") == "KEY_VALID"
+    assert await api.store.redis.hget(mirror, "/") == "6/48"
+    await api.call("DELETE", f"{URL}/{wide['id']}")
+    for p, k in ((pid, kid), (pid2, kid2)):
+        assert await verdict(api, p, k, "2001:db8:aa::1") == "KEY_VALID"
+        # Nothing is left of the mirror: a check costs what it did before ranges.
+        assert await api.store.redis.hgetall(keyspace.blacklist_ips(p)) == {}
+
+
+async def test_range_matching_agrees_with_python(redis_client: Redis) -> None:
+    """The script's network arithmetic (execute.lua) against Python's ipaddress: random
+    networks of every prefix length, and clients inside, at the edges and outside them."""
+    rng = random.Random(7)
+    store = Store(redis_client, check_batch=4)
+    await store.core.load_scripts()
+    vendor_id, _ = await store.vendors.create("v", "1")
+    pid = (await store.projects.create(vendor_id, {"name": "Hub"})).project_id
+    nets: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for bits in (32, 128):
+        for _ in range(12):
+            prefix = rng.randrange(1, bits)
+            addr = ipaddress.ip_address(rng.getrandbits(bits))
+            nets.append(ipaddress.ip_network(f"{addr}/{prefix}", strict=False))
+    for net in nets:
+        await store.blacklist.add(vendor_id, str(net), None, "r")
+    clients: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for net in nets:
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        kind = type(net.network_address)
+        for value in (lo, hi, rng.randint(lo, hi), lo - 1, hi + 1):
+            if 0 <= value < 2**net.max_prefixlen:
+                clients.append(kind(value))
+    clients += [ipaddress.ip_address(rng.getrandbits(128)) for _ in range(20)]
+    clients += [ipaddress.ip_address(rng.getrandbits(32)) for _ in range(20)]
+    # Zero runs of every length and place, as Python writes them (RFC 5952).
+    clients += [ipaddress.ip_address(a) for a in ("::", "::1", "1::", "1:0:0:2::", "0:1::1:0:0")]
+    texts = [str(c) for c in clients]
+    results = await asyncio.gather(
+        *(store.checks.execute(pid, "nope", "hw", None, ip) for ip in texts)
+    )
+    for client, result in zip(clients, results, strict=True):
+        listed = any(client.version == n.version and client in n for n in nets)
+        assert result.code == ("HWID_BANNED" if listed else "KEY_INCORRECT"), client
+    store.core.deadlines.close()
+    await store.core.pipe.close()

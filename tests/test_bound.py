@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from handlers.openapi import Operation
 from service.config import Settings
 from store import Store, StoreUnavailable
+from store.integrations import Duration, Hook
 from store.webhooks import Notification
 from tests.support.api import EXECUTE, Api, store_of
 from tests.support.faults import Faulty, app_on
@@ -68,6 +69,22 @@ ARGS: dict[str, Any] = {
     "index": f"l7:{{{PID}}}:buyers",
     "keys": [f"l7:{{{PID}}}:project"],
     "commands": [("PING",)],
+    "cursor": None,
+    "integration_id": "0" * 32,
+    "provider": "sellix",
+    "secret": "s",
+    "products": {"p": Duration()},
+    "hook": Hook(
+        integration_id="0" * 32,
+        project_id=PID,
+        provider="sellix",
+        secret="s",
+        products={"p": Duration()},
+    ),
+    "order_id": "o",
+    "lines": [(["p"], 1)],
+    "email": None,
+    "idempotency_key": None,
 }
 # Coroutines that are not a request's work: closing drains the pipeline on shutdown.
 LIFECYCLE = {"core.close"}
@@ -184,6 +201,7 @@ async def test_each_route_alone_answers_503_within_the_bound_and_recovers(
         "{key_id}": key["key_id"],
         "{discord_id}": "555",
         "{entry_id}": entry["id"],
+        "{integration_id}": "0" * 32,  # a well-formed id: its lookup is the Redis wait
     }
     bodies: dict[str, Any] = {
         "/api/vendor/projects": {"name": "P"},

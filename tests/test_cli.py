@@ -174,6 +174,16 @@ def test_vendor_rotate_key_while_serving(data_dir: Path) -> None:
         newest = json.loads(proc.stdout)["api_key"]
         for key in (out["api_key"], newest):
             assert http("GET", server.base + "/api/vendor/projects", None, key)[0] == 200
+        # A leaked key: the vendor rotated (the old key is in its grace period), then the
+        # operator rotates without --grace: every earlier key stops at once.
+        status, body = http("POST", server.base + "/api/vendor/api_key/rotate", None, newest)
+        assert status == 200
+        proc = leaf7(data_dir, "vendor", "rotate-key", acme["vendor_id"])
+        assert proc.returncode == 0, proc.stderr
+        final = json.loads(proc.stdout)["api_key"]
+        for key in (out["api_key"], newest, body["api_key"]):
+            assert http("GET", server.base + "/api/vendor/projects", None, key)[0] == 401
+        assert http("GET", server.base + "/api/vendor/projects", None, final)[0] == 200
         proc = leaf7(data_dir, "vendor", "rotate-key", "no-such-vendor")
         assert proc.returncode == 1
         assert "no vendor" in proc.stderr

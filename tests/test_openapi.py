@@ -100,7 +100,9 @@ async def test_schemas_come_from_the_structs(app_client: TestClient[Any, Any]) -
     assert rotate["content"]["application/json"]["schema"]["$ref"].endswith("/RotatedApiKey")
     assert set(schemas["RotatedApiKey"]["required"]) == {"api_key", "previous_key_expires_at"}
     listing = doc["paths"]["/api/vendor/keys/active"]["get"]
-    assert {p["name"] for p in listing["parameters"]} == {"project_id", "discord_id"}
+    names = {p["name"] for p in listing["parameters"]}
+    assert names == {"project_id", "discord_id", "limit", "cursor"}
+    assert "X-Next-Cursor" in listing["responses"]["200"]["headers"]
     ok = listing["responses"]["200"]["content"]["application/json"]["schema"]
     assert ok == {"type": "array", "items": {"$ref": "#/components/schemas/ActiveKey"}}
     lua = doc["paths"]["/api/loader/{project_id}/loader.lua"]["get"]["responses"]["200"]

@@ -13,7 +13,7 @@ from multidict import CIMultiDict
 from redis.asyncio import Redis
 
 from handlers.appkeys import SETTINGS
-from handlers.common import client_ip, rate_subject
+from handlers.common import client_ip, rate_subject, rate_subjects
 from service.app import create_app
 from service.config import Settings
 from store import keyspace
@@ -103,6 +103,8 @@ def _request(peer: str | None, xff: list[str], proxies: str) -> web.Request:
         ("127.0.0.1", ["[2001:db8::1]:443"], "127.0.0.1", "2001:db8::1"),
         ("127.0.0.1", ["198.51.100.7:5555"], "127.0.0.1,::1", "198.51.100.7"),
         ("::ffff:127.0.0.1", ["198.51.100.7"], "127.0.0.1", "198.51.100.7"),
+        # A zone is dropped.
+        ("127.0.0.1", ["fe80::1%eth0"], "127.0.0.1", "fe80::1"),
         (None, ["1.2.3.4"], "10.0.0.0/8", "unix"),
     ],
 )
@@ -115,6 +117,10 @@ def test_rate_subject_groups_ipv6_by_64() -> None:
     assert rate_subject("2001:db8:1:2:aaaa::1") == "2001:db8:1:2::/64"
     assert rate_subject("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert rate_subject("2001:db8:1:3::1") != rate_subject("2001:db8:1:2::1")
+    assert rate_subjects("1.2.3.4") == ("1.2.3.4", None)
+    assert rate_subjects("unix") == ("unix", None)
+    assert rate_subjects("2001:db8:1:2:aaaa::1") == ("2001:db8:1:2::/64", "2001:db8:1::/48")
+    assert rate_subjects("2001:db8:1:ffff::9")[1] == "2001:db8:1::/48"
 
 
 def test_trusted_proxies_config() -> None:
@@ -233,6 +239,85 @@ async def test_brute_force_block(
     assert (await execute(api, pid2, kid2, xff=attacker))[1]["code"] == "KEY_VALID"
     clock.advance(1)
     assert (await execute(api, pid, kid, hwid="a", xff=attacker))[1]["code"] == "KEY_VALID"
+
+
+async def test_ipv6_48_rotation_is_blocked(
+    aiohttp_client: Any, app_redis: Redis, clock: Clock, settings: Settings
+) -> None:
+    """Failures are counted per /64 and per /48 too: a guesser rotating through the /64s of a
+    /48, each under its own limit, blocks the whole /48 (LEAF7_BRUTE_FORCE_LIMIT_48). On
+    fakeredis, Valkey and a Valkey Cluster (the /48's hash is one more KEY of the script)."""
+    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
+    api = await make_api(
+        aiohttp_client,
+        app_redis,
+        clock,
+        settings,
+        brute_force_limit=3,
+        brute_force_limit_48=6,
+        brute_force_window=600,
+        trusted_proxies=proxies,
+    )
+    pid, kid = await project_and_key(api)
+    # A single /64 under its own limit is not locked out.
+    for i in range(2):
+        assert (await execute(api, pid, f"g{i}", xff="2001:db8:7:1::1"))[1]["code"] == (
+            "KEY_INCORRECT"
+        )
+    assert (await execute(api, pid, kid, xff="2001:db8:7:1::2"))[1]["code"] == "KEY_VALID"
+    # Rotating: two failures in each of three more /64s of 2001:db8:5::/48.
+    for net in range(1, 4):
+        for i in range(2):
+            status, body, _ = await execute(api, pid, f"g{i}", xff=f"2001:db8:5:{net}::{i + 1}")
+            assert (status, body["code"]) == (200, "KEY_INCORRECT"), (net, i)
+    # The 6th failure of the /48 blocked it: any /64 of it, with any key.
+    status, body, headers = await execute(api, pid, kid, hwid="pc", xff="2001:db8:5:ffff::1")
+    assert assert_429(status, body, headers, 6) == 600
+    assert await app_redis.exists(keyspace.client(pid, "2001:db8:5::/48"))
+    # Another /48 is not, nor are IPv4 clients (which have no /48).
+    assert (await execute(api, pid, kid, xff="2001:db8:6::1"))[1]["code"] == "KEY_VALID"
+    assert (await execute(api, pid, kid, xff="198.51.100.1"))[1]["code"] == "KEY_VALID"
+    # A /48 block lasts the window.
+    clock.advance(599)
+    assert (await execute(api, pid, kid, xff="2001:db8:5:9::1"))[0] == 429
+    clock.advance(1)
+    assert (await execute(api, pid, kid, xff="2001:db8:5:9::1"))[1]["code"] == "KEY_VALID"
+
+
+async def test_ipv6_48_limit_off(
+    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+) -> None:
+    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
+    api = await make_api(
+        aiohttp_client,
+        redis_client,
+        clock,
+        settings,
+        brute_force_limit=3,
+        brute_force_limit_48=0,
+        trusted_proxies=proxies,
+    )
+    pid, kid = await project_and_key(api)
+    for net in range(1, 6):
+        for _ in range(2):
+            assert (await execute(api, pid, "g", xff=f"2001:db8:5:{net}::1"))[0] == 200
+    assert (await execute(api, pid, kid, xff="2001:db8:5:ff::1"))[1]["code"] == "KEY_VALID"
+    assert not await redis_client.exists(keyspace.client(pid, "2001:db8:5::/48"))
+    # The /64 limit still holds.
+    assert (await execute(api, pid, "g", xff="2001:db8:5:1::1"))[0] == 200  # its 3rd: blocks
+    assert (await execute(api, pid, kid, xff="2001:db8:5:1::9"))[0] == 429
+
+
+def test_brute_force_limit_48_config() -> None:
+    assert Settings.from_env({}).brute_force_limit_wide == 80
+    assert Settings.from_env({"LEAF7_BRUTE_FORCE_LIMIT": "5"}).brute_force_limit_wide == 20
+    env = {"LEAF7_BRUTE_FORCE_LIMIT": "5", "LEAF7_BRUTE_FORCE_LIMIT_48": "7"}
+    assert Settings.from_env(env).brute_force_limit_wide == 7
+    assert Settings.from_env({"LEAF7_BRUTE_FORCE_LIMIT_48": "0"}).brute_force_limit_wide == 0
+    from service.config import ConfigError
+
+    with pytest.raises(ConfigError, match="LEAF7_BRUTE_FORCE_LIMIT_48"):
+        Settings.from_env({"LEAF7_BRUTE_FORCE_LIMIT_48": "-1"})
 
 
 async def test_failures_spread_beyond_the_window_do_not_block(

@@ -1,17 +1,30 @@
 """Webhook delivery against a local aiohttp receiver: durable, retried with backoff,
-at least once, from any instance."""
+at least once, from any instance. The receiver listens on 127.0.0.1, which only an explicit
+LEAF7_WEBHOOK_ALLOW lets webhooks reach (tests/test_webhook_targets.py: not without it)."""
 
 import asyncio
+import dataclasses
+import ipaddress
 from typing import Any
 
 import pytest
 from aiohttp import web
 
+from service.config import Settings
 from service.webhooks import Deliverer, DelivererConfig
 from store import keyspace
 from tests.support.api import Api, execute
 
-FAST = DelivererConfig(poll=0.05, backoff=0.2, max_backoff=1.0, max_attempts=4, timeout=2)
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+FAST = DelivererConfig(
+    poll=0.05, backoff=0.2, max_backoff=1.0, max_attempts=4, timeout=2, allow=LOOPBACK
+)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """LEAF7_WEBHOOK_ALLOW=127.0.0.0/8: vendors may save the local receiver's URL."""
+    return dataclasses.replace(settings, webhook_allow=LOOPBACK)
 
 
 class Receiver:
@@ -132,7 +145,9 @@ async def test_gives_up_after_max_attempts(api: Api, receiver_url: Any) -> None:
     pid = project["project_id"]
     [key] = await api.keys(pid)
     await api.redeem(key["key_id"])
-    config = DelivererConfig(poll=0.05, backoff=0.05, max_backoff=0.05, max_attempts=3)
+    config = DelivererConfig(
+        poll=0.05, backoff=0.05, max_backoff=0.05, max_attempts=3, allow=LOOPBACK
+    )
     deliverer = Deliverer(api.store, config)
     try:
         for _ in range(3):

@@ -1,19 +1,18 @@
--- Removes a project and every key of it. Ownership is checked in the same step, so a vendor
--- can never delete someone else's data.
--- KEYS[1] project hash, KEYS[2] source, KEYS[3] buyer index, KEYS[4] active index,
--- KEYS[5] key -> Discord id hash, KEYS[6] HWID ban hash, KEYS[7..] blacklist mirrors, event streams, hourly counters
--- ARGV[1] vendor_id, ARGV[2] key hash prefix, ARGV[3] Discord index prefix
--- returns: the removed key ids (the caller drops their key -> project refs);
+-- Deleting a project, step 1 of 3: the project disappears at once. Its hash is renamed to
+-- the tombstone, so every API and loader call (which all check the project hash) finds no
+-- project from now on; its keys are then deleted in bounded batches (delete_project_keys)
+-- and its fixed keys last (delete_project_rest). Ownership is checked in the same step, so
+-- a vendor can never delete someone else's data. A delete that stopped halfway left the
+-- tombstone: deleting again resumes it.
+-- KEYS[1] project hash, KEYS[2] tombstone
+-- ARGV[1] vendor_id
+-- returns: 1 (the project was just deleted) or 0 (a halfway delete is resumed);
 -- error L7:PROJECT_NOT_FOUND
-if not owned(KEYS[1], ARGV[1]) then
-  return redis.error_reply('L7:PROJECT_NOT_FOUND')
+if owned(KEYS[1], ARGV[1]) then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  return 1
 end
-local ids = redis.call('SMEMBERS', KEYS[3])
-for _, id in ipairs(ids) do
-  redis.call('UNLINK', ARGV[2] .. id)
+if owned(KEYS[2], ARGV[1]) then
+  return 0
 end
-for _, did in ipairs(redis.call('HVALS', KEYS[5])) do
-  redis.call('UNLINK', ARGV[3] .. did)
-end
-redis.call('UNLINK', unpack(KEYS))
-return ids
+return redis.error_reply('L7:PROJECT_NOT_FOUND')

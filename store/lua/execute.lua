@@ -12,7 +12,13 @@
 -- slot: RATE_LIMITED while the client is blocked for failed checks (a block starts when its
 -- ARGV[6]-th KEY_INCORRECT within ARGV[7] seconds of its first one happens, and lasts
 -- ARGV[7] seconds), or when its executions in the current fixed window (ARGV[5] s, aligned
--- to epoch multiples) reached ARGV[4]. Refused checks are not counted.
+-- to epoch multiples) reached ARGV[4]. Refused checks are not counted. An IPv6 client's /48
+-- has a failure counter and block of its own (ARGV[8] failures, same window), so rotating
+-- through the /64s of a /48 is blocked too; its checks batch apart (one more KEY each).
+-- The blacklist's IPs: the client's address is one field of KEYS[6], read with the field '/'
+-- (the prefix lengths of the listed networks, longest first, e.g. '4/24 6/64'); only when
+-- that lists some of the client's family are its networks computed (a network's field is
+-- its address in hex and its length, e.g. '0a000000/8') and read in one more HMGET.
 -- A valid check redeems a still-unredeemed buyer key, binds the HWID if none is set, and
 -- counts the execution; being one script, two racing first runs can never both bind.
 -- What loaders receive from the project (source, name, version, macros) is returned only when
@@ -24,14 +30,17 @@
 -- KEYS[5] blacklisted HWIDs, KEYS[6] blacklisted IPs, KEYS[7] blacklist attempts,
 -- KEYS[8] this hour's execution counter, then per check: its key hash and its client's
 -- limit hash (fields w, n: execution window number and count; f, fn: first failure time
--- and failure count; b: blocked until), then the event stream and the notification stream.
+-- and failure count; b: blocked until), and, when ARGV[8] > 0, its IPv6 /48's limit hash
+-- (fields f, fn, b), then the event stream and the notification stream.
 -- ARGV[1] now (epoch s), ARGV[2] retention (s), ARGV[3] source revision the caller has
 -- cached ('' = none), ARGV[4] executions per window (0 = no limit), ARGV[5] execution window
 -- (s), ARGV[6] failures before a block (0 = no brute-force defence), ARGV[7] failure window
--- and block length (s), then per check: hwid, key_id, client IP.
+-- and block length (s), ARGV[8] failures before an IPv6 /48 is blocked (0: the checks have
+-- no /48 KEY), then per check: hwid, key_id, client IP.
 -- returns: {'PROJECT_NOT_FOUND'}, or {rev, {source, name, version, macros} or false (no
 --   valid check, or the caller's revision is current), one result per check}: a result is
---   {'RATE_LIMITED', 'x' (executions) or 'f' (failures), reset (epoch s), retry_after (s)};
+--   {'RATE_LIMITED', 'x' (executions), 'f' (failures) or 'w' (failures of the client's /48),
+--   reset (epoch s), retry_after (s)};
 --   another failure {code, remaining, reset}; or {'KEY_VALID', discord_id, total_executions,
 --   expires_at, note or false, redeemed_now, ffa, remaining, reset}. remaining is the
 --   client's executions left in the window (-1 without a limit), reset the window's end (0
@@ -44,13 +53,15 @@ local now = tonumber(ARGV[1])
 local retention = tonumber(ARGV[2])
 local xlimit, xwindow = tonumber(ARGV[4]), tonumber(ARGV[5])
 local flimit, fwindow = tonumber(ARGV[6]), tonumber(ARGV[7])
-local limited = xlimit > 0 or flimit > 0
+local wlimit = tonumber(ARGV[8])
+local stride = wlimit > 0 and 3 or 2  -- KEYS per check
+local limited = xlimit > 0 or flimit > 0 or wlimit > 0
 local idx = math.floor(now / xwindow)
 local window_end = (idx + 1) * xwindow
 local inactive = p[2] == '0'
 local ffa = p[3] == '1'
 local rev = p[4] or '0'
-local nchecks = (#ARGV - 7) / 3
+local nchecks = (#ARGV - 8) / 3
 local stamp = ARGV[1]
 
 -- Limit state per client, read once per batch and written back once at its end.
@@ -67,12 +78,109 @@ local function limits(client)
   return c
 end
 
--- Blacklisted IPs, looked up once per IP in the batch.
+-- A failed check counted towards a limit hash's block (at limit failures).
+local function count_failure(c, limit)
+  local first, n = c.f, c.fn
+  if not first or now >= first + fwindow then
+    first, n = now, 0
+  end
+  n = n + 1
+  if n >= limit then
+    c.b, c.f, c.fn = now + fwindow, nil, 0
+    c.set.b, c.clear = true, true
+  else
+    c.f, c.fn = first, n
+    c.set.f, c.clear = true, false
+  end
+  if fwindow + 1 > c.ttl then
+    c.ttl = fwindow + 1
+  end
+end
+
+-- A client IP as hex digits (8 for IPv4, 32 for IPv6), nil when it is neither.
+local function ip_hex(ip)
+  local a, b, c, d = string.match(ip, '^(%d+)%.(%d+)%.(%d+)%.(%d+)$')
+  if a then
+    return string.format('%02x%02x%02x%02x', tonumber(a), tonumber(b), tonumber(c), tonumber(d))
+  end
+  if not string.find(ip, '^[%x:]+$') then
+    return nil
+  end
+  local groups, tail = {}, nil
+  local gap = string.find(ip, '::', 1, true)
+  local head = ip
+  if gap then
+    head, tail = string.sub(ip, 1, gap - 1), string.sub(ip, gap + 2)
+  end
+  for g in string.gmatch(head, '[^:]+') do
+    groups[#groups + 1] = g
+  end
+  if tail then
+    local back = {}
+    for g in string.gmatch(tail, '[^:]+') do
+      back[#back + 1] = g
+    end
+    for _ = 1, 8 - #groups - #back do
+      groups[#groups + 1] = '0'
+    end
+    for _, g in ipairs(back) do
+      groups[#groups + 1] = g
+    end
+  end
+  if #groups ~= 8 then
+    return nil
+  end
+  for j, g in ipairs(groups) do
+    if #g > 4 then
+      return nil
+    end
+    groups[j] = string.rep('0', 4 - #g) .. g
+  end
+  return string.lower(table.concat(groups))
+end
+
+-- The listed prefix lengths by family (hex digits: 8 or 32), parsed once per batch.
+local prefixes
+local function network_listed(ip, list)
+  if not prefixes then
+    prefixes = {[8] = {}, [32] = {}}
+    for family, len in string.gmatch(list, '(%d)/(%d+)') do
+      local t = prefixes[family == '4' and 8 or 32]
+      t[#t + 1] = tonumber(len)
+    end
+  end
+  local hex = ip_hex(ip)
+  local lens = hex and prefixes[#hex]
+  if not lens or #lens == 0 then
+    return false
+  end
+  local fields = {}
+  for j, len in ipairs(lens) do
+    local q, r = math.floor(len / 4), len % 4
+    local net = string.sub(hex, 1, q)
+    if r > 0 then
+      local digit = tonumber(string.sub(hex, q + 1, q + 1), 16)
+      net = net .. string.format('%x', digit - digit % 2 ^ (4 - r))
+      q = q + 1
+    end
+    fields[j] = net .. string.rep('0', #hex - q) .. '/' .. len
+  end
+  local found = redis.call('HMGET', KEYS[6], unpack(fields))
+  for j = 1, #fields do
+    if found[j] then
+      return found[j]  -- the longest prefix that lists the client
+    end
+  end
+  return false
+end
+
+-- Blacklisted IPs and networks, looked up once per IP in the batch.
 local listed_ips = {}
 local function ip_listed(ip)
   local v = listed_ips[ip]
   if v == nil then
-    v = redis.call('HGET', KEYS[6], ip) or false
+    local h = redis.call('HMGET', KEYS[6], ip, '/')
+    v = h[1] or (h[2] and network_listed(ip, h[2])) or false
     listed_ips[ip] = v
   end
   return v
@@ -101,15 +209,22 @@ local function valid(discord_id, n, expires, note, redeemed_now, is_ffa)
 end
 
 local function check(i)
-  local key_hash, client = KEYS[7 + 2 * i], KEYS[8 + 2 * i]
-  local a = 5 + 3 * i
+  local base = 8 + stride * (i - 1)
+  local key_hash, client = KEYS[base + 1], KEYS[base + 2]
+  local a = 6 + 3 * i
   local hwid, ip = ARGV[a], ARGV[a + 2]
   key_id, remaining, reset = ARGV[a + 1], -1, 0
-  local c
+  local c, w
   if limited then
     c = limits(client)
     if flimit > 0 and c.b and now < c.b then
       return {'RATE_LIMITED', 'f', int(c.b), int(c.b - now)}
+    end
+    if stride == 3 then
+      w = limits(KEYS[base + 3])
+      if w.b and now < w.b then
+        return {'RATE_LIMITED', 'w', int(w.b), int(w.b - now)}
+      end
     end
     if xlimit > 0 then
       reset = window_end
@@ -150,23 +265,12 @@ local function check(i)
   local k = redis.call('HMGET', key_hash, 'created_at', 'redeemed_at', 'banned', 'expires_at',
     'hwid', 'discord_id', 'note', 'total_executions')
   if not k[1] then
-    -- A KEY_INCORRECT counts towards the client's block.
+    -- A KEY_INCORRECT counts towards the client's block, and its /48's.
     if c and flimit > 0 then
-      local first, n = c.f, c.fn
-      if not first or now >= first + fwindow then
-        first, n = now, 0
-      end
-      n = n + 1
-      if n >= flimit then
-        c.b, c.f, c.fn = now + fwindow, nil, 0
-        c.set.b, c.clear = true, true
-      else
-        c.f, c.fn = first, n
-        c.set.f, c.clear = true, false
-      end
-      if fwindow + 1 > c.ttl then
-        c.ttl = fwindow + 1
-      end
+      count_failure(c, flimit)
+    end
+    if w then
+      count_failure(w, wlimit)
     end
     return fail('KEY_INCORRECT', 'Warning', 'Invalid key refused', false)
   end

@@ -110,7 +110,7 @@ def http(method: str, url: str, body: Any = None, api_key: str | None = None) ->
 class Server:
     """``leaf7 serve`` as a subprocess on a free port."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -118,7 +118,7 @@ class Server:
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [str(LEAF7), "serve", "--port", str(self.port)],
-            env=_env(data_dir),
+            env={**_env(data_dir), **(env or {})},
             cwd=data_dir.parent,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -152,8 +152,9 @@ class Server:
 
 
 @contextlib.contextmanager
-def serving(data_dir: Path) -> Iterator[Server]:
-    server = Server(data_dir)
+def serving(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """``leaf7 serve`` on ``data_dir`` (``env``: extra variables), killed afterwards."""
+    server = Server(data_dir, env)
     try:
         server.wait_ready()
         yield server

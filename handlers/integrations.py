@@ -1,0 +1,188 @@
+"""Store integrations: the vendor's routes (an integration per storefront, the orders it
+delivered) and the public hook URL the storefront calls when an order is paid."""
+
+from collections.abc import Awaitable
+
+from aiohttp import web
+
+from handlers import ids, listing, schemas, storefronts
+from handlers.appkeys import SETTINGS
+from handlers.common import (
+    SUCCESS,
+    json_response,
+    project_id_param,
+    read_body,
+    read_json,
+    store,
+    vendor_route,
+)
+from handlers.errors import ApiError
+from handlers.openapi import Param, operation
+from store.errors import IntegrationNotFound
+from store.integrations import Duration, Integration, Order
+
+# The most a store's hook call may carry (their order payloads are a few KiB).
+MAX_HOOK_BODY = 256 * 1024
+
+PROJECT_QUERY = Param(
+    "project_id",
+    ids.PROJECT_ID.json_schema(),
+    "Only this project (a UUID; any other value: 404)",
+)
+EMAIL_QUERY = Param(
+    "email",
+    {"type": "string", "minLength": 1, "maxLength": storefronts.MAX_EMAIL},
+    "Only the orders of this buyer email (case-insensitive)",
+)
+ORDER_QUERY = Param(
+    "order_id",
+    {"type": "string", "minLength": 1, "maxLength": storefronts.MAX_ID},
+    "Only this store order id (one page, no cursor)",
+)
+
+
+def _integration_id(request: web.Request) -> str:
+    value = request.match_info["integration_id"]
+    if not ids.INTEGRATION_ID.valid(value):
+        raise IntegrationNotFound
+    return value
+
+
+def _hook_url(request: web.Request, integration_id: str) -> str:
+    base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
+    return f"{base}/api/hooks/{integration_id}"
+
+
+def _out(request: web.Request, i: Integration) -> schemas.IntegrationOut:
+    products = {
+        p: schemas.KeyDuration(
+            key_days=d.key_days, key_hours=d.key_hours, key_minutes=d.key_minutes
+        )
+        for p, d in i.products.items()
+    }
+    return schemas.IntegrationOut(
+        integration_id=i.integration_id,
+        project_id=i.project_id,
+        provider=i.provider,
+        products=products,
+        url=_hook_url(request, i.integration_id),
+        created_at=i.created_at,
+    )
+
+
+def _durations(products: dict[str, schemas.KeyDuration]) -> dict[str, Duration]:
+    return {
+        p: Duration(key_days=d.key_days, key_hours=d.key_hours, key_minutes=d.key_minutes)
+        for p, d in products.items()
+    }
+
+
+@operation(
+    "Connect a storefront: keys delivered on purchase",
+    {201: schemas.IntegrationOut},
+    body=schemas.IntegrationCreate,
+    errors=(400,),
+    description="Paste `url` and the same secret into the store (docs/stores.md). The "
+    "secret is never returned again. At most 20 integrations per project.",
+    tags=("integrations",),
+)
+@vendor_route
+async def create(request: web.Request, vendor_id: str) -> web.Response:
+    project_id = project_id_param(request.match_info["project_id"])
+    body = await read_json(request, schemas.integration_create)
+    made = await store(request).integrations.create(
+        vendor_id, project_id, body.provider, body.secret, _durations(body.products)
+    )
+    return json_response(_out(request, made), status=201)
+
+
+@operation("A store integration", {200: schemas.IntegrationOut}, tags=("integrations",))
+@vendor_route
+async def get(request: web.Request, vendor_id: str) -> web.Response:
+    found = await store(request).integrations.get(vendor_id, _integration_id(request))
+    return json_response(_out(request, found))
+
+
+@operation(
+    "Change a store integration's secret or products",
+    {200: schemas.IntegrationOut},
+    body=schemas.IntegrationUpdate,
+    tags=("integrations",),
+)
+@vendor_route
+async def update(request: web.Request, vendor_id: str) -> web.Response:
+    integration_id = _integration_id(request)
+    body = await read_json(request, schemas.integration_update)
+    secret = body.secret if isinstance(body.secret, str) else None
+    products = _durations(body.products) if isinstance(body.products, dict) else None
+    changed = await store(request).integrations.update(vendor_id, integration_id, secret, products)
+    return json_response(_out(request, changed))
+
+
+@operation(
+    "Remove a store integration (its orders are kept)",
+    {200: schemas.Status},
+    tags=("integrations",),
+)
+@vendor_route
+async def delete(request: web.Request, vendor_id: str) -> web.Response:
+    await store(request).integrations.delete(vendor_id, _integration_id(request))
+    return json_response(SUCCESS)
+
+
+@operation(
+    "Orders delivered by store integrations",
+    {200: list[Order]},
+    query=(PROJECT_QUERY, EMAIL_QUERY, ORDER_QUERY, *listing.PARAMS),
+    headers=listing.NEXT_CURSOR_HEADER,
+    errors=(404, 422),
+    description="Paged with limit and cursor (the next page's cursor in X-Next-Cursor, "
+    "absent on the last page; a filtered page may hold fewer than limit items); each "
+    "project's orders in creation order, projects in id order. Without limit the whole "
+    "list is streamed.",
+    tags=("integrations",),
+)
+@vendor_route
+async def orders(request: web.Request, vendor_id: str) -> web.StreamResponse:
+    q = request.query
+    project_id = None if q.get("project_id") is None else project_id_param(q.get("project_id"))
+    email = q.get("email")
+    if email is not None and not 0 < len(email) <= storefronts.MAX_EMAIL:
+        raise ApiError(422, f"email: must be 1 to {storefronts.MAX_EMAIL} characters")
+    order_id = q.get("order_id")
+    if order_id is not None and not 0 < len(order_id) <= storefronts.MAX_ID:
+        raise ApiError(422, f"order_id: must be 1 to {storefronts.MAX_ID} characters")
+    integrations = store(request).integrations
+
+    def fetch(cursor: str | None, limit: int) -> Awaitable[tuple[list[Order], str | None]]:
+        return integrations.orders_page(vendor_id, project_id, email, order_id, cursor, limit)
+
+    return await listing.respond(request, fetch)
+
+
+@operation(
+    "The hook a storefront calls when an order is paid",
+    {200: str},
+    media_type="text/plain",
+    errors=(400, 401, 404, 422),
+    description="Public: the store's signature over the raw body is the authentication "
+    "(docs/stores.md). A paid order answers its buyer keys, one key id per line; the same "
+    "order delivered again (a retry, a replay) answers the same keys and makes no more. An "
+    "event that is not a payment answers an empty 200. 422: no product of the order is "
+    "mapped.",
+    tags=("integrations",),
+)
+async def hook(request: web.Request) -> web.Response:
+    integration_id = _integration_id(request)
+    s = store(request)
+    target = await s.integrations.hook(integration_id)
+    limit = min(MAX_HOOK_BODY, request.app[SETTINGS].max_body)
+    body = await read_body(request, limit)
+    storefronts.verify(target.provider, target.secret, request.headers, body, s.now())
+    sale = storefronts.parse(target.provider, request.headers, body)
+    if sale is None:
+        return web.Response(text="", content_type="text/plain")
+    order = await s.integrations.sell(
+        target, sale.order_id, sale.lines, sale.email, sale.idempotency_key
+    )
+    return web.Response(text="\n".join(order.keys), content_type="text/plain")
