@@ -34,7 +34,11 @@ class IdPattern:
 DISCORD_ID = IdPattern("[0-9]{1,20}", 20)
 # A project's id: a lowercase UUID, as the store makes them.
 PROJECT_ID = IdPattern("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", 36)
-# A licence key's id (ours are 32 letters and digits).
-KEY_ID = IdPattern("[A-Za-z0-9]{1,128}", 128)
+# A licence key's id (ours are 32 letters and digits; keys imported from another system may
+# also hold "-" and "_", see IMPORTED_KEY_ID).
+KEY_ID = IdPattern("[A-Za-z0-9_-]{1,128}", 128)
+# The id of a key brought in by an import (POST /api/vendor/keys/import, leaf7 vendor
+# import-csv): another system's format, 8 to 64 letters, digits, "-" and "_".
+IMPORTED_KEY_ID = IdPattern("[A-Za-z0-9_-]{8,64}", 64)
 # A store integration's id (32 hex digits; the secret part of its hook URL).
 INTEGRATION_ID = IdPattern("[0-9a-f]{32}", 32)

@@ -137,10 +137,21 @@ async def active_listing(
     return await listing.respond(request, fetch)
 
 
-@operation("Ban a key and block its HWID", {200: schemas.Status}, tags=("keys",))
+@operation(
+    "Ban a key (and block its HWID), for good or for a time",
+    {200: schemas.Status},
+    body=schemas.Ban,
+    body_required=False,
+    description="Without a body (or without `duration`) the ban is permanent and blocks the "
+    "key's HWID in the project; with `duration` (seconds) it ends by itself and blocks the key "
+    "only. A ban replaces the key's current one.",
+    tags=("keys",),
+)
 @vendor_route
 async def ban(request: web.Request, vendor_id: str) -> web.Response:
-    await store(request).licences.ban(vendor_id, key_id_param(request))
+    key_id = key_id_param(request)
+    body = await read_json(request, schemas.ban) if request.body_exists else schemas.Ban()
+    await store(request).licences.ban(vendor_id, key_id, reason=body.reason, duration=body.duration)
     return json_response(SUCCESS)
 
 
@@ -182,6 +193,34 @@ async def get_active(request: web.Request, vendor_id: str) -> web.Response:
 @vendor_route
 async def get_buyer(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).licences.get_buyer(vendor_id, key_id_param(request)))
+
+
+@operation(
+    "Set or remove a key's note (redeemed or not)",
+    {200: BuyerKey},
+    body=schemas.NoteUpdate,
+    tags=("keys",),
+)
+@vendor_route
+async def set_buyer_note(request: web.Request, vendor_id: str) -> web.Response:
+    key_id = key_id_param(request)
+    body = await read_json(request, schemas.note_update)
+    return json_response(await store(request).licences.set_buyer_note(vendor_id, key_id, body.note))
+
+
+@operation(
+    "Set or remove an active key's note",
+    {200: ActiveKey},
+    body=schemas.NoteUpdate,
+    tags=("keys",),
+)
+@vendor_route
+async def set_active_note(request: web.Request, vendor_id: str) -> web.Response:
+    key_id = key_id_param(request)
+    body = await read_json(request, schemas.note_update)
+    return json_response(
+        await store(request).licences.set_active_note(vendor_id, key_id, body.note)
+    )
 
 
 @operation(

@@ -47,6 +47,7 @@ class Operation:
     summary: str
     responses: dict[int, Any]  # status -> type (struct, list[...]) or None (no body)
     body: Any = None  # a request struct, or a function of the settings returning one
+    body_required: bool = True  # False: the request may have no body at all
     query: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()  # statuses beyond the ones every route of its kind has
     invalid_body: tuple[int, ...] = (400, 422)  # malformed JSON; valid JSON, wrong shape
@@ -143,6 +144,8 @@ def _operations(app: web.Application) -> list[tuple[str, str, Callable[..., Any]
         path = route.resource.canonical if route.resource is not None else ""
         if route.method == "HEAD" or (path.endswith("/") and path != "/"):
             continue  # the trailing-slash twin of a documented path
+        if path == "/" or path == "/dashboard" or path.startswith("/dashboard/"):
+            continue  # the dashboard's HTML pages (handlers/dashboard/) are not the API
         op: Operation | None = getattr(route.handler, "__openapi__", None)
         if op is None:
             raise RuntimeError(f"{route.method} {path} has no @operation")
@@ -187,7 +190,7 @@ def document(app: web.Application) -> dict[str, Any]:
             ]
         if op.body is not None:
             item["requestBody"] = {
-                "required": True,
+                "required": op.body_required,
                 "content": {
                     "application/json": {"schema": resolved[_key(_body_type(op, settings))]}
                 },

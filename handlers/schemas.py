@@ -1,6 +1,7 @@
 """msgspec structs for every request body, with their constraints. Decoders are built once."""
 
 import functools
+from datetime import datetime
 from typing import Annotated, Literal, cast
 
 import msgspec
@@ -47,6 +48,8 @@ class ProjectCreate(StrictBody):
     notify_enabled: bool = True
     silent_mode: bool = False
     hwid_reset_cooldown: Cooldown = 86400
+    discord_guild_id: DiscordId | None = None
+    discord_role_id: DiscordId | None = None
 
 
 class ProjectUpdate(StrictBody):
@@ -58,6 +61,8 @@ class ProjectUpdate(StrictBody):
     notify_enabled: bool | UnsetType = UNSET
     silent_mode: bool | UnsetType = UNSET
     hwid_reset_cooldown: Cooldown | UnsetType = UNSET
+    discord_guild_id: DiscordId | UnsetType | None = UNSET
+    discord_role_id: DiscordId | UnsetType | None = UNSET
 
 
 class BuyerKeyCreate(Body):
@@ -78,11 +83,31 @@ class HwidUpdate(Body):
     new_hwid: Hwid | None
 
 
+class NoteUpdate(StrictBody):
+    """A key's note: a string sets it, null removes it."""
+
+    note: Note | None
+
+
+BanReason = Annotated[str, Meta(max_length=255)]
+# A timed ban lasts at least a second and at most 10 years (of 366 days).
+BanDuration = Annotated[int, Meta(ge=1, le=10 * 366 * 86400)]
+
+
+class Ban(StrictBody):
+    """An optional ban body: no ``duration`` is a permanent ban."""
+
+    reason: BanReason | None = None
+    duration: BanDuration | None = None
+
+
 project_create = msgspec.json.Decoder(ProjectCreate)
 project_update = msgspec.json.Decoder(ProjectUpdate)
 buyer_key_create = msgspec.json.Decoder(BuyerKeyCreate)
 redeem = msgspec.json.Decoder(Redeem)
 hwid_update = msgspec.json.Decoder(HwidUpdate)
+note_update = msgspec.json.Decoder(NoteUpdate)
+ban = msgspec.json.Decoder(Ban)
 
 
 def project_fields(body: ProjectCreate | ProjectUpdate) -> dict[str, str]:
@@ -310,3 +335,49 @@ class ExecuteVerdict(msgspec.Struct):
     message: str
     script: str | UnsetType = UNSET
     key: KeyInfo | UnsetType = UNSET
+
+
+# ---- export and import (handlers/transfer.py) -------------------------------------------------
+
+# A time: ISO 8601 / RFC 3339, with an offset, or without one for UTC (as leaf7 writes them).
+Time = Annotated[datetime, Meta(extra_json_schema={"format": "date-time"})]
+ImportedKeyId = Annotated[
+    str, Meta(pattern=ids.IMPORTED_KEY_ID.pattern, max_length=ids.IMPORTED_KEY_ID.max_length)
+]
+Count = Annotated[int, Meta(ge=0, le=10**15)]
+ImportBanReason = Annotated[str, Meta(max_length=255)]
+
+
+class ImportKey(Body):
+    """One key brought in from another system (or from an export of leaf7: the other fields
+    of an export line, such as ``type``, are ignored). A redeemed key is one with
+    ``redeemed: true``, or, without ``redeemed``, one that has any of the fields only a
+    redeemed key has (``discord_id``, ``hwid``, ``expires_at``, ``banned: true``, …)."""
+
+    key_id: ImportedKeyId
+    redeemed: bool | None = None
+    discord_id: DiscordId | None = None
+    hwid: Hwid | None = None
+    expires_at: Time | None = None
+    key_days: Days | None = None
+    key_hours: Hours | None = None
+    key_minutes: Minutes | None = None
+    note: Note | None = None
+    banned: bool = False
+    ban_reason: ImportBanReason | None = None
+    ban_expires_at: Time | None = None
+    created_at: Time | None = None
+    redeemed_at: Time | None = None
+    total_executions: Count = 0
+    hwid_resets: Count = 0
+    last_execution: Time | None = None
+    last_reset: Time | None = None
+    last_self_reset: Time | None = None
+
+
+class KeyImport(Body):
+    project_id: ProjectId
+    keys: Annotated[list[ImportKey], Meta(max_length=1000)]
+
+
+key_import = msgspec.json.Decoder(KeyImport)

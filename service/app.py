@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from handlers import dashboard
 from handlers.appkeys import METRICS, SETTINGS, STORE
 from handlers.middleware import error_middleware
 from handlers.observability import Metrics, observe_middleware
@@ -59,6 +60,7 @@ def create_app(
     app.cleanup_ctx.append(storage)
     if settings.webhooks:
         app.cleanup_ctx.append(webhooks)
+    dashboard.setup(app)
     setup_routes(app)
     return app
 

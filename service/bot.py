@@ -4,9 +4,12 @@ discord.py is an optional extra (``pip install leaf7[bot]``); the server never i
 module. Every reply is ephemeral, and errors are the API's own messages.
 """
 
+import asyncio
+import contextlib
+import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +17,10 @@ import discord
 from discord import app_commands
 
 from service.botclient import ApiError, Leaf7Client
+from service.rolesync import DEFAULT_API_BASE, DiscordRest, RoleSync, RoleSyncConfig
 from store.models import ActiveKey
+
+log = logging.getLogger("leaf7.bot")
 
 
 def _duration(seconds: int) -> str:
@@ -120,6 +126,85 @@ class Commands:
         line = self.client.loader_line(usable[0].key_id)
         await self._reply(interaction, f"Paste this into your executor:\n```lua\n{line}\n```")
 
+    async def panel(self, interaction: discord.Interaction) -> None:
+        """Posts the buyer panel in the channel (guild admins: Manage Server)."""
+        perms = getattr(interaction, "permissions", None)
+        if perms is None or not (perms.administrator or perms.manage_guild):
+            await self._reply(interaction, "Posting the panel needs the Manage Server permission.")
+            return
+        channel = interaction.channel
+        if channel is None or not hasattr(channel, "send"):
+            await self._reply(interaction, "The panel can only be posted in a text channel.")
+            return
+        try:
+            await channel.send(PANEL_TEXT, view=PanelView(self))
+        except discord.HTTPException as exc:
+            await self._reply(interaction, f"Could not post the panel here: {exc.text or exc}")
+            return
+        await self._reply(interaction, "Panel posted.")
+
+
+PANEL_TEXT = (
+    "**Your key**\nRedeem the key you bought, get your ready-to-paste script, reset your HWID"
+    " or see your key's status. Only you see the answers."
+)
+
+
+class RedeemModal(discord.ui.Modal, title="Redeem your key"):
+    """The panel's Redeem button opens this: one field, the key."""
+
+    def __init__(self, commands: Commands) -> None:
+        super().__init__(custom_id="leaf7:panel:redeem_modal")
+        self.commands = commands
+        self.key: discord.ui.TextInput[RedeemModal] = discord.ui.TextInput(
+            custom_id="leaf7:panel:key", min_length=1, max_length=128
+        )
+        self.add_item(discord.ui.Label(text="Your key", component=self.key))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await self.commands.redeem(interaction, self.key.value)
+
+
+class PanelView(discord.ui.View):
+    """The buyer panel's buttons. Persistent: no timeout and fixed ``custom_id``s, registered
+    with ``add_view`` when the bot starts, so a panel posted before a restart keeps working."""
+
+    def __init__(self, commands: Commands) -> None:
+        super().__init__(timeout=None)
+        self.commands = commands
+
+    @discord.ui.button(
+        label="Redeem", style=discord.ButtonStyle.success, custom_id="leaf7:panel:redeem"
+    )
+    async def redeem(
+        self, interaction: discord.Interaction, _button: "discord.ui.Button[PanelView]"
+    ) -> None:
+        await interaction.response.send_modal(RedeemModal(self.commands))
+
+    @discord.ui.button(
+        label="Get script", style=discord.ButtonStyle.primary, custom_id="leaf7:panel:script"
+    )
+    async def script(
+        self, interaction: discord.Interaction, _button: "discord.ui.Button[PanelView]"
+    ) -> None:
+        await self.commands.script(interaction)
+
+    @discord.ui.button(
+        label="Reset HWID", style=discord.ButtonStyle.secondary, custom_id="leaf7:panel:resethwid"
+    )
+    async def resethwid(
+        self, interaction: discord.Interaction, _button: "discord.ui.Button[PanelView]"
+    ) -> None:
+        await self.commands.resethwid(interaction)
+
+    @discord.ui.button(
+        label="Key info", style=discord.ButtonStyle.secondary, custom_id="leaf7:panel:keyinfo"
+    )
+    async def keyinfo(
+        self, interaction: discord.Interaction, _button: "discord.ui.Button[PanelView]"
+    ) -> None:
+        await self.commands.mykey(interaction)
+
 
 def build_bot(client: Leaf7Client) -> tuple[discord.Client, app_commands.CommandTree[Any]]:
     bot = discord.Client(intents=discord.Intents.none())
@@ -143,6 +228,15 @@ def build_bot(client: Leaf7Client) -> tuple[discord.Client, app_commands.Command
     async def script(interaction: discord.Interaction) -> None:
         await commands.script(interaction)
 
+    @tree.command(name="panel", description="Post the buyer panel in this channel")
+    @app_commands.guild_only()
+    @app_commands.default_permissions(manage_guild=True)
+    async def panel(interaction: discord.Interaction) -> None:
+        await commands.panel(interaction)
+
+    # Panels posted before a restart: their buttons are routed to this view again.
+    bot.add_view(PanelView(commands))
+
     @bot.event
     async def setup_hook() -> None:
         await tree.sync()
@@ -163,15 +257,67 @@ def config_from_env() -> tuple[str, str, str, str]:
     return values[0], values[1], values[2], values[3]
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BotConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 < value < float("inf"):
+        raise BotConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
+    return value
+
+
+def role_sync_from_env(env: Mapping[str, str]) -> tuple[str, RoleSyncConfig] | None:
+    """Role sync runs when the bot can reach the store: ``REDIS_URL`` (the bot never starts
+    an embedded Valkey; point it at the server's, ``unix://<data dir>/valkey.sock``).
+    ``LEAF7_ROLE_SYNC=0`` turns it off. Returns (Discord API base, config) or None."""
+    if not env.get("REDIS_URL", "").strip() or env.get("LEAF7_ROLE_SYNC", "1").strip() in (
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
+        return None
+    base = env.get("DISCORD_API_BASE", "").strip() or DEFAULT_API_BASE
+    if not base.startswith(("https://", "http://")):
+        raise BotConfigError(f"DISCORD_API_BASE must be an http(s) URL, got {base!r}")
+    config = RoleSyncConfig(
+        sweep=_seconds(env, "LEAF7_ROLE_SWEEP", 10.0),
+        claim_idle=_seconds(env, "LEAF7_ROLE_CLAIM_IDLE", 60.0),
+    )
+    return base, config
+
+
 def run() -> None:
     token, api_url, api_key, project_id = config_from_env()
+    role_sync = role_sync_from_env(os.environ)
+    settings = None
+    if role_sync is not None:
+        from service.config import ConfigError, Settings
+
+        try:
+            settings = Settings.from_env()
+        except ConfigError as exc:
+            raise BotConfigError(str(exc)) from None
 
     async def main() -> None:
-        async with Leaf7Client(api_url, api_key, project_id) as client:
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(Leaf7Client(api_url, api_key, project_id))
             bot, _ = build_bot(client)
-            async with bot:
-                await bot.start(token)
+            await stack.enter_async_context(bot)
+            if role_sync is not None and settings is not None:
+                from service.storage import open_store
 
-    import asyncio
+                base, config = role_sync
+                store = await stack.enter_async_context(open_store(settings))
+                rest = await stack.enter_async_context(DiscordRest(token, base))
+                sync = RoleSync(store, rest, project_id, config)
+                task = asyncio.ensure_future(sync.run())
+                stack.callback(task.cancel)
+                log.info("role sync on for project %s (consumer %s)", project_id, sync.consumer)
+            await bot.start(token)
 
     asyncio.run(main())

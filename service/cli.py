@@ -4,6 +4,7 @@
 import argparse
 import asyncio
 import contextlib
+import csv
 import logging
 import os
 import signal
@@ -12,17 +13,20 @@ import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 
-from handlers import ids
+from handlers import ids, schemas, transfer
 from service.config import ConfigError, Settings
 from service.conncap import CappedSite
 from service.embedded import EmbeddedValkey
 from service.storage import open_store
-from store import VendorNotFound
+from store import ProjectNotFound, Store, VendorNotFound
 from store.models import iso
+from store.transfer import MAX_IMPORT, ImportEntry
 
 log = logging.getLogger("leaf7")
 
@@ -75,6 +79,16 @@ def _parser() -> argparse.ArgumentParser:
         "keep theirs); without it, every earlier key stops at once",
     )
 
+    imp = vsub.add_parser(
+        "import-csv",
+        help="import keys from another system into a vendor's project: a CSV with a header "
+        "row and the columns " + ", ".join(CSV_COLUMNS) + " (key_id required; empty cells "
+        "are absent), in batches of 1000; prints a JSON summary (bad rows by line number)",
+    )
+    imp.add_argument("vendor_id")
+    imp.add_argument("project_id")
+    imp.add_argument("file", type=Path, help="the CSV file (UTF-8)")
+
     backup = sub.add_parser(
         "backup",
         help="write a backup of all data to FILE while the service runs (point-in-time for "
@@ -95,6 +109,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
+    if args.vendor_command == "import-csv":
+        return await _import_csv(args, settings)
     async with open_store(settings) as store:
         if args.vendor_command == "create":
             name = args.name.strip()
@@ -130,6 +146,133 @@ async def _vendor(args: argparse.Namespace, settings: Settings) -> int:
     sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
     sys.stdout.flush()
     return 0
+
+
+CSV_COLUMNS = (
+    "key_id",
+    "discord_id",
+    "hwid",
+    "expires_at",
+    "key_days",
+    "key_hours",
+    "key_minutes",
+    "note",
+    "banned",
+    "redeemed",
+)
+_CSV_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_CSV_ERRORS_SHOWN = 1000  # lines listed in the summary at most (the counts are complete)
+
+
+def _csv_key(row: dict[str, str | None]) -> "schemas.ImportKey":
+    """One CSV row as an import entry (empty cells are absent); ValueError when it is not."""
+    fields: dict[str, object] = {}
+    for name, value in row.items():
+        if value is None or value == "":
+            continue
+        if name in ("banned", "redeemed"):
+            flag = _CSV_BOOLS.get(value.strip().lower())
+            if flag is None:
+                raise ValueError(f"{name}: must be true or false")
+            fields[name] = flag
+        else:
+            fields[name] = value
+    try:
+        return msgspec.convert(fields, schemas.ImportKey, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc).replace("`$.", "`")) from None
+
+
+async def _import_csv(args: argparse.Namespace, settings: Settings) -> int:
+    """``vendor import-csv VENDOR_ID PROJECT_ID FILE``: the rows in batches of 1000 keys (each
+    one import, store/transfer.py). Exit status 0 when every row was imported or was in the
+    project already, 1 when a row was bad or refused (or the project is not the vendor's),
+    2 when the file cannot be read as such a CSV."""
+    try:
+        handle = args.file.open(encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        print(f"leaf7: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    with handle:
+        reader = csv.DictReader(handle)
+        try:
+            header = reader.fieldnames or []
+        except (csv.Error, UnicodeDecodeError) as exc:
+            print(f"leaf7: {args.file}: {exc}", file=sys.stderr)
+            return 2
+        unknown = [c for c in header if c not in CSV_COLUMNS]
+        if "key_id" not in header or unknown or len(set(header)) != len(header):
+            print(
+                f"leaf7: {args.file}: the header row must name key_id and only the columns "
+                f"{', '.join(CSV_COLUMNS)}, each once (unknown: {', '.join(unknown) or '-'})",
+                file=sys.stderr,
+            )
+            return 2
+        async with open_store(settings) as store:
+            try:
+                await store.projects.get(args.vendor_id, args.project_id)
+            except ProjectNotFound:
+                print(
+                    f"leaf7: no project {args.project_id} of vendor {args.vendor_id}",
+                    file=sys.stderr,
+                )
+                return 1
+            try:
+                out = await _import_rows(store, args.vendor_id, args.project_id, reader)
+            except (csv.Error, UnicodeDecodeError) as exc:
+                print(f"leaf7: {args.file}: line {reader.line_num}: {exc}", file=sys.stderr)
+                return 2
+    sys.stdout.buffer.write(orjson.dumps(out) + b"\n")
+    sys.stdout.flush()
+    return 0 if not out["bad_rows"] and not out["refused"] else 1
+
+
+async def _import_rows(
+    store: "Store", vendor_id: str, project_id: str, reader: "csv.DictReader[str]"
+) -> dict[str, Any]:
+    counts = {"rows": 0, "imported": 0, "unchanged": 0, "refused": 0, "bad_rows": 0}
+    problems: list[dict[str, object]] = []
+
+    def problem(line: int, detail: str, key_id: str | None = None) -> None:
+        if len(problems) < _CSV_ERRORS_SHOWN:
+            problems.append(
+                {"line": line, **({"key_id": key_id} if key_id else {}), "detail": detail}
+            )
+
+    batch: list[tuple[int, ImportEntry]] = []
+    lines: dict[str, int] = {}
+
+    async def flush() -> None:
+        if not batch:
+            return
+        summary = await store.transfer.import_keys(vendor_id, project_id, [e for _, e in batch])
+        for (line, _), result in zip(batch, summary.results, strict=True):
+            counts[result.status] += 1
+            if result.status == "refused":
+                problem(line, str(result.detail), result.key_id)
+        batch.clear()
+        lines.clear()
+
+    end = reader.line_num
+    for row in reader:
+        line, end = end + 1, reader.line_num
+        counts["rows"] += 1
+        try:
+            if None in row:
+                raise ValueError("more cells than the header has columns")
+            entry = transfer.to_entry(_csv_key(row))
+            if entry.key_id in lines:
+                raise ValueError(f"key_id: the same key as line {lines[entry.key_id]}")
+        except ValueError as exc:  # InvalidEntry too
+            counts["bad_rows"] += 1
+            problem(line, str(exc), row.get("key_id") or None)
+            continue
+        lines[entry.key_id] = line
+        batch.append((line, entry))
+        if len(batch) == MAX_IMPORT:
+            await flush()
+    await flush()
+    return {"vendor_id": vendor_id, "project_id": project_id, **counts, "errors": problems}
 
 
 def _backup(args: argparse.Namespace, settings: Settings) -> int:

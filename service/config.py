@@ -1,4 +1,4 @@
-"""Configuration, read from environment variables (documented in the README)."""
+"""Configuration, read from environment variables (each documented in docs/configuration.md)."""
 
 import ipaddress
 import os

@@ -6,12 +6,14 @@ from aiohttp.typedefs import Handler
 from handlers import (
     analytics,
     blacklist,
+    dashboard,
     health,
     integrations,
     keys,
     loader,
     openapi,
     projects,
+    transfer,
     users,
     vendor,
 )
@@ -42,11 +44,15 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "DELETE", "/api/vendor/keys/buyer", keys.delete_unredeemed)
     _add(r, "GET", "/api/vendor/keys/buyer/{key_id}", keys.get_buyer)
     _add(r, "DELETE", "/api/vendor/keys/buyer/{key_id}", keys.delete_buyer)
+    _add(r, "PATCH", "/api/vendor/keys/buyer/{key_id}", keys.set_buyer_note)
     _add(r, "POST", "/api/vendor/keys/redeem", keys.redeem)
+    _add(r, "POST", "/api/vendor/keys/import", transfer.import_keys)
+    _add(r, "GET", "/api/vendor/export", transfer.export)
     _add(r, "GET", "/api/vendor/keys/active", keys.list_active)
     _add(r, "POST", "/api/vendor/keys/active/extend", keys.extend)
-    # Not "extend": that path is the POST above, and GET must not be advertised on it.
+    # Not "extend": that path is the POST above, and GET/PATCH must not be advertised on it.
     _add(r, "GET", "/api/vendor/keys/active/{key_id:(?!extend$)[^{}/]+}", keys.get_active)
+    _add(r, "PATCH", "/api/vendor/keys/active/{key_id:(?!extend$)[^{}/]+}", keys.set_active_note)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/ban", keys.ban)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/unban", keys.unban)
     _add(r, "POST", "/api/vendor/keys/active/{key_id}/reset_hwid", keys.reset_hwid)
@@ -74,3 +80,5 @@ def setup_routes(app: web.Application) -> None:
 
     _add(r, "POST", "/api/loader/execute", loader.execute)
     _add(r, "GET", "/api/loader/{project_id}/loader.lua", loader.loader)
+
+    dashboard.add_routes(r)

@@ -102,6 +102,26 @@ class Analytics:
             "active_keys": active_keys,
         }
 
+    async def key_counts(self, vendor_id: str) -> dict[str, int]:
+        """Across the vendor's projects: keys generated (``buyer``), redeemed (``active``)
+        and HWIDs blocked by a ban (``banned_hwids``); O(1) per project (set sizes)."""
+        project_ids = await self.vendors.project_ids(vendor_id)
+        calls = [
+            self.core.call(cmd, key(p))
+            for p in project_ids
+            for cmd, key in (
+                ("SCARD", keyspace.buyer_index),
+                ("SCARD", keyspace.active_index),
+                ("HLEN", keyspace.hwid_bans),
+            )
+        ]
+        replies = [int(r) for r in await asyncio.gather(*calls)]
+        return {
+            "buyer": sum(replies[0::3]),
+            "active": sum(replies[1::3]),
+            "banned_hwids": sum(replies[2::3]),
+        }
+
     async def hourly_executions(
         self, vendor_id: str, project_id: str | None, hours: int = 12
     ) -> tuple[list[int], list[int]]:

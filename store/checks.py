@@ -166,7 +166,7 @@ class Checks:
         script = self.core.scripts.execute
         command = (
             "EVAL" if body else "EVALSHA", script.source if body else script.sha,
-            10 + len(check_keys),
+            8 + len(streams) + len(check_keys),
             *head, keyspace.hourly_executions(project_id, now // 3600), *check_keys, *streams,
             now, self.core.retention, cached.rev if cached else "", *limit_args,
             lim.failures_48 if mode == WIDE else 0, *check_args,

@@ -151,6 +151,26 @@ def event_streams(project_id: str) -> list[str]:
     return [events(project_id), notify(project_id)]
 
 
+def role_changes(project_id: str) -> str:
+    """Stream: Discord users whose role in the project's guild may have to change (written
+    only while the project has a Discord role); read by the bot's consumer group ``roles``,
+    entries deleted once applied (store/roles.py)."""
+    return f"{PREFIX}:{{{project_id}}}:roles"
+
+
+def role_checks(project_id: str) -> str:
+    """Sorted set: Discord id -> when the user's role must be checked again (score: epoch s
+    of the next expiry of one of their keys, or the end of a timed ban); the bot's sweep moves
+    the due ones to the role stream."""
+    return f"{PREFIX}:{{{project_id}}}:role_checks"
+
+
+def synced_streams(project_id: str) -> list[str]:
+    """The last four KEYS of a script that changes keys of Discord users: the role stream
+    and the re-check set (store/lua/_common.lua ``role_sync``), then the two event streams."""
+    return [role_changes(project_id), role_checks(project_id), *event_streams(project_id)]
+
+
 def hourly_executions(project_id: str, hour: int) -> str:
     """Counter of valid executions in one hour (epoch hours); expires by itself."""
     return f"{PREFIX}:{{{project_id}}}:execs:{hour}"
@@ -190,6 +210,26 @@ def webhook_projects() -> str:
     return f"{PREFIX}:webhook_projects"
 
 
+def session(session_digest: str) -> str:
+    """Hash: one dashboard session (vendor_id, digest of the API key it signed in with, csrf,
+    ends = its absolute end, batch = the last generated keys), found by the SHA-256 of the
+    cookie's session id (the id itself is never stored); TTL = the idle timeout, refreshed on
+    use, never past ``ends``."""
+    return f"{PREFIX}:session:{{{session_digest}}}"
+
+
+def vendor_sessions(vendor_id: str) -> str:
+    """Sorted set: the session digests of one vendor, scored by their absolute end (sign out
+    everywhere; ended ones are trimmed on each sign-in)."""
+    return f"{PREFIX}:{{v:{vendor_id}}}:sessions"
+
+
+def signin_rate(subject: str) -> str:
+    """Hash: the dashboard sign-in rate-limit window of one client IP (or IPv6 /64), with a
+    TTL."""
+    return f"{PREFIX}:signin:{{{subject}}}:rl"
+
+
 def project_keys(project_id: str) -> list[str]:
     """The fixed per-project keys (everything but key hashes and discord sets)."""
     return [
@@ -204,6 +244,8 @@ def project_keys(project_id: str) -> list[str]:
         blacklist_attempts(project_id),
         events(project_id),
         notify(project_id),
+        role_changes(project_id),
+        role_checks(project_id),
         integrations(project_id),
         orders(project_id),
         order_index(project_id),
@@ -222,7 +264,7 @@ def _execute_fixed(project_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             blacklist_ips(project_id),
             blacklist_attempts(project_id),
         ),
-        (events(project_id), notify(project_id)),
+        (role_changes(project_id), role_checks(project_id), events(project_id), notify(project_id)),
     )
 
 
@@ -233,7 +275,7 @@ _EXECUTE_FIXED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 def execute_fixed(project_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The execute script's per-project KEYS (store/lua/execute.lua): the first seven, and
-    the two streams that end the list."""
+    the four that end the list (``synced_streams``)."""
     fixed = _EXECUTE_FIXED.get(project_id)
     if fixed is None:
         if len(_EXECUTE_FIXED) >= 4096:

@@ -251,14 +251,14 @@ class Licences:
                 keyspace.active_index(project_id),
                 keyspace.discord_index(project_id, discord_id),
                 keyspace.key_discords(project_id),
-                *keyspace.event_streams(project_id),
+                *keyspace.synced_streams(project_id),
             ],
             [vendor_id, key_id, self.core.now(), discord_id, self.core.retention],
             durable=True,
         )
         h = pairs(flat)
         await self.expire_ref(key_id, h.get("expires_at", ""))
-        return active_key_from_hash(project_id, key_id, h)
+        return active_key_from_hash(project_id, key_id, h, now=self.core.now())
 
     async def expire_ref(self, key_id: str, expires_at: str) -> None:
         """The key -> project ref lives exactly as long as the key hash it points at."""
@@ -282,7 +282,8 @@ class Licences:
         """Every active key (tests and tools; the API pages, see ``active_page``)."""
         kind, index = self._active_index(discord_id)
         rows = await self._all(vendor_id, project_id, kind, index)
-        return [active_key_from_hash(p, k, h) for p, k, h in rows if "redeemed_at" in h]
+        now = self.core.now()
+        return [active_key_from_hash(p, k, h, now=now) for p, k, h in rows if "redeemed_at" in h]
 
     async def active_page(
         self,
@@ -295,7 +296,9 @@ class Licences:
         """One page of active keys (sorted by creation) and the next page's cursor."""
         kind, index = self._active_index(discord_id)
         rows, nxt = await self._page(vendor_id, project_id, kind, index, cursor, limit)
-        return [active_key_from_hash(p, k, h) for p, k, h in rows if "redeemed_at" in h], nxt
+        now = self.core.now()
+        keys = [active_key_from_hash(p, k, h, now=now) for p, k, h in rows if "redeemed_at" in h]
+        return keys, nxt
 
     async def _key_action(self, script: Script, vendor_id: str, key_id: str, *args: Any) -> Any:
         project_id = await self.project_of(key_id)
@@ -305,14 +308,36 @@ class Licences:
                 keyspace.project(project_id),
                 keyspace.key(project_id, key_id),
                 keyspace.hwid_bans(project_id),
-                *keyspace.event_streams(project_id),
+                *keyspace.synced_streams(project_id),
             ],
             [vendor_id, *args, key_id],
             durable=True,
         )
 
-    async def ban(self, vendor_id: str, key_id: str) -> None:
-        await self._key_action(self.core.scripts.ban, vendor_id, key_id)
+    async def ban(
+        self,
+        vendor_id: str,
+        key_id: str,
+        *,
+        reason: str | None = None,
+        duration: int | None = None,
+    ) -> None:
+        """Bans for good (and blocks the key's HWID), or, with ``duration`` (seconds), until
+        then (the key only); a ban replaces the key's current one (see lua/ban.lua)."""
+        project_id = await self.project_of(key_id)
+        now = self.core.now()
+        until = "" if duration is None else now + duration
+        await self.core.script(
+            self.core.scripts.ban,
+            [
+                keyspace.project(project_id),
+                keyspace.key(project_id, key_id),
+                keyspace.hwid_bans(project_id),
+                *keyspace.synced_streams(project_id),
+            ],
+            [vendor_id, key_id, now, until, "0" if reason is None else "1", reason or ""],
+            durable=True,
+        )
 
     async def unban(self, vendor_id: str, key_id: str) -> None:
         await self._key_action(self.core.scripts.unban, vendor_id, key_id)
@@ -339,7 +364,33 @@ class Licences:
         h = pairs(flat)
         if "redeemed_at" not in h:
             raise KeyNotFound
-        return active_key_from_hash(project_id, key_id, h)
+        return active_key_from_hash(project_id, key_id, h, now=self.core.now())
+
+    async def _set_note(
+        self, vendor_id: str, key_id: str, note: str | None, redeemed: bool
+    ) -> tuple[str, dict[str, str]]:
+        project_id = await self.project_of(key_id)
+        flat = await self.core.script(
+            self.core.scripts.set_note,
+            [
+                keyspace.project(project_id),
+                keyspace.key(project_id, key_id),
+                *keyspace.event_streams(project_id),
+            ],
+            [vendor_id, key_id, "1" if redeemed else "0", "0" if note is None else "1", note or ""],
+            durable=True,
+        )
+        return project_id, pairs(flat)
+
+    async def set_buyer_note(self, vendor_id: str, key_id: str, note: str | None) -> BuyerKey:
+        """Sets (None: removes) the note of any of the vendor's keys, redeemed or not."""
+        project_id, h = await self._set_note(vendor_id, key_id, note, redeemed=False)
+        return buyer_key_from_hash(project_id, key_id, h)
+
+    async def set_active_note(self, vendor_id: str, key_id: str, note: str | None) -> ActiveKey:
+        """Sets (None: removes) the note of a redeemed key (an unredeemed one: KeyNotFound)."""
+        project_id, h = await self._set_note(vendor_id, key_id, note, redeemed=True)
+        return active_key_from_hash(project_id, key_id, h, now=self.core.now())
 
     async def get_buyer(self, vendor_id: str, key_id: str) -> BuyerKey:
         project_id = await self.project_of(key_id)
@@ -375,7 +426,7 @@ class Licences:
         async for ids in self.core.members(keyspace.active_index(project_id)):
             res: list[str] = await self.core.script(
                 self.core.scripts.extend_keys,
-                [keyspace.project(project_id), *keyspace.event_streams(project_id)],
+                [keyspace.project(project_id), *keyspace.synced_streams(project_id)],
                 [
                     vendor_id,
                     keyspace.key_prefix(project_id),

@@ -40,6 +40,9 @@ class Project(Base):
     notify_enabled: bool
     silent_mode: bool
     hwid_reset_cooldown: int
+    # Discord role sync (store/roles.py): the role the bot grants to holders of a valid key.
+    discord_guild_id: str | None
+    discord_role_id: str | None
     version: str
     created_at: str | None
 
@@ -68,6 +71,9 @@ class ActiveKey(Base):
     redeemed_at: str | None
     expires_at: str | None
     banned: bool
+    # The current ban's reason and, for a timed ban, its end (null: none, or permanent).
+    ban_reason: str | None
+    ban_expires_at: str | None
     note: str | UnsetType = UNSET
 
 
@@ -85,6 +91,8 @@ def project_from_hash(project_id: str, h: dict[str, str]) -> Project:
         notify_enabled=h.get("notify_enabled", "1") == "1",
         silent_mode=h.get("silent_mode") == "1",
         hwid_reset_cooldown=int(h.get("hwid_reset_cooldown", "86400")),
+        discord_guild_id=h.get("discord_guild_id") or None,
+        discord_role_id=h.get("discord_role_id") or None,
         version=h.get("version", "0.0.0"),
         created_at=iso(h.get("created_at")),
     )
@@ -105,8 +113,12 @@ def buyer_key_from_hash(project_id: str, key_id: str, h: dict[str, str]) -> Buye
     )
 
 
-def active_key_from_hash(project_id: str, key_id: str, h: dict[str, str]) -> ActiveKey:
+def active_key_from_hash(project_id: str, key_id: str, h: dict[str, str], *, now: int) -> ActiveKey:
+    """``now`` (the store's clock, epoch s) decides whether a timed ban has ended: the key
+    then reads as not banned, with no ban reason or end, though its hash still holds them."""
     note = h.get("note")
+    until = h.get("ban_until")
+    banned = h.get("banned") == "1" and (not until or now < int(until))
     return ActiveKey(
         key_id=key_id,
         project_id=project_id,
@@ -118,7 +130,9 @@ def active_key_from_hash(project_id: str, key_id: str, h: dict[str, str]) -> Act
         last_reset=iso(h.get("last_reset")),
         redeemed_at=iso(h.get("redeemed_at")),
         expires_at=iso(h.get("expires_at")),
-        banned=h.get("banned") == "1",
+        banned=banned,
+        ban_reason=h.get("ban_reason") if banned else None,
+        ban_expires_at=iso(until) if banned else None,
         note=UNSET if note is None else note,
     )
 

@@ -36,7 +36,8 @@ MAX_CURSOR = 4096  # characters of a cursor string (a request line is at most 81
 
 _HEX = "[0-9a-fA-F]"
 _PROJECT = re.compile(f"{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}")
-_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+# Key ids (ours, and imported ones: letters, digits, "-", "_"; up to 128) and blacklist ids.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _SCAN_CURSOR = re.compile(r"end|[0-9]{1,20}")
 _STREAM_ID = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 

@@ -63,7 +63,7 @@ class Projects:
     async def update(self, vendor_id: str, project_id: str, changes: dict[str, str]) -> Project:
         flat = await self.core.script(
             self.core.scripts.update_project,
-            [keyspace.project(project_id), *keyspace.event_streams(project_id)],
+            [keyspace.project(project_id), *keyspace.synced_streams(project_id)],
             [vendor_id, *flatten(changes.items())],
             durable=True,
         )
@@ -86,6 +86,12 @@ class Projects:
             durable=True,
         )
         return project_from_hash(project_id, pairs(flat))
+
+    async def source(self, vendor_id: str, project_id: str) -> str:
+        """The hosted source of the vendor's project ('' before the first upload)."""
+        await self.get(vendor_id, project_id)
+        found: str | None = await self.core.call("GET", keyspace.project_source(project_id))
+        return found or ""
 
     async def delete(self, vendor_id: str, project_id: str) -> None:
         """Deletes the project and everything in it, in bounded steps.

@@ -37,6 +37,7 @@ class Scripts:
         self.unban = _load("unban", prelude)
         self.reset_hwid = _load("reset_hwid", prelude)
         self.set_hwid = _load("set_hwid", prelude)
+        self.set_note = _load("set_note", prelude)
         self.update_project = _load("update_project", prelude)
         self.delete_project = _load("delete_project", prelude)
         self.delete_project_keys = _load("delete_project_keys", prelude)
@@ -56,6 +57,11 @@ class Scripts:
         self.integration_update = _load("integration_update", prelude)
         self.integration_delete = _load("integration_delete", prelude)
         self.record_order = _load("record_order", prelude)
+        self.import_keys = _load("import_keys", prelude)
+        self.role_state = _load("role_state", prelude)
+        self.role_sweep = _load("role_sweep", prelude)
+        self.session_resume = _load("session_resume", prelude)
+        self.session_update = _load("session_update", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

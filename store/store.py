@@ -20,6 +20,9 @@ from store.integrations import Integrations
 from store.licences import Licences
 from store.models import Limits
 from store.projects import Projects
+from store.roles import Roles
+from store.sessions import Sessions
+from store.transfer import Transfer
 from store.users import Users
 from store.vendors import Vendors
 from store.webhooks import Webhooks
@@ -59,6 +62,9 @@ class Store:
         self.users = Users(core)
         self.analytics = Analytics(core, self.vendors, self.projects)
         self.checks = Checks(core, self.licences, limits=limits, check_batch=check_batch)
+        self.transfer = Transfer(core, self.projects, self.blacklist)
+        self.roles = Roles(core)
+        self.sessions = Sessions(core)
 
     @property
     def redis(self) -> "Redis | RedisCluster":

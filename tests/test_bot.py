@@ -7,9 +7,19 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import discord
 import pytest
 
-from service.bot import Commands, _duration, build_bot
+from service.bot import (
+    PANEL_TEXT,
+    BotConfigError,
+    Commands,
+    PanelView,
+    RedeemModal,
+    _duration,
+    build_bot,
+    role_sync_from_env,
+)
 from service.botclient import ApiError, Leaf7Client
 from tests.support.api import Api, Clock, execute, setup_key
 
@@ -19,15 +29,37 @@ USER = 80351110224678912
 class FakeResponse:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bool]] = []
+        self.modals: list[discord.ui.Modal] = []
 
     async def send_message(self, content: str, *, ephemeral: bool = False) -> None:
         self.sent.append((content, ephemeral))
 
+    async def send_modal(self, modal: discord.ui.Modal) -> None:
+        self.modals.append(modal)
+
+
+class FakeChannel:
+    def __init__(self, error: Exception | None = None) -> None:
+        self.posted: list[tuple[str, discord.ui.View]] = []
+        self.error = error
+
+    async def send(self, content: str, *, view: discord.ui.View) -> None:
+        if self.error is not None:
+            raise self.error
+        self.posted.append((content, view))
+
 
 class FakeInteraction:
-    def __init__(self, user_id: int = USER) -> None:
+    def __init__(
+        self,
+        user_id: int = USER,
+        permissions: discord.Permissions | None = None,
+        channel: FakeChannel | None = None,
+    ) -> None:
         self.user = SimpleNamespace(id=user_id)
         self.response = FakeResponse()
+        self.permissions = permissions or discord.Permissions.none()
+        self.channel = channel
 
     @property
     def reply(self) -> str:
@@ -158,9 +190,24 @@ async def test_bot_registers_the_slash_commands() -> None:
         bot, tree = build_bot(client)
         assert sorted(c.name for c in tree.get_commands()) == [
             "mykey",
+            "panel",
             "redeem",
             "resethwid",
             "script",
+        ]
+        panel = tree.get_command("panel")
+        assert isinstance(panel, discord.app_commands.Command)
+        assert panel.default_permissions == discord.Permissions(manage_guild=True)
+        assert panel.guild_only
+        # The panel's buttons survive a restart: a persistent view, registered at start.
+        [view] = bot.persistent_views
+        assert isinstance(view, PanelView) and view.timeout is None
+        assert view.is_persistent()
+        assert [getattr(c, "custom_id", None) for c in view.children] == [
+            "leaf7:panel:redeem",
+            "leaf7:panel:script",
+            "leaf7:panel:resethwid",
+            "leaf7:panel:keyinfo",
         ]
         await bot.close()
     finally:
@@ -181,3 +228,112 @@ def test_server_never_imports_discord() -> None:
         "assert 'discord' not in sys.modules, 'server imported discord'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def button(view: PanelView, custom_id: str) -> "discord.ui.Button[PanelView]":
+    [found] = [
+        c for c in view.children if isinstance(c, discord.ui.Button) and c.custom_id == custom_id
+    ]
+    return found
+
+
+async def click(view: PanelView, custom_id: str, user_id: int = USER) -> FakeInteraction:
+    i = FakeInteraction(user_id)
+    await button(view, custom_id).callback(i)  # type: ignore[arg-type]
+    return i
+
+
+async def test_panel_buttons(api: Api, clock: Clock) -> None:
+    pid, kid = await setup_key(api, key_days=1)
+    commands, client = await bot_for(api, pid, clock)
+    try:
+        view = PanelView(commands)
+        i = await click(view, "leaf7:panel:keyinfo")
+        assert i.reply == "You have no key for this script. Redeem one with /redeem."
+        i = await click(view, "leaf7:panel:script")
+        assert "no usable key" in i.reply
+        # Redeem: a modal asks for the key; submitting it redeems for the clicking user.
+        i = await click(view, "leaf7:panel:redeem")
+        [modal] = i.response.modals
+        assert isinstance(modal, RedeemModal) and not i.response.sent
+        modal.key._value = "  nope "  # what Discord fills in from the submitted form
+        i = FakeInteraction()
+        await modal.on_submit(i)  # type: ignore[arg-type]
+        assert i.reply == "Key not found"
+        modal.key._value = kid
+        i = FakeInteraction()
+        await modal.on_submit(i)  # type: ignore[arg-type]
+        assert i.reply.startswith(f"Key redeemed: `{kid[:6]}…` expires ")
+        [active] = await api.call("GET", f"/api/vendor/users/{USER}/keys?project_id={pid}")
+        assert active["key_id"] == kid
+        i = await click(view, "leaf7:panel:script")
+        assert f'script_key = "{kid}"' in i.reply and "loader.lua" in i.reply
+        i = await click(view, "leaf7:panel:resethwid")
+        assert i.reply == "No HWID is bound to your key yet: nothing to reset."
+        await execute(api, pid, kid, hwid="pc-1")
+        i = await click(view, "leaf7:panel:keyinfo")
+        assert "(1d left)" in i.reply and "1 executions; HWID bound" in i.reply
+        i = await click(view, "leaf7:panel:resethwid")
+        assert i.reply == "Your HWID was reset. Run the script on your new device."
+        await execute(api, pid, kid, hwid="pc-2")
+        clock.advance(3600)
+        i = await click(view, "leaf7:panel:resethwid")
+        assert i.reply == "HWID reset is on cooldown: try again in 23h."
+        i = await click(view, "leaf7:panel:keyinfo", user_id=1)
+        assert i.reply == "You have no key for this script. Redeem one with /redeem."
+    finally:
+        await client.close()
+
+
+async def test_panel_command(api: Api, clock: Clock) -> None:
+    pid, _ = await setup_key(api)
+    commands, client = await bot_for(api, pid, clock)
+    try:
+        channel = FakeChannel()
+        i = FakeInteraction(channel=channel)
+        await commands.panel(i)  # type: ignore[arg-type]
+        assert i.reply == "Posting the panel needs the Manage Server permission."
+        assert not channel.posted
+        for perms in (discord.Permissions(manage_guild=True), discord.Permissions.all()):
+            i = FakeInteraction(permissions=perms, channel=channel)
+            await commands.panel(i)  # type: ignore[arg-type]
+            assert i.reply == "Panel posted."
+        assert [text for text, _ in channel.posted] == [PANEL_TEXT, PANEL_TEXT]
+        assert all(isinstance(v, PanelView) and v.timeout is None for _, v in channel.posted)
+        refused = discord.Forbidden(
+            SimpleNamespace(status=403, reason="Forbidden"),  # type: ignore[arg-type]
+            {"code": 50013, "message": "Missing Permissions"},
+        )
+        i = FakeInteraction(permissions=discord.Permissions(manage_guild=True))
+        i.channel = FakeChannel(refused)
+        await commands.panel(i)  # type: ignore[arg-type]
+        assert i.reply == "Could not post the panel here: Missing Permissions"
+    finally:
+        await client.close()
+
+
+def test_role_sync_configuration() -> None:
+    assert role_sync_from_env({}) is None  # no store: no role sync
+    assert role_sync_from_env({"REDIS_URL": "redis://x", "LEAF7_ROLE_SYNC": "0"}) is None
+    got = role_sync_from_env({"REDIS_URL": "redis://x"})
+    assert got is not None
+    base, config = got
+    assert base == "https://discord.com/api/v10"
+    assert (config.sweep, config.claim_idle) == (10.0, 60.0)
+    env = {
+        "REDIS_URL": "unix:///d/valkey.sock",
+        "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
+        "LEAF7_ROLE_SWEEP": "2.5",
+        "LEAF7_ROLE_CLAIM_IDLE": "30",
+    }
+    got = role_sync_from_env(env)
+    assert got is not None and got[0] == "http://127.0.0.1:9/api/v10"
+    assert (got[1].sweep, got[1].claim_idle) == (2.5, 30.0)
+    for name, bad in (
+        ("LEAF7_ROLE_SWEEP", "soon"),
+        ("LEAF7_ROLE_SWEEP", "0"),
+        ("LEAF7_ROLE_CLAIM_IDLE", "inf"),
+        ("DISCORD_API_BASE", "discord.com"),
+    ):
+        with pytest.raises(BotConfigError, match=name):
+            role_sync_from_env({"REDIS_URL": "redis://x", name: bad})

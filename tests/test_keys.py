@@ -31,6 +31,8 @@ ACTIVE_FIELDS = {
     "redeemed_at",
     "expires_at",
     "banned",
+    "ban_reason",
+    "ban_expires_at",
 }
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9]{32,}$")
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
@@ -253,6 +255,8 @@ async def test_redeem_shape(api: Api, clock: Clock) -> None:
         "redeemed_at": active["redeemed_at"],
         "expires_at": (redeemed_at + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S"),
         "banned": False,
+        "ban_reason": None,
+        "ban_expires_at": None,
     }
     assert await api.active(key["key_id"]) == active
 

@@ -19,6 +19,8 @@ PROJECT_FIELDS = {
     "notify_enabled",
     "silent_mode",
     "hwid_reset_cooldown",
+    "discord_guild_id",
+    "discord_role_id",
     "version",
     "created_at",
 }
@@ -41,6 +43,8 @@ async def test_create_defaults(api: Api) -> None:
         "notify_enabled": True,
         "silent_mode": False,
         "hwid_reset_cooldown": 86400,
+        "discord_guild_id": None,
+        "discord_role_id": None,
         "version": "0.0.0",
     }
 
@@ -54,6 +58,8 @@ async def test_create_every_field(api: Api) -> None:
         "notify_enabled": False,
         "silent_mode": True,
         "hwid_reset_cooldown": 0,
+        "discord_guild_id": "1100000000000000001",
+        "discord_role_id": "1200000000000000002",
     }
     project = await api.project(**fields)
     assert set(project) == PROJECT_FIELDS

@@ -80,3 +80,24 @@ local function hit(key, now, window, limit)
   redis.call('EXPIRE', key, int(reset - now + 1))
   return {1, int(limit - n), int(reset), 0}
 end
+
+-- Discord role sync (store/roles.py): while the project (KEYS[1]) has a Discord role, a change
+-- to a Discord user's keys appends the user to the project's role stream (the bot re-reads
+-- the user's keys and grants or removes the role), and `at` (epoch s: a key's expiry, a timed
+-- ban's end; nil for none) to the re-check set, so the bot's sweep looks at the user again
+-- then (LT: the earliest time wins; the bot sets the exact next one when it applies). Scripts
+-- that call it take the stream and the set just before the event streams: KEYS[n-3], KEYS[n-2].
+local ROLES_CAP = '100000'  -- entries kept (about: MAXLEN ~) in a project's role stream
+local function role_sync(discord_id, why, at)
+  if not discord_id or discord_id == '' then
+    return
+  end
+  if (redis.call('HGET', KEYS[1], 'discord_role_id') or '') == '' then
+    return
+  end
+  redis.call('XADD', KEYS[#KEYS - 3], 'MAXLEN', '~', ROLES_CAP, '*', 'discord_id', discord_id,
+    'why', why)
+  if at and at ~= '' then
+    redis.call('ZADD', KEYS[#KEYS - 2], 'LT', at, discord_id)
+  end
+end

@@ -7,7 +7,8 @@
 --   HWID_BANNED (the vendor's blacklist: HWID or client IP; the entry's attempts are
 --   counted), (free-for-all: HWID_BANNED, else KEY_VALID), KEY_INCORRECT, KEY_BANNED,
 --   HWID_BANNED, KEY_EXPIRED, KEY_HWID_LOCKED, KEY_VALID.
--- (HWID_MISSING is decided by the handler before Redis is asked.)
+-- (HWID_MISSING is decided by the handler before Redis is asked.) KEY_BANNED: a timed ban
+-- (the key's ban_until) only until its end; it blocks no HWID.
 -- Limits are per project and client (IP, or IPv6 /64), kept in one hash in the project's
 -- slot: RATE_LIMITED while the client is blocked for failed checks (a block starts when its
 -- ARGV[6]-th KEY_INCORRECT within ARGV[7] seconds of its first one happens, and lasts
@@ -31,7 +32,8 @@
 -- KEYS[8] this hour's execution counter, then per check: its key hash and its client's
 -- limit hash (fields w, n: execution window number and count; f, fn: first failure time
 -- and failure count; b: blocked until), and, when ARGV[8] > 0, its IPv6 /48's limit hash
--- (fields f, fn, b), then the event stream and the notification stream.
+-- (fields f, fn, b), then the role stream and role re-check set (role_sync: a first run of a
+-- key that names a Discord user), the event stream and the notification stream.
 -- ARGV[1] now (epoch s), ARGV[2] retention (s), ARGV[3] source revision the caller has
 -- cached ('' = none), ARGV[4] executions per window (0 = no limit), ARGV[5] execution window
 -- (s), ARGV[6] failures before a block (0 = no brute-force defence), ARGV[7] failure window
@@ -263,7 +265,7 @@ local function check(i)
     return valid('', n, '', 'FFA', '0', '1')
   end
   local k = redis.call('HMGET', key_hash, 'created_at', 'redeemed_at', 'banned', 'expires_at',
-    'hwid', 'discord_id', 'note', 'total_executions')
+    'hwid', 'discord_id', 'note', 'total_executions', 'ban_until')
   if not k[1] then
     -- A KEY_INCORRECT counts towards the client's block, and its /48's.
     if c and flimit > 0 then
@@ -274,7 +276,7 @@ local function check(i)
     end
     return fail('KEY_INCORRECT', 'Warning', 'Invalid key refused', false)
   end
-  if k[3] == '1' then
+  if k[3] == '1' and (not k[9] or now < tonumber(k[9])) then  -- a timed ban lifts itself
     return fail('KEY_BANNED', 'Critical', 'Banned key refused', false)
   end
   if redis.call('HEXISTS', KEYS[2], hwid) == 1 then
@@ -295,6 +297,7 @@ local function check(i)
     redeemed_now = '1'
     event('Success', 'REDEEM', 'Key redeemed by the loader', key_id, true, {'hwid', hwid},
       stamp)
+    role_sync(k[6], 'REDEEM', expires)  -- a key that already names its Discord user
   end
   -- One HSET for the whole update of the key.
   local n = (tonumber(k[8]) or 0) + 1

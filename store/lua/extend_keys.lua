@@ -1,7 +1,8 @@
 -- Adds time to the unexpired, non-lifetime active keys among one batch of a project's active
 -- keys (bulk extend walks the index with SSCAN and calls this per batch). Each key's TTL
 -- moves with its expires_at in the same step.
--- KEYS[1] project hash, KEYS[n-1] event stream, KEYS[n] notification stream
+-- KEYS[1] project hash, KEYS[n-3] role stream, KEYS[n-2] role re-check set,
+-- KEYS[n-1] event stream, KEYS[n] notification stream
 -- ARGV[1] vendor_id, ARGV[2] key hash prefix, ARGV[3] now, ARGV[4] seconds to add,
 -- ARGV[5] retention (s), ARGV[6..] key ids of the batch
 -- returns: {key_id, new_expires_at, ...} for the extended keys; error L7:PROJECT_NOT_FOUND
@@ -19,6 +20,7 @@ for i = 6, #ARGV do
     redis.call('PEXPIREAT', key, int((expires + retention) * 1000))
     out[#out + 1] = ARGV[i]
     out[#out + 1] = int(expires)
+    role_sync(redis.call('HGET', key, 'discord_id'), 'EXTEND', int(expires))
   end
 end
 if #out > 0 then

@@ -1,7 +1,8 @@
 -- Self-service HWID reset for one Discord user (what the bot calls). The project's
 -- hwid_reset_cooldown is checked and the reset written in one step, so two simultaneous
 -- requests can never both reset. A key without a HWID needs no reset and starts no cooldown;
--- a banned key is never reset; if any key to reset is still cooling down, nothing is reset.
+-- a banned key is never reset (a timed ban that has ended no longer counts); if any key to
+-- reset is still cooling down, nothing is reset.
 -- KEYS[1] project hash, KEYS[2] the user's Discord index, KEYS[n-1] event stream, KEYS[n] notification stream
 -- ARGV[1] vendor_id, ARGV[2] now, ARGV[3] key hash prefix
 -- returns: {'OK', key_id, old_hwid, ...} (no pairs: nothing needed a reset),
@@ -15,10 +16,11 @@ local now = tonumber(ARGV[2])
 local live, usable, wait = 0, 0, 0
 local targets = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local h = redis.call('HMGET', ARGV[3] .. id, 'redeemed_at', 'hwid', 'banned', 'last_self_reset')
+  local h = redis.call('HMGET', ARGV[3] .. id, 'redeemed_at', 'hwid', 'banned', 'last_self_reset',
+    'ban_until')
   if h[1] then
     live = live + 1
-    if h[3] ~= '1' then
+    if h[3] ~= '1' or (h[5] and now >= tonumber(h[5])) then
       usable = usable + 1
       if h[2] then
         local left = (tonumber(h[4]) or 0) + cooldown - now
