@@ -6,21 +6,24 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from handlers import listing, schemas
-from handlers.common import json_response, project_id_param, store, vendor_route
-from handlers.keys import PROJECT_QUERY
-from handlers.openapi import operation
+from handlers.common import (
+    PROJECT_QUERY,
+    json_response,
+    project_query,
+    store,
+    vendor_operations,
+)
 from store.models import Event
 
+route = vendor_operations("metrics")
 
-@operation(
+
+@route(
     "Recent events across the vendor's projects, newest first",
     {200: list[Event]},
     query=(listing.limit_param(maximum=100, default=4), listing.CURSOR),
     headers=listing.NEXT_CURSOR_HEADER,
-    errors=(422,),
-    tags=("metrics",),
 )
-@vendor_route
 async def events(request: web.Request, vendor_id: str) -> web.StreamResponse:
     """GET /api/vendor/metrics/events?limit= (default 4, at most 100)[&cursor=], newest
     first; X-Next-Cursor while older events are left."""
@@ -32,27 +35,23 @@ async def events(request: web.Request, vendor_id: str) -> web.StreamResponse:
     return await listing.respond(request, fetch, maximum=100, default=4)
 
 
-@operation("Projects, executions and keys at a glance", {200: schemas.Overview}, tags=("metrics",))
-@vendor_route
+@route("Projects, executions and keys at a glance", {200: schemas.Overview})
 async def overview(request: web.Request, vendor_id: str) -> web.Response:
     data = await store(request).analytics.overview(vendor_id)
     return json_response({**data, "api_status": "Operational"})
 
 
-@operation(
+@route(
     "Valid executions in each of the last 12 hours",
     {200: schemas.Chart},
     query=(PROJECT_QUERY,),
-    errors=(404,),
-    tags=("metrics",),
 )
-@vendor_route
 async def chart(request: web.Request, vendor_id: str) -> web.Response:
     """GET /api/vendor/metrics/chart[?project_id=]: valid executions in each of the last 12
     hours (UTC), oldest first; the last entry is the current hour so far."""
-    value = request.query.get("project_id")
-    project_id = None if value is None else project_id_param(value)
-    hours, counts = await store(request).analytics.hourly_executions(vendor_id, project_id)
+    hours, counts = await store(request).analytics.hourly_executions(
+        vendor_id, project_query(request)
+    )
     total = sum(counts)
     stats = {
         "total_executions": total,

@@ -5,22 +5,14 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from handlers import listing, schemas
-from handlers.common import SUCCESS, json_response, read_json, store, vendor_route
+from handlers.common import SUCCESS, json_response, read_json, store, vendor_operations
 from handlers.errors import ApiError
-from handlers.openapi import operation
 from store.blacklist import BlacklistEntry, normalise_ip
 
+route = vendor_operations("blacklist")
 
-@operation(
-    "The vendor's blacklist",
-    {200: list[BlacklistEntry]},
-    query=listing.PARAMS,
-    headers=listing.NEXT_CURSOR_HEADER,
-    errors=(422,),
-    description=listing.ORDER,
-    tags=("blacklist",),
-)
-@vendor_route
+
+@route("The vendor's blacklist", {200: list[BlacklistEntry]}, **listing.paged())
 async def list_(request: web.Request, vendor_id: str) -> web.StreamResponse:
     blacklist = store(request).blacklist
 
@@ -30,16 +22,14 @@ async def list_(request: web.Request, vendor_id: str) -> web.StreamResponse:
     return await listing.respond(request, fetch)
 
 
-@operation(
+@route(
     "Blacklist a HWID and/or client IP or network in every project",
     {200: BlacklistEntry},
     body=schemas.BlacklistCreate,
     description="`ip`: an address or a CIDR network (IPv4 or IPv6), stored normalised: "
     "IPv4-mapped IPv6 as IPv4, host bits cleared (`10.0.0.1/8` is `10.0.0.0/8`). Anything "
     "else is 422.",
-    tags=("blacklist",),
 )
-@vendor_route
 async def add(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.blacklist_create)
     if not body.ip and not body.hwid:
@@ -56,8 +46,7 @@ async def add(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(entry)
 
 
-@operation("Remove a blacklist entry", {200: schemas.Status}, errors=(404,), tags=("blacklist",))
-@vendor_route
+@route("Remove a blacklist entry", {200: schemas.Status}, errors=(404,))
 async def delete(request: web.Request, vendor_id: str) -> web.Response:
     entry_id = request.match_info["entry_id"]
     await store(request).blacklist.delete(vendor_id, entry_id[:64])

@@ -13,6 +13,7 @@ from aiohttp import web
 from handlers import ids, ratelimit
 from handlers.appkeys import SETTINGS, STORE
 from handlers.errors import ApiError, body_timeout, body_too_large, malformed_json
+from handlers.openapi import Param, operation
 from store import KeyNotFound, ProjectNotFound, Store
 
 T = TypeVar("T")
@@ -228,6 +229,29 @@ def project_id_param(value: str | None) -> str:
     return value
 
 
+# The optional ``project_id`` query parameter of the routes that list or count across projects.
+PROJECT_QUERY = Param(
+    "project_id",
+    ids.PROJECT_ID.json_schema(),
+    "Only this project (a UUID; any other value: 404)",
+    errors=(404,),
+)
+
+
+def project_query(request: web.Request) -> str | None:
+    """The optional ``project_id`` query parameter (PROJECT_QUERY): None when absent."""
+    value = request.query.get("project_id")
+    return None if value is None else project_id_param(value)
+
+
+def required_query(request: web.Request, name: str) -> str:
+    """A query parameter the route cannot do without: 422 when it is absent."""
+    value = request.query.get(name)
+    if value is None:
+        raise ApiError(422, f"{name}: query parameter is required")
+    return value
+
+
 def key_id_param(request: web.Request) -> str:
     value = request.match_info["key_id"]
     if not ids.KEY_ID.valid(value):
@@ -239,9 +263,10 @@ def key_id_param(request: web.Request) -> str:
 API_KEY_DIGEST = web.RequestKey("api_key_digest", str)
 
 VendorHandler = Callable[[web.Request, str], Awaitable[web.StreamResponse]]
+Route = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def vendor_route(fn: VendorHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+def vendor_route(fn: VendorHandler) -> Route:
     """Authenticates ``Authorization: Bearer <API key>`` and passes the vendor_id on."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -268,3 +293,19 @@ def vendor_route(fn: VendorHandler) -> Callable[[web.Request], Awaitable[web.Str
     handler.__module__ = fn.__module__
     handler.__vendor__ = True  # type: ignore[attr-defined]  # OpenAPI: bearer security
     return handler
+
+
+def vendor_operations(tag: str) -> Callable[..., Callable[[VendorHandler], Route]]:
+    """The decorator of one area's vendor routes: ``@route(summary, responses, **kw)`` is the
+    route's ``@operation`` (tagged ``tag`` unless ``kw`` has its own ``tags``) over
+    ``vendor_route``."""
+
+    def route(
+        summary: str, responses: dict[int, Any], **kw: Any
+    ) -> Callable[[VendorHandler], Route]:
+        def wrap(fn: VendorHandler) -> Route:
+            return operation(summary, responses, **{"tags": (tag,), **kw})(vendor_route(fn))
+
+        return wrap
+
+    return route

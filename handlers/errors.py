@@ -48,6 +48,10 @@ STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
     errors.TooManyIntegrations: (400, "This project has the most integrations it may have"),
     errors.UnmappedProduct: (422, "product: no product of this order is mapped"),
     errors.OrderTooLarge: (422, "quantity: this order would make too many keys"),
+    errors.NoWebhook: (
+        409,
+        "This project has no webhook URL with notifications on: nothing to send a test to",
+    ),
     errors.StoreUnavailable: (503, UNAVAILABLE),
 }
 

@@ -8,13 +8,15 @@ from aiohttp import web
 from handlers import ids, listing, schemas, storefronts
 from handlers.appkeys import SETTINGS
 from handlers.common import (
+    PROJECT_QUERY,
     SUCCESS,
     json_response,
     project_id_param,
+    project_query,
     read_body,
     read_json,
     store,
-    vendor_route,
+    vendor_operations,
 )
 from handlers.errors import ApiError
 from handlers.openapi import Param, operation
@@ -24,11 +26,8 @@ from store.integrations import Duration, Integration, Order
 # The most a store's hook call may carry (their order payloads are a few KiB).
 MAX_HOOK_BODY = 256 * 1024
 
-PROJECT_QUERY = Param(
-    "project_id",
-    ids.PROJECT_ID.json_schema(),
-    "Only this project (a UUID; any other value: 404)",
-)
+route = vendor_operations("integrations")
+
 EMAIL_QUERY = Param(
     "email",
     {"type": "string", "minLength": 1, "maxLength": storefronts.MAX_EMAIL},
@@ -77,16 +76,14 @@ def _durations(products: dict[str, schemas.KeyDuration]) -> dict[str, Duration]:
     }
 
 
-@operation(
+@route(
     "Connect a storefront: keys delivered on purchase",
     {201: schemas.IntegrationOut},
     body=schemas.IntegrationCreate,
     errors=(400,),
     description="Paste `url` and the same secret into the store (docs/stores.md). The "
     "secret is never returned again. At most 20 integrations per project.",
-    tags=("integrations",),
 )
-@vendor_route
 async def create(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     body = await read_json(request, schemas.integration_create)
@@ -96,20 +93,17 @@ async def create(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(_out(request, made), status=201)
 
 
-@operation("A store integration", {200: schemas.IntegrationOut}, tags=("integrations",))
-@vendor_route
+@route("A store integration", {200: schemas.IntegrationOut})
 async def get(request: web.Request, vendor_id: str) -> web.Response:
     found = await store(request).integrations.get(vendor_id, _integration_id(request))
     return json_response(_out(request, found))
 
 
-@operation(
+@route(
     "Change a store integration's secret or products",
     {200: schemas.IntegrationOut},
     body=schemas.IntegrationUpdate,
-    tags=("integrations",),
 )
-@vendor_route
 async def update(request: web.Request, vendor_id: str) -> web.Response:
     integration_id = _integration_id(request)
     body = await read_json(request, schemas.integration_update)
@@ -119,33 +113,25 @@ async def update(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(_out(request, changed))
 
 
-@operation(
-    "Remove a store integration (its orders are kept)",
-    {200: schemas.Status},
-    tags=("integrations",),
-)
-@vendor_route
+@route("Remove a store integration (its orders are kept)", {200: schemas.Status})
 async def delete(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).integrations.delete(vendor_id, _integration_id(request))
     return json_response(SUCCESS)
 
 
-@operation(
+@route(
     "Orders delivered by store integrations",
     {200: list[Order]},
     query=(PROJECT_QUERY, EMAIL_QUERY, ORDER_QUERY, *listing.PARAMS),
     headers=listing.NEXT_CURSOR_HEADER,
-    errors=(404, 422),
     description="Paged with limit and cursor (the next page's cursor in X-Next-Cursor, "
     "absent on the last page; a filtered page may hold fewer than limit items); each "
     "project's orders in creation order, projects in id order. Without limit the whole "
     "list is streamed.",
-    tags=("integrations",),
 )
-@vendor_route
 async def orders(request: web.Request, vendor_id: str) -> web.StreamResponse:
     q = request.query
-    project_id = None if q.get("project_id") is None else project_id_param(q.get("project_id"))
+    project_id = project_query(request)
     email = q.get("email")
     if email is not None and not 0 < len(email) <= storefronts.MAX_EMAIL:
         raise ApiError(422, f"email: must be 1 to {storefronts.MAX_EMAIL} characters")

@@ -1,50 +1,46 @@
 """Buyer key, redemption and active key routes."""
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
 from handlers import ids, listing, ratelimit, schemas
 from handlers.appkeys import SETTINGS
 from handlers.common import (
+    PROJECT_QUERY,
     SUCCESS,
+    Route,
     json_response,
     key_id_param,
     project_id_param,
+    project_query,
     read_json,
+    required_query,
     store,
-    vendor_route,
+    vendor_operations,
 )
 from handlers.errors import ApiError
-from handlers.openapi import Param, operation
+from handlers.openapi import Param
+from store.licences import Licences
 from store.models import ActiveKey, BuyerKey
 
-PROJECT_QUERY = Param(
-    "project_id",
-    ids.PROJECT_ID.json_schema(),
-    "Only this project (a UUID; any other value: 404)",
-)
+route = vendor_operations("keys")
+
 DISCORD_QUERY = Param(
     "discord_id",
     ids.DISCORD_ID.json_schema(),
     "Only keys this Discord user redeemed",
+    errors=(422,),
 )
 
 
-def _project_query(request: web.Request) -> str | None:
-    value = request.query.get("project_id")
-    return None if value is None else project_id_param(value)
-
-
-@operation(
+@route(
     "Generate buyer keys",
     {200: list[BuyerKey]},
     body=schemas.BuyerKeyCreate,
     errors=(403, 404),
     description="Rate limited per vendor (LEAF7_RATE_KEYGEN requests per window) as well.",
-    tags=("keys",),
 )
-@vendor_route
 async def generate(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.buyer_key_create)
     project_id = project_id_param(body.project_id)
@@ -66,18 +62,9 @@ async def generate(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(created)
 
 
-@operation(
-    "Buyer keys (redeemed ones too)",
-    {200: list[BuyerKey]},
-    query=(PROJECT_QUERY, *listing.PARAMS),
-    headers=listing.NEXT_CURSOR_HEADER,
-    errors=(404, 422),
-    description=listing.ORDER,
-    tags=("keys",),
-)
-@vendor_route
+@route("Buyer keys (redeemed ones too)", {200: list[BuyerKey]}, **listing.paged(PROJECT_QUERY))
 async def list_buyer(request: web.Request, vendor_id: str) -> web.StreamResponse:
-    project_id = _project_query(request)
+    project_id = project_query(request)
     licences = store(request).licences
 
     def fetch(cursor: str | None, limit: int) -> Awaitable[tuple[list[BuyerKey], str | None]]:
@@ -86,21 +73,18 @@ async def list_buyer(request: web.Request, vendor_id: str) -> web.StreamResponse
     return await listing.respond(request, fetch)
 
 
-@operation("Delete an unredeemed key", {200: schemas.Status}, errors=(400,), tags=("keys",))
-@vendor_route
+@route("Delete an unredeemed key", {200: schemas.Status}, errors=(400,))
 async def delete_buyer(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).licences.delete_buyer(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
-@operation(
+@route(
     "Redeem a buyer key for a Discord user",
     {200: ActiveKey},
     body=schemas.Redeem,
     errors=(404,),
-    tags=("keys",),
 )
-@vendor_route
 async def redeem(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.redeem)
     return json_response(
@@ -108,21 +92,16 @@ async def redeem(request: web.Request, vendor_id: str) -> web.Response:
     )
 
 
-@operation(
+@route(
     "Active (redeemed) keys",
     {200: list[ActiveKey]},
-    query=(PROJECT_QUERY, DISCORD_QUERY, *listing.PARAMS),
-    headers=listing.NEXT_CURSOR_HEADER,
-    errors=(404, 422),
-    description=listing.ORDER,
-    tags=("keys",),
+    **listing.paged(PROJECT_QUERY, DISCORD_QUERY),
 )
-@vendor_route
 async def list_active(request: web.Request, vendor_id: str) -> web.StreamResponse:
     discord_id = request.query.get("discord_id")
     if discord_id is not None and not ids.DISCORD_ID.valid(discord_id):
         raise ApiError(422, "discord_id: must be a Discord ID (a string of digits)")
-    return await active_listing(request, vendor_id, _project_query(request), discord_id)
+    return await active_listing(request, vendor_id, project_query(request), discord_id)
 
 
 async def active_listing(
@@ -137,7 +116,7 @@ async def active_listing(
     return await listing.respond(request, fetch)
 
 
-@operation(
+@route(
     "Ban a key (and block its HWID), for good or for a time",
     {200: schemas.Status},
     body=schemas.Ban,
@@ -145,9 +124,7 @@ async def active_listing(
     description="Without a body (or without `duration`) the ban is permanent and blocks the "
     "key's HWID in the project; with `duration` (seconds) it ends by itself and blocks the key "
     "only. A ban replaces the key's current one.",
-    tags=("keys",),
 )
-@vendor_route
 async def ban(request: web.Request, vendor_id: str) -> web.Response:
     key_id = key_id_param(request)
     body = await read_json(request, schemas.ban) if request.body_exists else schemas.Ban()
@@ -155,27 +132,19 @@ async def ban(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(SUCCESS)
 
 
-@operation("Lift a key's ban and HWID block", {200: schemas.Status}, tags=("keys",))
-@vendor_route
+@route("Lift a key's ban and HWID block", {200: schemas.Status})
 async def unban(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).licences.unban(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
-@operation("Clear a key's HWID (no cooldown)", {200: schemas.Status}, tags=("keys",))
-@vendor_route
+@route("Clear a key's HWID (no cooldown)", {200: schemas.Status})
 async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
     await store(request).licences.reset_hwid(vendor_id, key_id_param(request))
     return json_response(SUCCESS)
 
 
-@operation(
-    "Set or clear a key's HWID",
-    {200: schemas.HwidStatus},
-    body=schemas.HwidUpdate,
-    tags=("keys",),
-)
-@vendor_route
+@route("Set or clear a key's HWID", {200: schemas.HwidStatus}, body=schemas.HwidUpdate)
 async def set_hwid(request: web.Request, vendor_id: str) -> web.Response:
     key_id = key_id_param(request)
     body = await read_json(request, schemas.hwid_update)
@@ -183,47 +152,50 @@ async def set_hwid(request: web.Request, vendor_id: str) -> web.Response:
     return json_response({"status": "success", "hwid": body.new_hwid})
 
 
-@operation("One active key", {200: ActiveKey}, tags=("keys",))
-@vendor_route
+@route("One active key", {200: ActiveKey})
 async def get_active(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).licences.get_active(vendor_id, key_id_param(request)))
 
 
-@operation("One buyer key (redeemed or not)", {200: BuyerKey}, tags=("keys",))
-@vendor_route
+@route("One buyer key (redeemed or not)", {200: BuyerKey})
 async def get_buyer(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).licences.get_buyer(vendor_id, key_id_param(request)))
 
 
-@operation(
+NoteSetter = Callable[[str, str, str | None], Awaitable[BuyerKey | ActiveKey]]
+
+
+def _note_route(
+    name: str, summary: str, model: type, setter: Callable[[Licences], NoteSetter]
+) -> Route:
+    """``PATCH`` of one kind of key (``setter`` picks its store method): sets or removes the
+    note and answers the key."""
+
+    async def set_note(request: web.Request, vendor_id: str) -> web.Response:
+        key_id = key_id_param(request)
+        body = await read_json(request, schemas.note_update)
+        licences = store(request).licences
+        return json_response(await setter(licences)(vendor_id, key_id, body.note))
+
+    set_note.__name__ = name
+    return route(summary, {200: model}, body=schemas.NoteUpdate)(set_note)
+
+
+set_buyer_note = _note_route(
+    "set_buyer_note",
     "Set or remove a key's note (redeemed or not)",
-    {200: BuyerKey},
-    body=schemas.NoteUpdate,
-    tags=("keys",),
+    BuyerKey,
+    lambda licences: licences.set_buyer_note,
 )
-@vendor_route
-async def set_buyer_note(request: web.Request, vendor_id: str) -> web.Response:
-    key_id = key_id_param(request)
-    body = await read_json(request, schemas.note_update)
-    return json_response(await store(request).licences.set_buyer_note(vendor_id, key_id, body.note))
-
-
-@operation(
+set_active_note = _note_route(
+    "set_active_note",
     "Set or remove an active key's note",
-    {200: ActiveKey},
-    body=schemas.NoteUpdate,
-    tags=("keys",),
+    ActiveKey,
+    lambda licences: licences.set_active_note,
 )
-@vendor_route
-async def set_active_note(request: web.Request, vendor_id: str) -> web.Response:
-    key_id = key_id_param(request)
-    body = await read_json(request, schemas.note_update)
-    return json_response(
-        await store(request).licences.set_active_note(vendor_id, key_id, body.note)
-    )
 
 
-@operation(
+@route(
     "Delete every unredeemed key of a project",
     {200: schemas.Deleted},
     query=(
@@ -241,14 +213,10 @@ async def set_active_note(request: web.Request, vendor_id: str) -> web.Response:
         ),
     ),
     errors=(404, 422),
-    tags=("keys",),
 )
-@vendor_route
 async def delete_unredeemed(request: web.Request, vendor_id: str) -> web.Response:
     """DELETE /api/vendor/keys/buyer?project_id=...&redeemed=false"""
-    project_id = request.query.get("project_id")
-    if project_id is None:
-        raise ApiError(422, "project_id: query parameter is required")
+    project_id = required_query(request, "project_id")
     if request.query.get("redeemed") != "false":
         raise ApiError(422, "redeemed: only redeemed=false (unredeemed keys) can be bulk-deleted")
     deleted = await store(request).licences.delete_unredeemed(
@@ -257,14 +225,12 @@ async def delete_unredeemed(request: web.Request, vendor_id: str) -> web.Respons
     return json_response({"deleted": deleted})
 
 
-@operation(
+@route(
     "Add time to every unexpired, non-lifetime active key of a project",
     {200: schemas.Extended},
     body=schemas.Extend,
     errors=(404,),
-    tags=("keys",),
 )
-@vendor_route
 async def extend(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/keys/active/extend: more time for every unexpired, non-lifetime key."""
     body = await read_json(request, schemas.extend)

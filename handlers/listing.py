@@ -38,13 +38,14 @@ def limit_param(maximum: int = MAX_LIMIT, default: int | None = None) -> Param:
     else:
         schema["default"] = default
         text += f" (default {default})"
-    return Param("limit", schema, text)
+    return Param("limit", schema, text, errors=(422,))
 
 
 CURSOR = Param(
     "cursor",
     {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR, "pattern": "^[A-Za-z0-9_-]+$"},
     "Where to continue: the X-Next-Cursor of the previous page (opaque)",
+    errors=(422,),
 )
 PARAMS = (limit_param(), CURSOR)
 
@@ -62,6 +63,12 @@ NEXT_CURSOR_HEADER = {
         "schema": {"type": "string"},
     }
 }
+
+
+def paged(*filters: Param) -> dict[str, Any]:
+    """The OpenAPI description every paged list route shares, as ``@operation`` keywords:
+    its ``filters`` then limit and cursor, the X-Next-Cursor header, the order (ORDER)."""
+    return {"query": (*filters, *PARAMS), "headers": NEXT_CURSOR_HEADER, "description": ORDER}
 
 
 def _limit(request: web.Request, maximum: int, default: int | None) -> int | None:

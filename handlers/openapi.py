@@ -40,6 +40,7 @@ class Param:
     description: str = ""
     where: str = "query"
     required: bool = False
+    errors: tuple[int, ...] = ()  # what a bad value gets: added to each operation's statuses
 
 
 @dataclass(frozen=True)
@@ -70,42 +71,26 @@ def operation(summary: str, responses: dict[int, Any], **kw: Any) -> Callable[[H
     return attach
 
 
-PATH_PARAMS: dict[str, Param] = {
-    "project_id": Param(
-        "project_id",
+# Each path parameter: its schema and description (every one is required, in the path).
+_PATH: dict[str, tuple[dict[str, Any], str]] = {
+    "project_id": (
         ids.PROJECT_ID.json_schema(),
         "A project's id (a UUID); any other value cannot name a project (404).",
-        where="path",
-        required=True,
     ),
-    "key_id": Param(
-        "key_id",
-        ids.KEY_ID.json_schema(),
-        "A key's id; any other value cannot name a key (404).",
-        where="path",
-        required=True,
-    ),
-    "discord_id": Param(
-        "discord_id",
+    "key_id": (ids.KEY_ID.json_schema(), "A key's id; any other value cannot name a key (404)."),
+    "discord_id": (
         ids.DISCORD_ID.json_schema(),
         "A Discord user's id (a snowflake: digits); any other value is 422.",
-        where="path",
-        required=True,
     ),
-    "entry_id": Param(
-        "entry_id",
-        {"type": "string", "maxLength": 64},
-        "A blacklist entry's id.",
-        where="path",
-        required=True,
-    ),
-    "integration_id": Param(
-        "integration_id",
+    "entry_id": ({"type": "string", "maxLength": 64}, "A blacklist entry's id."),
+    "integration_id": (
         ids.INTEGRATION_ID.json_schema(),
         "A store integration's id; any other value cannot name one (404).",
-        where="path",
-        required=True,
     ),
+}
+PATH_PARAMS: dict[str, Param] = {
+    name: Param(name, schema, text, where="path", required=True)
+    for name, (schema, text) in _PATH.items()
 }
 
 _RATE_HEADERS = {
@@ -210,7 +195,7 @@ def document(app: web.Application) -> dict[str, Any]:
             if op.headers and status < 300:
                 resp["headers"] = {**resp.get("headers", {}), **op.headers}
             responses[str(status)] = resp
-        statuses = set(op.errors)
+        statuses = set(op.errors).union(*(p.errors for p in op.query))
         if op.body is not None:
             statuses |= set(op.invalid_body)
         if vendor:

@@ -10,13 +10,14 @@ from handlers.common import (
     project_id_param,
     read_json,
     store,
-    vendor_route,
+    vendor_operations,
 )
 from handlers.errors import ApiError
 from handlers.luagen import used_macros
-from handlers.openapi import operation
 from handlers.targets import url_refusal
 from store.models import Project
+
+route = vendor_operations("projects")
 
 
 def _check_webhook(
@@ -29,8 +30,7 @@ def _check_webhook(
             raise ApiError(422, f"webhook_url: {refusal}")
 
 
-@operation("Create a project", {201: Project}, body=schemas.ProjectCreate, tags=("projects",))
-@vendor_route
+@route("Create a project", {201: Project}, body=schemas.ProjectCreate)
 async def create(request: web.Request, vendor_id: str) -> web.Response:
     body = await read_json(request, schemas.project_create)
     _check_webhook(request, body)
@@ -38,26 +38,18 @@ async def create(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(project, status=201)
 
 
-@operation("The caller's projects", {200: list[Project]}, tags=("projects",))
-@vendor_route
+@route("The caller's projects", {200: list[Project]})
 async def list_(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).projects.list(vendor_id))
 
 
-@operation("One project", {200: Project}, tags=("projects",))
-@vendor_route
+@route("One project", {200: Project})
 async def get(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     return json_response(await store(request).projects.get(vendor_id, project_id))
 
 
-@operation(
-    "Update some of a project's settings",
-    {200: Project},
-    body=schemas.ProjectUpdate,
-    tags=("projects",),
-)
-@vendor_route
+@route("Update some of a project's settings", {200: Project}, body=schemas.ProjectUpdate)
 async def update(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     body = await read_json(request, schemas.project_update)
@@ -66,21 +58,18 @@ async def update(request: web.Request, vendor_id: str) -> web.Response:
     return json_response(await store(request).projects.update(vendor_id, project_id, changes))
 
 
-@operation("Delete a project and every key of it", {200: schemas.Status}, tags=("projects",))
-@vendor_route
+@route("Delete a project and every key of it", {200: schemas.Status})
 async def delete(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     await store(request).projects.delete(vendor_id, project_id)
     return json_response(SUCCESS)
 
 
-@operation(
+@route(
     "Upload the hosted script (version optional: default bumps the patch number)",
     {200: Project},
     body=lambda settings: schemas.source_update_type(settings.max_source),
-    tags=("projects",),
 )
-@vendor_route
 async def set_source(request: web.Request, vendor_id: str) -> web.Response:
     project_id = project_id_param(request.match_info["project_id"])
     limit = request.app[SETTINGS].max_source

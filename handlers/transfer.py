@@ -12,13 +12,22 @@ from aiohttp import web
 
 from handlers import ids, ratelimit, schemas
 from handlers.appkeys import SETTINGS
-from handlers.common import json_response, project_id_param, read_json, store, vendor_route
+from handlers.common import (
+    json_response,
+    project_id_param,
+    read_json,
+    required_query,
+    store,
+    vendor_operations,
+)
 from handlers.errors import ApiError
 from handlers.observability import REQUEST_ID_HEADER, current_request_id, route_label
-from handlers.openapi import Param, operation
+from handlers.openapi import Param
 from store.transfer import MAX_IMPORT, ExportLine, ImportEntry, ImportSummary
 
 log = logging.getLogger("leaf7")
+
+route = vendor_operations("transfer")
 
 NDJSON = "application/x-ndjson"
 # An import body may be larger than LEAF7_MAX_BODY: 1000 keys with long HWIDs and notes come
@@ -142,7 +151,7 @@ PROJECT = Param(
 )
 
 
-@operation(
+@route(
     "Export a project as JSON lines: settings, source, keys, blacklist",
     {200: ExportLine},
     media_type=NDJSON,
@@ -154,15 +163,11 @@ PROJECT = Param(
     "the vendor's blacklist, and a last `end` line with the counts (a body without it is "
     "incomplete: an error after the first line cuts the connection). The schema is that of "
     "one line. The key lines are import entries: POST /api/vendor/keys/import restores them.",
-    tags=("transfer",),
 )
-@vendor_route
 async def export(request: web.Request, vendor_id: str) -> web.StreamResponse:
     """GET /api/vendor/export?project_id=..."""
-    raw = request.query.get("project_id")
-    if raw is None:
-        raise ApiError(422, "project_id: query parameter is required")
-    batches = store(request).transfer.export(vendor_id, project_id_param(raw))
+    project_id = project_id_param(required_query(request, "project_id"))
+    batches = store(request).transfer.export(vendor_id, project_id)
     try:
         # The first batch is read before anything is sent, so that its errors (404, 503)
         # are ordinary answers.
@@ -192,7 +197,7 @@ async def export(request: web.Request, vendor_id: str) -> web.StreamResponse:
     return response
 
 
-@operation(
+@route(
     "Import keys from another system, keeping their ids",
     {200: ImportSummary},
     body=schemas.KeyImport,
@@ -204,7 +209,6 @@ async def export(request: web.Request, vendor_id: str) -> web.StreamResponse:
     "to 4 MiB (or LEAF7_MAX_BODY, if larger).",
     tags=("keys", "transfer"),
 )
-@vendor_route
 async def import_keys(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/keys/import"""
     settings = request.app[SETTINGS]

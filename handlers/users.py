@@ -4,11 +4,20 @@ one Discord user."""
 from aiohttp import web
 
 from handlers import ids, listing, schemas
-from handlers.common import json_response, project_id_param, read_json, store, vendor_route
+from handlers.common import (
+    PROJECT_QUERY,
+    json_response,
+    project_id_param,
+    project_query,
+    read_json,
+    store,
+    vendor_operations,
+)
 from handlers.errors import ApiError
-from handlers.keys import PROJECT_QUERY, active_listing
-from handlers.openapi import operation
+from handlers.keys import active_listing
 from store.models import ActiveKey
+
+route = vendor_operations("self-service")
 
 
 def _discord_id(request: web.Request) -> str:
@@ -18,32 +27,19 @@ def _discord_id(request: web.Request) -> str:
     return discord_id
 
 
-@operation(
-    "A Discord user's active keys",
-    {200: list[ActiveKey]},
-    query=(PROJECT_QUERY, *listing.PARAMS),
-    headers=listing.NEXT_CURSOR_HEADER,
-    errors=(404, 422),
-    description=listing.ORDER,
-    tags=("self-service",),
-)
-@vendor_route
+@route("A Discord user's active keys", {200: list[ActiveKey]}, **listing.paged(PROJECT_QUERY))
 async def keys(request: web.Request, vendor_id: str) -> web.StreamResponse:
     """GET /api/vendor/users/{discord_id}/keys[?project_id=]: the user's active keys."""
     discord_id = _discord_id(request)
-    value = request.query.get("project_id")
-    project_id = None if value is None else project_id_param(value)
-    return await active_listing(request, vendor_id, project_id, discord_id)
+    return await active_listing(request, vendor_id, project_query(request), discord_id)
 
 
-@operation(
+@route(
     "Self-service HWID reset (honours the project's cooldown)",
     {200: schemas.SelfResetResult, 429: schemas.CooldownDetail},
     body=schemas.SelfReset,
     errors=(403, 404),
-    tags=("self-service",),
 )
-@vendor_route
 async def reset_hwid(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/users/{discord_id}/reset_hwid {"project_id"}: honours the cooldown."""
     discord_id = _discord_id(request)

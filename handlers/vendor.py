@@ -4,12 +4,13 @@ from aiohttp import web
 
 from handlers import schemas
 from handlers.appkeys import SETTINGS
-from handlers.common import API_KEY_DIGEST, SUCCESS, json_response, store, vendor_route
-from handlers.openapi import operation
+from handlers.common import API_KEY_DIGEST, SUCCESS, json_response, store, vendor_operations
 from store.models import iso
 
+route = vendor_operations("vendor")
 
-@operation(
+
+@route(
     "Rotate the API key",
     {200: schemas.RotatedApiKey},
     errors=(403,),
@@ -17,9 +18,7 @@ from store.models import iso
     "previous_key_expires_at (LEAF7_API_KEY_GRACE, default 24 h); keys already in their "
     "grace period keep theirs. Only the current key may rotate: a key in its grace period "
     "gets 403.",
-    tags=("vendor",),
 )
-@vendor_route
 async def rotate_api_key(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/api_key/rotate: a new API key (shown once); the key that was current
     keeps working for LEAF7_API_KEY_GRACE seconds."""
@@ -31,15 +30,13 @@ async def rotate_api_key(request: web.Request, vendor_id: str) -> web.Response:
     )
 
 
-@operation(
+@route(
     "End every previous API key now",
     {200: schemas.Status},
     errors=(403,),
     description="Cuts the grace period of every earlier key short (after a rotation, when the "
     "old key leaked). Only the current key may do this: a key in its grace period gets 403.",
-    tags=("vendor",),
 )
-@vendor_route
 async def revoke_previous(request: web.Request, vendor_id: str) -> web.Response:
     """POST /api/vendor/api_key/revoke_previous"""
     await store(request).vendors.revoke_previous(vendor_id, request[API_KEY_DIGEST])

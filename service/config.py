@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from handlers.appkeys import HttpSettings, Network
-from store.client import is_cluster_url, parse_cluster_url
+from store.client import is_cluster_url, is_sentinel_url, parse_cluster_url, parse_sentinel_url
 
 
 class ConfigError(ValueError):
@@ -106,6 +106,8 @@ class Settings(HttpSettings):
     max_conn_per_ip: int = 256
     # Seconds in-flight requests get to finish after SIGTERM before connections are closed.
     shutdown_timeout: float = 5.0
+    # Replicas that must acknowledge a durable vendor write too (store/durable.py).
+    min_replicas_ack: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -116,6 +118,16 @@ class Settings(HttpSettings):
                 parse_cluster_url(redis_url)
             except ValueError as exc:
                 raise ConfigError(f"REDIS_URL: {exc}") from None
+        if redis_url and is_sentinel_url(redis_url):
+            try:
+                parse_sentinel_url(redis_url)
+            except ValueError as exc:
+                raise ConfigError(f"REDIS_URL: {exc}") from None
+        min_replicas_ack = _int(env, "LEAF7_MIN_REPLICAS_ACK", 0)
+        if min_replicas_ack and not redis_url:
+            raise ConfigError("LEAF7_MIN_REPLICAS_ACK needs REDIS_URL (no embedded replicas)")
+        if min_replicas_ack and redis_url and is_cluster_url(redis_url):
+            raise ConfigError("LEAF7_MIN_REPLICAS_ACK is not supported on Redis Cluster")
         return cls(
             redis_url=redis_url,
             host=env.get("LEAF7_HOST") or "127.0.0.1",
@@ -155,4 +167,5 @@ class Settings(HttpSettings):
             body_timeout=_float(env, "LEAF7_BODY_TIMEOUT", 10.0, minimum=0.1),
             metrics_token=env.get("LEAF7_METRICS_TOKEN") or None,
             max_conn_per_ip=_int(env, "LEAF7_MAX_CONN_PER_IP", 256, minimum=1),
+            min_replicas_ack=min_replicas_ack,
         )

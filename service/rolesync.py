@@ -9,6 +9,11 @@ answered. If the user's keys changed while the call was in flight, the state is 
 and the call repeated, so two bots applying entries of the same user at once still end on the
 right role. A member who left the guild (404 Unknown Member) is done, not an error.
 
+The same bot also reads the revoke stream of its project's guild (roles granted by a deleted
+project of the vendor; the guild is remembered, and a deleted project's bot finds it through
+the store): each entry is a ``DELETE`` of the role, unless the user still holds a valid key in
+another project of the vendor granting the same role in the same guild.
+
 The REST client honours Discord's rate limits: per-route buckets (``X-RateLimit-Bucket``,
 ``-Remaining``, ``-Reset-After``: a request waits while its bucket is empty), 429 (waits
 ``Retry-After`` / ``retry_after``, global or not) and retries 5xx and lost connections with
@@ -17,12 +22,13 @@ exponential backoff. Without discord.py: aiohttp against ``DISCORD_API_BASE``.
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -32,7 +38,7 @@ import msgspec
 
 from store import Store
 from store.errors import StoreUnavailable
-from store.roles import EVERYONE, RoleChange
+from store.roles import EVERYONE, Revoke, RoleChange
 
 log = logging.getLogger("leaf7.rolesync")
 
@@ -237,6 +243,8 @@ class RoleSync:
         self.config = config or RoleSyncConfig()
         self.consumer = consumer or default_consumer()
         self._next_sweep = 0.0
+        self._guilds: set[str] = set()  # guilds whose revoke stream this bot reads
+        self._revoke_groups: set[str] = set()  # ... and whose consumer group exists
         self.applied = 0  # entries acknowledged
         self.dropped = 0  # entries Discord refused for good (logged)
 
@@ -278,7 +286,12 @@ class RoleSync:
         done = 0
         for change in changes:
             try:
-                await self._touching(change, self._apply(change))
+                await self._touching(
+                    self._apply(change),
+                    functools.partial(
+                        roles.touch, self.project_id, self.consumer, [change.entry_id]
+                    ),
+                )
             except DiscordError as exc:
                 # A missing permission, an unknown role: the same call can never succeed.
                 # Fixed and saved again (PATCH discord_role_id), the project re-syncs everyone.
@@ -287,11 +300,69 @@ class RoleSync:
             await roles.ack(self.project_id, change.entry_id)
             self.applied += 1
             done += 1
+        guild = await roles.revoke_guild(self.project_id)
+        if guild:
+            self._guilds.add(guild)
+        for g in sorted(self._guilds):
+            done += await self._revokes(g)
         return done
 
-    async def _touching(self, change: RoleChange, work: Awaitable[None]) -> None:
+    async def _revokes(self, guild: str) -> int:
+        """One round of the guild's revoke stream: pending entries whose bot died, then new
+        ones; returns how many were applied and acknowledged."""
+        roles = self.store.roles
+        cfg = self.config
+        if guild not in self._revoke_groups:
+            await roles.ensure_revoke_group(guild)
+            self._revoke_groups.add(guild)
+        revokes = await roles.claim_revokes(guild, self.consumer, cfg.claim_idle, cfg.batch)
+        if len(revokes) < cfg.batch:
+            revokes += await roles.read_revokes(guild, self.consumer, cfg.batch - len(revokes))
+        granting: dict[tuple[str, str, str], list[str]] = {}  # for this round
+        done = 0
+        for r in revokes:
+            try:
+                await self._touching(
+                    self._revoke(r, granting),
+                    functools.partial(roles.touch_revokes, guild, self.consumer, [r.entry_id]),
+                )
+            except DiscordError as exc:
+                self.dropped += 1
+                log.error("role sync: %s; revoke entry %s dropped", exc, r.entry_id)
+            await roles.ack_revoke(guild, r.entry_id)
+            self.applied += 1
+            done += 1
+        return done
+
+    async def _revoke(self, r: Revoke, granting: dict[tuple[str, str, str], list[str]]) -> None:
+        """Removes the role a deleted project granted, unless the user still holds a valid key
+        in another project of the vendor granting the same role in the same guild; checked
+        again after the call (a key redeemed meanwhile gives the role back)."""
+        if not (r.guild and r.role and r.discord_id):
+            return
+        which = (r.vendor_id, r.guild, r.role)
+        if which not in granting:
+            granting[which] = await self.store.roles.granting(*which) if r.vendor_id else []
+        projects = granting[which]
+
+        async def holds() -> bool:
+            for p in projects:
+                state = await self.store.roles.state(p, r.discord_id)
+                if (state.guild, state.role, state.holds) == (r.guild, r.role, True):
+                    return True
+            return False
+
+        if await holds():
+            return  # kept: another project grants it (its own stream follows the user)
+        await self.rest.set_role(r.guild, r.discord_id, r.role, False)
+        if await holds():
+            await self.rest.set_role(r.guild, r.discord_id, r.role, True)
+
+    async def _touching(
+        self, work: Awaitable[None], touch: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         """Runs ``work``; while it takes long (rate limits, a big project's ``*``) the entry's
-        idle time is reset now and then so no other bot claims it meanwhile."""
+        idle time is reset now and then (``touch``) so no other bot claims it meanwhile."""
         task = asyncio.ensure_future(work)
         try:
             while True:
@@ -299,7 +370,7 @@ class RoleSync:
                 if done:
                     task.result()
                     return
-                await self.store.roles.touch(self.project_id, self.consumer, [change.entry_id])
+                await touch()
         finally:
             if not task.done():
                 task.cancel()

@@ -15,7 +15,7 @@ from service.config import Settings
 from service.embedded import EmbeddedValkey
 from service.secret import load_secret
 from store import Store
-from store.client import connect
+from store.client import aclose, connect
 from store.models import Limits
 
 log = logging.getLogger("leaf7")
@@ -58,9 +58,16 @@ async def open_store(
         pipeline_batch=settings.pipeline_batch,
         check_batch=settings.check_batch,
     )
+    # Durable writes also wait for this many replicas (refused on Redis Cluster by Settings).
+    store.core.durability.replicas = settings.min_replicas_ack
+    # Redis Sentinel: follow the primary even when the old one stays up (store/core.py).
+    follower = asyncio.ensure_future(store.core.follow_primary())
     try:
         yield store
     finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
         await store.close()
         pipe = store.core.pipe
         if pipe.batches:
@@ -71,6 +78,6 @@ async def open_store(
                 pipe.commands / pipe.batches,
             )
         if redis is None:
-            await client.aclose()
+            await aclose(client)
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)

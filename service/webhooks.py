@@ -52,6 +52,7 @@ TITLES = {
     "UNBAN": "Key unbanned",
     "EXECUTION": "Execution refused",
     "KEY_SOLD": "Keys sold",
+    "TEST": "Test notification",
 }
 FIELD_NAMES = {
     "key_id": "Key",

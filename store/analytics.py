@@ -4,18 +4,11 @@ import asyncio
 from typing import NamedTuple
 
 from store import keyspace, paging
-from store.core import Core
+from store.domain import ProjectDomain
 from store.models import Event, iso, pairs
-from store.projects import Projects
-from store.vendors import Vendors
 
 
-class Analytics:
-    def __init__(self, core: Core, vendors: Vendors, projects: Projects) -> None:
-        self.core = core
-        self.vendors = vendors
-        self.projects = projects
-
+class Analytics(ProjectDomain):
     async def recent_events(
         self, vendor_id: str, limit: int, cursor: str | None = None
     ) -> tuple[list[Event], str | None]:

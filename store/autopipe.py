@@ -255,6 +255,13 @@ class AutoPipeline:
                 fut.set_exception(exc)
 
     @property
+    def peer(self) -> tuple[str, int] | None:
+        """The (host, port) the connection is open to (None: not connected, or a socket)."""
+        host = getattr(self._conn, "host", None)
+        port = getattr(self._conn, "port", None)
+        return None if host is None or port is None else (str(host), int(port))
+
+    @property
     def idle(self) -> bool:
         """Nothing queued, in flight or connecting."""
         return not (self._pending or self._inflight or self._connecting)
@@ -685,9 +692,12 @@ class Pipeline(Protocol):
 
 
 def auto_pipeline(
-    client: "Redis | RedisCluster", max_batch: int = DEFAULT_MAX_BATCH
+    client: "Redis | RedisCluster",
+    max_batch: int = DEFAULT_MAX_BATCH,
+    on_error: ErrorHook | None = None,
 ) -> AutoPipeline | ClusterAutoPipeline:
-    """The auto-pipeline for a client: per node on a cluster, one connection otherwise."""
+    """The auto-pipeline for a client: per node on a cluster, one connection otherwise
+    (``on_error``: its error hook, one server only; the cluster router has its own)."""
     if isinstance(client, RedisCluster):
         return ClusterAutoPipeline(client, max_batch)
-    return AutoPipeline(client, max_batch=max_batch)
+    return AutoPipeline(client, on_error=on_error, max_batch=max_batch)

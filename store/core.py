@@ -9,6 +9,13 @@ waits on its socket without a timeout of its own. So every reply the core awaits
 pipeline, runs under ``asyncio.timeout``; past ``timeout`` seconds it raises
 ``StoreUnavailable`` (503). A timed-out write has an unknown outcome: the server may still
 apply it when it resumes.
+
+Failover (Redis Sentinel, ``redis+sentinel://``): the client's pool asks the sentinels for the
+primary on every new connection, so whatever reconnects (the auto-pipeline after its
+connection broke or the probe dropped it; a pool connection) reaches the promoted replica. An
+old primary that is still alive but was demoted answers writes with ``READONLY``: the core
+then drops the auto-pipeline's connection and the pool's idle ones (the next connection asks
+again) and answers ``StoreUnavailable`` (503), never the error as a verdict.
 """
 
 import asyncio
@@ -18,9 +25,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, ResponseError
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.exceptions import NoScriptError, ReadOnlyError, ResponseError
 
-from store.autopipe import DEFAULT_MAX_BATCH, Pipeline, auto_pipeline
+from store.autopipe import DEFAULT_MAX_BATCH, AutoPipeline, Pipeline, auto_pipeline
 from store.bounded import Deadlines
 from store.durable import Durability
 from store.errors import StoreUnavailable, script_error
@@ -45,12 +53,15 @@ class Core:
         self.clock = clock
         # Seconds an expired key is kept (and its ref) before Redis drops it.
         self.retention = retention
-        self.pipe: Pipeline = auto_pipeline(redis, pipeline_batch)
+        self.pipe: Pipeline = auto_pipeline(redis, pipeline_batch, self._pipe_error)
         self.timeout = timeout
         self.timeouts = 0  # waits that exceeded the bound
         self.pipe_aborts = 0
         self.deadlines = Deadlines(self)
         self._probe: asyncio.Future[None] | None = None
+        self.demotions = 0  # READONLY replies: the server we reached is a replica now
+        self.switches = 0  # the sentinels named another primary than the pipeline's
+        self._tasks: set[asyncio.Future[Any]] = set()
         # Vendor writes that create or destroy value end with WAITAOF (store/durable.py).
         # (Not on Redis Cluster: WAITAOF names no key, so it cannot follow the write's slot.)
         cluster = isinstance(redis, RedisCluster)
@@ -79,6 +90,51 @@ class Core:
             self.pipe.abort()
         except Exception:  # noqa: S110 - lost or refused: the pipeline reconnects by itself
             pass
+
+    def _pipe_error(
+        self, args: tuple[Any, ...], fut: "asyncio.Future[Any]", exc: Exception, sent: bool
+    ) -> bool:
+        """The auto-pipeline's error hook: ``READONLY`` means the server was demoted."""
+        if not isinstance(exc, ReadOnlyError):
+            return False
+        self._demoted()
+        fut.set_exception(StoreUnavailable("storage is a replica now (failover)"))
+        return True
+
+    def _demoted(self) -> None:
+        """The server answered ``READONLY``: a failover made it a replica. Drop the
+        auto-pipeline's connection and the pool's idle ones, so that the next connection
+        goes to the primary (through Sentinel, to the promoted replica)."""
+        self.demotions += 1
+        self.pipe.abort()
+        pool = getattr(self.redis, "connection_pool", None)
+        if pool is not None:
+            task = asyncio.ensure_future(pool.disconnect(inuse_connections=False))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def follow_primary(self, every: float = 1.0) -> None:
+        """Redis Sentinel only (returns at once otherwise), runs until cancelled: every
+        ``every`` seconds, asks the sentinels where the primary is, and drops the connections
+        to any other server. A failover whose old primary is still up and still answers
+        (``SENTINEL FAILOVER``, a partition) breaks no connection by itself: without this, the
+        auto-pipeline would keep serving loader checks from the old primary until the
+        sentinels reconfigure it (about 10 s)."""
+        pool = getattr(self.redis, "connection_pool", None)
+        if not isinstance(pool, SentinelConnectionPool) or not isinstance(self.pipe, AutoPipeline):
+            return
+        while True:
+            await asyncio.sleep(every)
+            try:
+                async with asyncio.timeout(self.timeout or 5.0):
+                    # (the pool also drops its idle connections when the address changed)
+                    host, port = await pool.get_master_address()  # type: ignore[no-untyped-call]
+            except Exception:  # noqa: S112 - no answer, or no primary (mid-failover): next round
+                continue
+            peer = self.pipe.peer
+            if peer is not None and peer != (str(host), int(port)):
+                self.switches += 1
+                self.pipe.abort()
 
     async def _within_bound(self, aw: "Any") -> Any:
         """Awaits ``aw`` (a coroutine) within the bound, or raises ``StoreUnavailable``."""
@@ -136,8 +192,9 @@ class Core:
         return result
 
     async def write(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """Sends ``commands`` in one pipeline on one pool connection, followed by WAITAOF when
-        durability is on; returns their replies (an error reply as its exception)."""
+        """Sends ``commands`` in one pipeline on one pool connection, followed by WAIT (the
+        replicas) and WAITAOF when durability is on; returns their replies (an error reply as
+        its exception)."""
         result: list[Any] = await self._within_bound(self._write(commands))
         return result
 
@@ -145,12 +202,16 @@ class Core:
         pipe = self.redis.pipeline(transaction=False)
         for args in commands:
             pipe.execute_command(*args)
-        durable = self.durability.enabled
-        if durable:
-            pipe.execute_command(*self.durability.command())
+        waits = self.durability.commands()
+        for args in waits:
+            pipe.execute_command(*args)
         results = await pipe.execute(raise_on_error=False)
-        if durable:
-            self.durability.check(results.pop())
+        if any(isinstance(r, ReadOnlyError) for r in results):
+            self._demoted()  # (a Sentinel pool's connection already reconnected and retried)
+            raise StoreUnavailable("storage is a replica now (failover)")
+        if waits:
+            self.durability.check_all(waits, results[len(commands) :])
+            del results[len(commands) :]
         return results
 
     async def members(self, index: str) -> AsyncIterator[list[str]]:
@@ -183,6 +244,8 @@ class Core:
         """Drains the auto-pipeline (on shutdown) and stops the bound's timer."""
         await self.pipe.close()
         self.deadlines.close()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def raise_first(results: Iterable[Any]) -> None:

@@ -68,6 +68,10 @@ class OrderTooLarge(StoreError):
     """A store order that would make more keys than one order may."""
 
 
+class NoWebhook(StoreError):
+    """A test notification for a project without a webhook URL, or with notifications off."""
+
+
 class ResetCooldown(StoreError):
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after)
@@ -84,6 +88,7 @@ _SCRIPT_ERRORS: dict[str, type[StoreError]] = {
     "L7:NOT_CURRENT_KEY": NotCurrentKey,
     "L7:INTEGRATION_NOT_FOUND": IntegrationNotFound,
     "L7:TOO_MANY_INTEGRATIONS": TooManyIntegrations,
+    "L7:NO_WEBHOOK": NoWebhook,
 }
 
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import msgspec
 
 from store import keyspace, paging
-from store.core import Core
+from store.domain import ProjectDomain
 from store.errors import (
     IntegrationNotFound,
     InvalidCursor,
@@ -29,8 +29,6 @@ from store.errors import (
 )
 from store.licences import new_key_id
 from store.models import iso
-from store.projects import Projects
-from store.vendors import Vendors
 
 PROVIDERS = ("sellix", "sellauth", "sellapp", "shoppy", "stripe")
 MAX_INTEGRATIONS = 20  # per project
@@ -116,6 +114,19 @@ def _order(project_id: str, raw: str | bytes) -> Order:
     )
 
 
+def _stored(
+    integration_id: str, project_id: str, provider: str, products: str | None, created_at: str
+) -> Integration:
+    """An integration from its fields in the project's hash (``products`` as stored: JSON)."""
+    return Integration(
+        integration_id=integration_id,
+        project_id=project_id,
+        provider=provider,
+        products=_products_decode(products or "{}"),
+        created_at=iso(created_at),
+    )
+
+
 def _fields(integration_id: str) -> list[str]:
     return [f"{integration_id}:{f}" for f in ("provider", "secret", "products", "created_at")]
 
@@ -138,12 +149,7 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
     return project_id, after
 
 
-class Integrations:
-    def __init__(self, core: Core, vendors: Vendors, projects: Projects) -> None:
-        self.core = core
-        self.vendors = vendors
-        self.projects = projects
-
+class Integrations(ProjectDomain):
     # ---- the vendor's integrations ----------------------------------------------------------
 
     async def create(
@@ -203,13 +209,7 @@ class Integrations:
         )
         if owner != vendor_id or provider is None:
             raise IntegrationNotFound
-        return Integration(
-            integration_id=integration_id,
-            project_id=project_id,
-            provider=provider,
-            products=_products_decode(products or "{}"),
-            created_at=iso(created_at),
-        )
+        return _stored(integration_id, project_id, provider, products, created_at)
 
     async def update(
         self,
@@ -230,13 +230,7 @@ class Integrations:
             ],
             durable=True,
         )
-        return Integration(
-            integration_id=integration_id,
-            project_id=project_id,
-            provider=provider,
-            products=_products_decode(stored or "{}"),
-            created_at=iso(created_at),
-        )
+        return _stored(integration_id, project_id, provider, stored, created_at)
 
     async def delete(self, vendor_id: str, integration_id: str) -> None:
         project_id = await self._project_of(integration_id)

@@ -6,7 +6,30 @@ multi-key command about a project lands in one Redis Cluster slot. Vendor data i
 key_id -> project) are single keys in their own slots.
 """
 
+from collections.abc import Callable
+
 PREFIX = "l7"
+
+
+def _in_project(suffix: str, doc: str) -> Callable[[str], str]:
+    """The name of a key of one project, by project_id: ``l7:{<project_id>}:<suffix>`` (the
+    project's hash tag, so the key shares the project's slot); ``doc`` says what it holds."""
+
+    def name(project_id: str) -> str:
+        return f"{PREFIX}:{{{project_id}}}:{suffix}"
+
+    name.__doc__ = doc
+    return name
+
+
+def _in_vendor(suffix: str, doc: str) -> Callable[[str], str]:
+    """The name of a key of one vendor, by vendor_id: ``l7:{v:<vendor_id>}:<suffix>``."""
+
+    def name(vendor_id: str) -> str:
+        return f"{PREFIX}:{{v:{vendor_id}}}:{suffix}"
+
+    name.__doc__ = doc
+    return name
 
 
 def vendor(vendor_id: str) -> str:
@@ -14,9 +37,7 @@ def vendor(vendor_id: str) -> str:
     return f"{PREFIX}:{{v:{vendor_id}}}"
 
 
-def vendor_projects(vendor_id: str) -> str:
-    """Set of the vendor's project ids."""
-    return f"{PREFIX}:{{v:{vendor_id}}}:projects"
+vendor_projects = _in_vendor("projects", "Set of the vendor's project ids.")
 
 
 def api_key(digest: str) -> str:
@@ -26,10 +47,11 @@ def api_key(digest: str) -> str:
     return f"{PREFIX}:apikey:{{{digest}}}"
 
 
-def vendor_previous_keys(vendor_id: str) -> str:
-    """Set of the digests of the vendor's previous API keys still in their grace period (the
-    set expires with the longest grace), so they can be revoked early."""
-    return f"{PREFIX}:{{v:{vendor_id}}}:previous_keys"
+vendor_previous_keys = _in_vendor(
+    "previous_keys",
+    "Set of the digests of the vendor's previous API keys still in their grace period (the set "
+    "expires with the longest grace), so they can be revoked early.",
+)
 
 
 def api_key_rate(digest: str) -> str:
@@ -38,9 +60,9 @@ def api_key_rate(digest: str) -> str:
     return f"{PREFIX}:apikey:{{{digest}}}:rl"
 
 
-def keygen_rate(vendor_id: str) -> str:
-    """Hash: the key-generation rate-limit window of one vendor, with a TTL."""
-    return f"{PREFIX}:{{v:{vendor_id}}}:rl:keygen"
+keygen_rate = _in_vendor(
+    "rl:keygen", "Hash: the key-generation rate-limit window of one vendor, with a TTL."
+)
 
 
 def client(project_id: str, subject: str) -> str:
@@ -56,24 +78,22 @@ def key_ref(key_id: str) -> str:
     return f"{PREFIX}:kref:{key_id}"
 
 
-def project(project_id: str) -> str:
-    """Hash: the project's settings plus its vendor_id (owner)."""
-    return f"{PREFIX}:{{{project_id}}}:project"
+project = _in_project("project", "Hash: the project's settings plus its vendor_id (owner).")
 
 
-def project_tombstone(project_id: str) -> str:
-    """Hash: a project being deleted (its hash, renamed), until its last key is gone."""
-    return f"{PREFIX}:{{{project_id}}}:deleted"
+project_tombstone = _in_project(
+    "deleted", "Hash: a project being deleted (its hash, renamed), until its last key is gone."
+)
 
 
-def project_source(project_id: str) -> str:
-    """String: the hosted Lua source the loader receives after a valid check."""
-    return f"{PREFIX}:{{{project_id}}}:source"
+project_source = _in_project(
+    "source", "String: the hosted Lua source the loader receives after a valid check."
+)
 
 
-def key_prefix(project_id: str) -> str:
-    """Prefix of key hashes; scripts append member ids read from the indexes."""
-    return f"{PREFIX}:{{{project_id}}}:key:"
+key_prefix = _in_project(
+    "key:", "Prefix of key hashes; scripts append member ids read from the indexes."
+)
 
 
 def key(project_id: str, key_id: str) -> str:
@@ -81,19 +101,15 @@ def key(project_id: str, key_id: str) -> str:
     return key_prefix(project_id) + key_id
 
 
-def buyer_index(project_id: str) -> str:
-    """Set of every key id generated in the project (redeemed or not)."""
-    return f"{PREFIX}:{{{project_id}}}:buyers"
+buyer_index = _in_project(
+    "buyers", "Set of every key id generated in the project (redeemed or not)."
+)
 
 
-def active_index(project_id: str) -> str:
-    """Set of the redeemed (active) key ids of the project."""
-    return f"{PREFIX}:{{{project_id}}}:active"
+active_index = _in_project("active", "Set of the redeemed (active) key ids of the project.")
 
 
-def discord_prefix(project_id: str) -> str:
-    """Prefix of the per-Discord-user sets of active key ids."""
-    return f"{PREFIX}:{{{project_id}}}:discord:"
+discord_prefix = _in_project("discord:", "Prefix of the per-Discord-user sets of active key ids.")
 
 
 def discord_index(project_id: str, discord_id: str) -> str:
@@ -101,49 +117,53 @@ def discord_index(project_id: str, discord_id: str) -> str:
     return discord_prefix(project_id) + discord_id
 
 
-def key_discords(project_id: str) -> str:
-    """Hash: active key_id -> Discord id of its redeemer, so pruning an expired key can reach
-    its Discord index and deleting the project can find every Discord index."""
-    return f"{PREFIX}:{{{project_id}}}:key_discords"
+key_discords = _in_project(
+    "key_discords",
+    "Hash: active key_id -> Discord id of its redeemer, so pruning an expired key can reach its"
+    " Discord index and deleting the project can find every Discord index.",
+)
 
 
-def hwid_bans(project_id: str) -> str:
-    """Hash: banned HWID -> number of banned keys that hold it (unban decrements)."""
-    return f"{PREFIX}:{{{project_id}}}:hwid_bans"
+hwid_bans = _in_project(
+    "hwid_bans", "Hash: banned HWID -> number of banned keys that hold it (unban decrements)."
+)
 
 
-def vendor_blacklist(vendor_id: str) -> str:
-    """Hash: blacklist entry id -> JSON {ip, hwid, reason, timestamp} (vendor-wide)."""
-    return f"{PREFIX}:{{v:{vendor_id}}}:blacklist"
+vendor_blacklist = _in_vendor(
+    "blacklist", "Hash: blacklist entry id -> JSON {ip, hwid, reason, timestamp} (vendor-wide)."
+)
 
 
-def blacklist_hwids(project_id: str) -> str:
-    """Hash: blacklisted HWID -> entry id; the vendor's blacklist mirrored into the project's
-    slot, so the loader check reads it in its own script."""
-    return f"{PREFIX}:{{{project_id}}}:bl_hwids"
+blacklist_hwids = _in_project(
+    "bl_hwids",
+    "Hash: blacklisted HWID -> entry id; the vendor's blacklist mirrored into the project's "
+    "slot, so the loader check reads it in its own script.",
+)
 
 
-def blacklist_ips(project_id: str) -> str:
-    """Hash: blacklisted client IP -> entry id (mirror, like blacklist_hwids); a network is
-    the field ``<address in hex>/<prefix length>`` (``0a000000/8``), and the field ``/`` lists
-    the prefix lengths in use, longest first (``4/24 6/64``); see store/blacklist.py."""
-    return f"{PREFIX}:{{{project_id}}}:bl_ips"
+blacklist_ips = _in_project(
+    "bl_ips",
+    "Hash: blacklisted client IP -> entry id (mirror, like blacklist_hwids); a network is the "
+    "field ``<address in hex>/<prefix length>`` (``0a000000/8``), and the field ``/`` lists the"
+    " prefix lengths in use, longest first (``4/24 6/64``); see store/blacklist.py.",
+)
 
 
-def blacklist_attempts(project_id: str) -> str:
-    """Hash: blacklist entry id -> executions it refused in this project."""
-    return f"{PREFIX}:{{{project_id}}}:bl_attempts"
+blacklist_attempts = _in_project(
+    "bl_attempts", "Hash: blacklist entry id -> executions it refused in this project."
+)
 
 
-def events(project_id: str) -> str:
-    """Stream, capped: every execution verdict and vendor action (the dashboard feed)."""
-    return f"{PREFIX}:{{{project_id}}}:events"
+events = _in_project(
+    "events", "Stream, capped: every execution verdict and vendor action (the dashboard feed)."
+)
 
 
-def notify(project_id: str) -> str:
-    """Stream: the events vendors are notified of, while the project has a webhook; read by
-    the webhook deliverers' consumer group, entries deleted once delivered."""
-    return f"{PREFIX}:{{{project_id}}}:notify"
+notify = _in_project(
+    "notify",
+    "Stream: the events vendors are notified of, while the project has a webhook; read by the "
+    "webhook deliverers' consumer group, entries deleted once delivered.",
+)
 
 
 def event_streams(project_id: str) -> list[str]:
@@ -151,18 +171,35 @@ def event_streams(project_id: str) -> list[str]:
     return [events(project_id), notify(project_id)]
 
 
-def role_changes(project_id: str) -> str:
-    """Stream: Discord users whose role in the project's guild may have to change (written
-    only while the project has a Discord role); read by the bot's consumer group ``roles``,
-    entries deleted once applied (store/roles.py)."""
-    return f"{PREFIX}:{{{project_id}}}:roles"
+role_changes = _in_project(
+    "roles",
+    "Stream: Discord users whose role in the project's guild may have to change (written only "
+    "while the project has a Discord role); read by the bot's consumer group ``roles``, entries"
+    " deleted once applied (store/roles.py).",
+)
 
 
-def role_checks(project_id: str) -> str:
-    """Sorted set: Discord id -> when the user's role must be checked again (score: epoch s
-    of the next expiry of one of their keys, or the end of a timed ban); the bot's sweep moves
-    the due ones to the role stream."""
-    return f"{PREFIX}:{{{project_id}}}:role_checks"
+role_checks = _in_project(
+    "role_checks",
+    "Sorted set: Discord id -> when the user's role must be checked again (score: epoch s of "
+    "the next expiry of one of their keys, or the end of a timed ban); the bot's sweep moves "
+    "the due ones to the role stream.",
+)
+
+
+def role_revokes(guild_id: str) -> str:
+    """Stream: Discord users whose role is to be removed because the project that granted it
+    was deleted (``guild``, ``role``, ``discord_id``, ``vendor_id``, ``project_id``). Per
+    guild, in its own slot: it outlives the project; read by the consumer group ``roles`` of
+    every bot whose project uses the guild, entries deleted once applied (store/roles.py)."""
+    return f"{PREFIX}:roles:revoke:{{{guild_id}}}"
+
+
+def role_revoke_guild(project_id: str) -> str:
+    """String: the guild of a deleted project whose users' roles were queued for removal, so
+    the project's bot, restarted after the delete, still finds the revoke stream (TTL). Not
+    in the project's slot: nothing of a deleted project remains there."""
+    return f"{PREFIX}:roles:deleted:{project_id}"
 
 
 def synced_streams(project_id: str) -> list[str]:
@@ -182,27 +219,30 @@ def integration_ref(integration_id: str) -> str:
     return f"{PREFIX}:integ:{integration_id}"
 
 
-def integrations(project_id: str) -> str:
-    """Hash: the project's store integrations, four fields each: ``<id>:provider``,
-    ``<id>:secret``, ``<id>:products`` (JSON), ``<id>:created_at``."""
-    return f"{PREFIX}:{{{project_id}}}:integrations"
+integrations = _in_project(
+    "integrations",
+    "Hash: the project's store integrations, four fields each: ``<id>:provider``, "
+    "``<id>:secret``, ``<id>:products`` (JSON), ``<id>:created_at``.",
+)
 
 
-def orders(project_id: str) -> str:
-    """Hash: ``<provider>:<order id>`` -> the order as JSON (its keys included): one record
-    per store order, written in the step that generates its keys."""
-    return f"{PREFIX}:{{{project_id}}}:orders"
+orders = _in_project(
+    "orders",
+    "Hash: ``<provider>:<order id>`` -> the order as JSON (its keys included): one record per "
+    "store order, written in the step that generates its keys.",
+)
 
 
-def order_index(project_id: str) -> str:
-    """Sorted set (all scores 0, lexical order): ``<created_at, 10 digits>|<order field>``,
-    the orders in creation order for the listing."""
-    return f"{PREFIX}:{{{project_id}}}:order_index"
+order_index = _in_project(
+    "order_index",
+    "Sorted set (all scores 0, lexical order): ``<created_at, 10 digits>|<order field>``, the "
+    "orders in creation order for the listing.",
+)
 
 
-def order_idempotency(project_id: str) -> str:
-    """Hash: ``<provider>:<idempotency key>`` -> the order field it delivered."""
-    return f"{PREFIX}:{{{project_id}}}:order_idem"
+order_idempotency = _in_project(
+    "order_idem", "Hash: ``<provider>:<idempotency key>`` -> the order field it delivered."
+)
 
 
 def webhook_projects() -> str:
@@ -218,10 +258,11 @@ def session(session_digest: str) -> str:
     return f"{PREFIX}:session:{{{session_digest}}}"
 
 
-def vendor_sessions(vendor_id: str) -> str:
-    """Sorted set: the session digests of one vendor, scored by their absolute end (sign out
-    everywhere; ended ones are trimmed on each sign-in)."""
-    return f"{PREFIX}:{{v:{vendor_id}}}:sessions"
+vendor_sessions = _in_vendor(
+    "sessions",
+    "Sorted set: the session digests of one vendor, scored by their absolute end (sign out "
+    "everywhere; ended ones are trimmed on each sign-in).",
+)
 
 
 def signin_rate(subject: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 from redis.exceptions import NoScriptError, ResponseError
 
 from store import keyspace, paging
-from store.core import Core
+from store.domain import ProjectDomain
 from store.errors import (
     DiscordNotLinked,
     InvalidCursor,
@@ -30,9 +30,7 @@ from store.models import (
     buyer_key_from_hash,
     pairs,
 )
-from store.projects import Projects
 from store.scripts import Script
-from store.vendors import Vendors
 
 KEY_ALPHABET = string.ascii_letters + string.digits
 KEY_LENGTH = 32  # 32 * log2(62) = 190.5 bits of entropy
@@ -45,12 +43,7 @@ def new_key_id() -> str:
     return "".join(secrets.choice(KEY_ALPHABET) for _ in range(KEY_LENGTH))
 
 
-class Licences:
-    def __init__(self, core: Core, vendors: Vendors, projects: Projects) -> None:
-        self.core = core
-        self.vendors = vendors
-        self.projects = projects
-
+class Licences(ProjectDomain):
     async def project_of(self, key_id: str) -> str:
         project_id: str | None = await self.core.call("GET", keyspace.key_ref(key_id))
         if project_id is None:
@@ -354,14 +347,18 @@ class Licences:
         old: str = await self._key_action(self.core.scripts.set_hwid, vendor_id, key_id, hwid or "")
         return old or None
 
-    async def get_active(self, vendor_id: str, key_id: str) -> ActiveKey:
+    async def _get_key(self, vendor_id: str, key_id: str) -> tuple[str, dict[str, str]]:
+        """The project and hash of one of the vendor's keys (redeemed or not)."""
         project_id = await self.project_of(key_id)
         flat = await self.core.script(
             self.core.scripts.get_key,
             [keyspace.project(project_id), keyspace.key(project_id, key_id)],
             [vendor_id],
         )
-        h = pairs(flat)
+        return project_id, pairs(flat)
+
+    async def get_active(self, vendor_id: str, key_id: str) -> ActiveKey:
+        project_id, h = await self._get_key(vendor_id, key_id)
         if "redeemed_at" not in h:
             raise KeyNotFound
         return active_key_from_hash(project_id, key_id, h, now=self.core.now())
@@ -393,13 +390,8 @@ class Licences:
         return active_key_from_hash(project_id, key_id, h, now=self.core.now())
 
     async def get_buyer(self, vendor_id: str, key_id: str) -> BuyerKey:
-        project_id = await self.project_of(key_id)
-        flat = await self.core.script(
-            self.core.scripts.get_key,
-            [keyspace.project(project_id), keyspace.key(project_id, key_id)],
-            [vendor_id],
-        )
-        return buyer_key_from_hash(project_id, key_id, pairs(flat))
+        project_id, h = await self._get_key(vendor_id, key_id)
+        return buyer_key_from_hash(project_id, key_id, h)
 
     async def delete_unredeemed(self, vendor_id: str, project_id: str) -> int:
         await self.projects.get(vendor_id, project_id)  # 404 before walking anything

@@ -15,8 +15,11 @@ from store.models import Project, pairs, project_from_hash
 from store.vendors import Vendors
 from store.webhooks import Webhooks
 
-# Keys deleted per script call when a project is deleted.
+# Keys deleted per script call when a project is deleted (and users queued per write on the
+# revoke stream of its Discord role).
 DELETE_BATCH = 1000
+# How long a deleted project's bot, restarted, still finds the guild of its revoke stream.
+REVOKE_GUILD_TTL = 30 * 86400
 
 
 class Projects:
@@ -99,9 +102,13 @@ class Projects:
         1. One script checks ownership and renames the project hash to its tombstone: from
            then on every API and loader call finds no project (404, PROJECT_NOT_FOUND), and
            the project leaves the vendor's index and the webhook registry.
-        2. Its keys go in batches of at most ``DELETE_BATCH`` per script call (their refs,
+        2. If it has a Discord role, every Discord user of the project is queued on the
+           guild's revoke stream (which outlives the project; store/roles.py), in writes of
+           at most ``DELETE_BATCH``, before any key goes; the tombstone is then marked so a
+           resumed delete does not queue them again.
+        3. Its keys go in batches of at most ``DELETE_BATCH`` per script call (their refs,
            in other slots, right after each batch).
-        3. Its fixed keys go last, the tombstone with them.
+        4. Its fixed keys go last, the tombstone with them.
 
         A delete that stopped halfway (a crash, a lost connection) left the tombstone: what
         remains is unreachable (every script checks the project hash, which is gone), and
@@ -118,6 +125,7 @@ class Projects:
             self.core.call("SREM", keyspace.vendor_projects(vendor_id), project_id),
             self.webhooks.sync(project_id, None, False),
         )
+        await self._queue_role_removals(vendor_id, project_id)
         batch_keys = [
             tombstone,
             keyspace.buyer_index(project_id),
@@ -147,6 +155,45 @@ class Projects:
             [tombstone, *fixed, *hourly],
             [vendor_id],
         )  # (not durable: the rename above was; lost, it is redone by deleting again)
+
+    async def _queue_role_removals(self, vendor_id: str, project_id: str) -> None:
+        """Step 2 of ``delete``: the project's Discord users onto the guild's revoke stream.
+        A crash midway leaves the tombstone unmarked: deleting again queues them all again
+        (removing a role twice is harmless); nothing is deleted before they are queued."""
+        tombstone = keyspace.project_tombstone(project_id)
+        guild, role, queued = await self.core.call(
+            "HMGET", tombstone, "discord_guild_id", "discord_role_id", "roles_revoked"
+        )
+        if not guild or not role or queued:
+            return
+        stream = keyspace.role_revokes(guild)
+        common = ("guild", guild, "role", role, "vendor_id", vendor_id, "project_id", project_id)
+        # First (durable, like every write below): a restarted bot of this project finds the
+        # guild's revoke stream through it once the project is gone.
+        raise_first(
+            await self.core.write(
+                [("SET", keyspace.role_revoke_guild(project_id), guild, "EX", REVOKE_GUILD_TTL)]
+            )
+        )
+        cursor = "0"
+        while True:
+            cursor, flat = await self.core.call(
+                "HSCAN", keyspace.key_discords(project_id), cursor, "COUNT", DELETE_BATCH
+            )
+            # (A step may return more than COUNT: a compact hash comes back whole.)
+            users = sorted(set(pairs(flat).values()))
+            for at in range(0, len(users), DELETE_BATCH):
+                raise_first(
+                    await self.core.write(
+                        [
+                            ("XADD", stream, "*", *common, "discord_id", u)
+                            for u in users[at : at + DELETE_BATCH]
+                        ]
+                    )
+                )
+            if str(cursor) == "0":
+                break
+        await self.core.call("HSET", tombstone, "roles_revoked", "1")
 
     # Last: within the class body, the name ``list`` is this method.
     async def list(self, vendor_id: str) -> list[Project]:

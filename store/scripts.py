@@ -62,6 +62,7 @@ class Scripts:
         self.role_sweep = _load("role_sweep", prelude)
         self.session_resume = _load("session_resume", prelude)
         self.session_update = _load("session_update", prelude)
+        self.webhook_test = _load("webhook_test", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

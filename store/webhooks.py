@@ -48,6 +48,16 @@ class Webhooks:
         else:
             await self.core.call("SREM", keyspace.webhook_projects(), project_id)
 
+    async def send_test(self, vendor_id: str, project_id: str) -> None:
+        """Queues a ``TEST`` notification for the project's webhook, the durable way real
+        events go (lua/webhook_test.lua); NoWebhook when it has none or notifications are off."""
+        await self.core.script(
+            self.core.scripts.webhook_test,
+            [keyspace.project(project_id), *keyspace.event_streams(project_id)],
+            [vendor_id],
+            durable=True,
+        )
+
     async def projects(self) -> list[str]:
         return sorted(await self.core.call("SMEMBERS", keyspace.webhook_projects()))
 

@@ -3,6 +3,7 @@
 tests/support/; tests that need the real server or the cluster are marked by the fixtures
 they use (``pytest -m "not real and not cluster"`` runs the fakeredis ones alone)."""
 
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ from service.app import create_app
 from service.config import Settings
 from service.embedded import EmbeddedValkey
 from store.client import connect
-from tests.support.api import Api, Clock, store_of
+from tests.support.api import Api, ApiWith, Clock, store_of
 from tests.support.cluster import EmbeddedCluster
+from tests.support.faults import Faulty
 from tests.support.processes import kill_valkeys
 
 
@@ -64,12 +66,8 @@ async def _storage(request: pytest.FixtureRequest, kind: str) -> "Redis | RedisC
 async def redis_client(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Redis]:
-    if request.param == "fakeredis":
-        client: Redis = fakeredis.FakeAsyncRedis(
-            server=fakeredis.FakeServer(), decode_responses=True
-        )
-    else:
-        client = await _real_client(request.getfixturevalue("valkey_server"))
+    client = await _storage(request, request.param)
+    assert isinstance(client, Redis)  # fakeredis or one Valkey: never a cluster
     yield client
     await client.aclose()
 
@@ -139,43 +137,37 @@ async def app_client(
 
 
 @pytest.fixture
-async def real_app_client(
-    aiohttp_client: Any, real_storage: Redis, clock: Clock, settings: Settings
-) -> TestClient[Any, Any]:
-    app = create_app(settings, redis=real_storage, clock=clock)
-    return await aiohttp_client(app)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-async def cluster_app_client(
-    aiohttp_client: Any, cluster_redis: RedisCluster, clock: Clock, settings: Settings
-) -> TestClient[Any, Any]:
-    app = create_app(settings, redis=cluster_redis, clock=clock)
-    return await aiohttp_client(app)  # type: ignore[no-any-return]
-
-
-@pytest.fixture
 async def api(app_client: TestClient[Any, Any]) -> Api:
     return await Api(app_client, store_of(app_client)).login()
 
 
 @pytest.fixture
-async def real_api(real_app_client: TestClient[Any, Any]) -> Api:
-    return await Api(real_app_client, store_of(real_app_client)).login()
+async def real_api(api_with: ApiWith, real_storage: "Redis | RedisCluster") -> Api:
+    return await api_with(real_storage)
 
 
 @pytest.fixture
-async def valkey_api(
-    aiohttp_client: Any, real_redis: Redis, clock: Clock, settings: Settings
-) -> Api:
+def api_with(aiohttp_client: Any, clock: Clock, settings: Settings) -> ApiWith:
+    """``await api_with(redis, **changes)``: a vendor signed in to the app on ``redis`` (and
+    the movable clock), with ``changes`` to the settings (``dataclasses.replace``)."""
+
+    async def make(redis: "Redis | RedisCluster", **changes: Any) -> Api:
+        app = create_app(dataclasses.replace(settings, **changes), redis=redis, clock=clock)
+        client = await aiohttp_client(app)
+        return await Api(client, store_of(client)).login()
+
+    return make
+
+
+@pytest.fixture
+async def valkey_api(api_with: ApiWith, real_redis: Redis) -> Api:
     """One real Valkey only (what a cluster does not do the same way, e.g. WAITAOF)."""
-    client = await aiohttp_client(create_app(settings, redis=real_redis, clock=clock))
-    return await Api(client, store_of(client)).login()
+    return await api_with(real_redis)
 
 
 @pytest.fixture
-async def cluster_api(cluster_app_client: TestClient[Any, Any]) -> Api:
-    return await Api(cluster_app_client, store_of(cluster_app_client)).login()
+async def cluster_api(api_with: ApiWith, cluster_redis: RedisCluster) -> Api:
+    return await api_with(cluster_redis)
 
 
 @pytest.fixture
@@ -187,9 +179,17 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         kill_valkeys(path)
 
 
+@pytest.fixture
+def faulty(tmp_path: Path) -> Iterator[Faulty]:
+    """A real Valkey that can be killed, restarted and SIGSTOPped (tests/support/faults.py)."""
+    server = Faulty(tmp_path / "v").start()
+    yield server
+    server.close()
+
+
 # Fixtures (or a parametrised storage fixture's values) that need the real server / cluster.
 _REAL = {"valkey_server", "real_redis", "valkey_api", "faulty"}
-_CLUSTER = {"valkey_cluster", "cluster_redis", "cluster_app_client", "cluster_api"}
+_CLUSTER = {"valkey_cluster", "cluster_redis", "cluster_api"}
 _STORAGE_PARAMS = ("redis_client", "app_redis", "real_storage")
 
 

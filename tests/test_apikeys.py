@@ -18,7 +18,7 @@ from service.app import create_app
 from service.config import Settings
 from service.secret import load_secret
 from store import Store, keyspace
-from tests.support.api import Api, Clock, keys_matching, store_of
+from tests.support.api import Api, ApiWith, Clock, keys_matching, store_of
 
 ROTATE = "/api/vendor/api_key/rotate"
 REVOKE = "/api/vendor/api_key/revoke_previous"
@@ -112,12 +112,9 @@ async def test_rotate_needs_authentication(api: Api) -> None:
     assert (await api.client.get(ROTATE, headers=api.auth)).status == 405
 
 
-async def test_rotate_with_short_grace_on_real_server(
-    aiohttp_client: Any, real_redis: Redis, clock: Clock, settings: Settings
-) -> None:
-    s = dataclasses.replace(settings, api_key_grace=1)
-    client = await aiohttp_client(create_app(s, redis=real_redis, clock=clock))
-    api = await Api(client, store_of(client)).login()
+async def test_rotate_with_short_grace_on_real_server(api_with: ApiWith, real_redis: Redis) -> None:
+    api = await api_with(real_redis, api_key_grace=1)
+    client = api.client
     first = api.auth
     second_key = (await api.call("POST", ROTATE))["api_key"]
     second = {"Authorization": f"Bearer {second_key}"}
@@ -139,11 +136,10 @@ async def test_rotate_with_short_grace_on_real_server(
 
 
 async def test_rotate_without_grace_stops_old_key_at_once(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+    api_with: ApiWith, redis_client: Redis
 ) -> None:
-    s = dataclasses.replace(settings, api_key_grace=0)
-    client = await aiohttp_client(create_app(s, redis=redis_client, clock=clock))
-    api = await Api(client, store_of(client)).login()
+    api = await api_with(redis_client, api_key_grace=0)
+    client = api.client
     old = api.auth
     body = await api.call("POST", ROTATE)
     assert (await client.get("/api/vendor/projects", headers=old)).status == 401

@@ -5,6 +5,7 @@ import dataclasses
 import ipaddress
 import random
 import re
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -114,67 +115,79 @@ async def verdict(api: Api, pid: str, kid: str, ip: str) -> str:
     return str(data["code"])
 
 
+async def blacklist_ip(
+    api: Api,
+    pid: str,
+    kid: str,
+    ip: str,
+    stored: str | None = None,
+    banned: tuple[str, ...] = (),
+    valid: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Blacklists ``ip`` and checks the entry: stored as ``stored`` (when given), each client
+    of ``banned`` refused (HWID_BANNED), then each of ``valid`` let through (KEY_VALID)."""
+    entry: dict[str, Any] = await api.call("POST", URL, {"ip": ip})
+    if stored is not None:
+        assert entry["ip"] == stored
+    for client in banned:
+        assert await verdict(api, pid, kid, client) == "HWID_BANNED", client
+    for client in valid:
+        assert await verdict(api, pid, kid, client) == "KEY_VALID", client
+    return entry
+
+
 async def test_mapped_ipv6_entry_blocks_the_ipv4_client(api: Api) -> None:
     pid, kid = await setup_key(api)
-    entry = await api.call("POST", URL, {"ip": "::ffff:8.8.4.4"})
-    assert entry["ip"] == "8.8.4.4"
-    assert await verdict(api, pid, kid, "8.8.4.4") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "::ffff:8.8.4.4") == "HWID_BANNED"  # mapped client too
-    assert await verdict(api, pid, kid, "8.8.4.5") == "KEY_VALID"
+    # The mapped client is refused too.
+    banned = ("8.8.4.4", "::ffff:8.8.4.4")
+    await blacklist_ip(api, pid, kid, "::ffff:8.8.4.4", "8.8.4.4", banned, ("8.8.4.5",))
     assert (await api.call("GET", URL))[0]["attempts"] == 2
     # A mapped network is the IPv4 network.
-    net = await api.call("POST", URL, {"ip": "::ffff:9.9.9.0/120"})
-    assert net["ip"] == "9.9.9.0/24"
-    assert await verdict(api, pid, kid, "9.9.9.200") == "HWID_BANNED"
+    await blacklist_ip(api, pid, kid, "::ffff:9.9.9.0/120", "9.9.9.0/24", ("9.9.9.200",))
 
 
 async def test_ipv4_ranges(api: Api) -> None:
     pid, kid = await setup_key(api)
-    c24 = await api.call("POST", URL, {"ip": "198.51.100.0/24"})
-    assert c24["ip"] == "198.51.100.0/24"
-    assert await verdict(api, pid, kid, "198.51.100.7") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "198.51.101.7") == "KEY_VALID"
+    c24 = await blacklist_ip(
+        api, pid, kid, "198.51.100.0/24", "198.51.100.0/24", ("198.51.100.7",), ("198.51.101.7",)
+    )
     # Not on a nibble: a /22 and a /13.
-    await api.call("POST", URL, {"ip": "203.0.112.0/22"})
-    assert await verdict(api, pid, kid, "203.0.115.255") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "203.0.116.0") == "KEY_VALID"
-    assert await verdict(api, pid, kid, "203.0.111.255") == "KEY_VALID"
+    await blacklist_ip(
+        api, pid, kid, "203.0.112.0/22", None, ("203.0.115.255",), ("203.0.116.0", "203.0.111.255")
+    )
     # Host bits set: normalised to the network.
-    c8 = await api.call("POST", URL, {"ip": "10.1.2.3/8"})
-    assert c8["ip"] == "10.0.0.0/8"
-    assert await verdict(api, pid, kid, "10.200.0.1") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "11.0.0.1") == "KEY_VALID"
+    c8 = await blacklist_ip(
+        api, pid, kid, "10.1.2.3/8", "10.0.0.0/8", ("10.200.0.1",), ("11.0.0.1",)
+    )
     # A /32 is the address.
-    assert (await api.call("POST", URL, {"ip": "192.0.2.9/32"}))["ip"] == "192.0.2.9"
-    assert await verdict(api, pid, kid, "192.0.2.9") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "192.0.2.8") == "KEY_VALID"
+    await blacklist_ip(api, pid, kid, "192.0.2.9/32", "192.0.2.9", ("192.0.2.9",), ("192.0.2.8",))
     # Nested networks: the attempt goes to the longest prefix.
-    c16 = await api.call("POST", URL, {"ip": "198.51.0.0/16"})
-    assert await verdict(api, pid, kid, "198.51.100.9") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "198.51.7.9") == "HWID_BANNED"
+    c16 = await blacklist_ip(api, pid, kid, "198.51.0.0/16", None, ("198.51.100.9", "198.51.7.9"))
     attempts = {e["id"]: e["attempts"] for e in await api.call("GET", URL)}
     assert attempts[c24["id"]] == 2 and attempts[c16["id"]] == 1 and attempts[c8["id"]] == 1
 
 
 async def test_ipv6_ranges(api: Api) -> None:
     pid, kid = await setup_key(api)
-    await api.call("POST", URL, {"ip": "2001:DB8:1:2::/64"})
-    assert await verdict(api, pid, kid, "2001:db8:1:2:ffff::9") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "[2001:db8:1:2::]:443") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "2001:db8:1:3::1") == "KEY_VALID"
-    e48 = await api.call("POST", URL, {"ip": "2001:db8:aa::/48"})
-    assert e48["ip"] == "2001:db8:aa::/48"
-    assert await verdict(api, pid, kid, "2001:db8:aa:ffff:1:2:3:4") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "2001:db8:ab::1") == "KEY_VALID"
+    banned = ("2001:db8:1:2:ffff::9", "[2001:db8:1:2::]:443")
+    await blacklist_ip(api, pid, kid, "2001:DB8:1:2::/64", None, banned, ("2001:db8:1:3::1",))
+    banned = ("2001:db8:aa:ffff:1:2:3:4",)
+    await blacklist_ip(
+        api, pid, kid, "2001:db8:aa::/48", "2001:db8:aa::/48", banned, ("2001:db8:ab::1",)
+    )
     # Not on a nibble (/35), and host bits set.
-    e35 = await api.call("POST", URL, {"ip": "2001:db8:1234::1/35"})
-    assert e35["ip"] == "2001:db8::/35"
-    assert await verdict(api, pid, kid, "2001:db8:1fff::1") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "2001:db8:2000::1") == "KEY_VALID"
-    # A single IPv6 address, written long: itself only (not its /64).
-    await api.call("POST", URL, {"ip": "2001:0db8:0000:0000:0000:0000:00cc:0001"})
-    assert await verdict(api, pid, kid, "2001:db8::cc:1") == "HWID_BANNED"
-    assert await verdict(api, pid, kid, "2001:db8::cc:2") == "HWID_BANNED"  # in the /35
+    e35 = await blacklist_ip(
+        api,
+        pid,
+        kid,
+        "2001:db8:1234::1/35",
+        "2001:db8::/35",
+        ("2001:db8:1fff::1",),
+        ("2001:db8:2000::1",),
+    )
+    # A single IPv6 address, written long: itself only (not its /64); cc:2 is in the /35.
+    long = "2001:0db8:0000:0000:0000:0000:00cc:0001"
+    await blacklist_ip(api, pid, kid, long, None, ("2001:db8::cc:1", "2001:db8::cc:2"))
     await api.call("DELETE", f"{URL}/{e35['id']}")
     assert await verdict(api, pid, kid, "2001:db8::cc:2") == "KEY_VALID"
     assert await verdict(api, pid, kid, "2001:db8::cc:1") == "HWID_BANNED"
@@ -182,8 +195,9 @@ async def test_ipv6_ranges(api: Api) -> None:
     assert await verdict(api, pid, kid, "32.1.13.184") == "KEY_VALID"
 
 
-async def test_invalid_ips_are_422(api: Api) -> None:
-    for bad in (
+@pytest.mark.parametrize(
+    "bad",
+    [
         "not-an-ip",
         "1.2.3",
         "10.0.0.0/33",
@@ -192,9 +206,11 @@ async def test_invalid_ips_are_422(api: Api) -> None:
         "2001:db8:::1",
         "fe80::1%eth0",
         "10.0.0.0/-1",
-    ):
-        body = await api.call("POST", URL, {"ip": bad}, status=422)
-        assert body["detail"].startswith("ip: not an IP address or CIDR network"), bad
+    ],
+)
+async def test_invalid_ips_are_422(api: Api, bad: str) -> None:
+    body = await api.call("POST", URL, {"ip": bad}, status=422)
+    assert body["detail"].startswith("ip: not an IP address or CIDR network"), bad
     assert await api.call("GET", URL) == []
 
 

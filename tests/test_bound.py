@@ -5,9 +5,7 @@ everything works again after SIGCONT."""
 
 import inspect
 import time
-from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -96,9 +94,12 @@ ARGS: dict[str, Any] = {
     "lifetime": 120,
     "batch": "[]",
     "subject": "1.2.3.4",
+    "guild": "1100000000000000001",
+    "role": "1200000000000000002",
 }
-# Coroutines that are not a request's work: closing drains the pipeline on shutdown.
-LIFECYCLE = {"core.close"}
+# Coroutines that are not a request's work: closing drains the pipeline on shutdown;
+# follow_primary runs in the background on Redis Sentinel (tests/test_sentinel.py).
+LIFECYCLE = {"core.close", "core.follow_primary"}
 
 
 def _arguments(fn: Any, store: Store) -> tuple[list[Any], dict[str, Any]]:
@@ -142,13 +143,6 @@ async def _run(fn: Any, store: Store) -> None:
             pass
     else:
         await fn(*args, **kwargs)
-
-
-@pytest.fixture
-def faulty(tmp_path: Path) -> Iterator[Faulty]:
-    server = Faulty(tmp_path / "v").start()
-    yield server
-    server.close()
 
 
 async def test_every_store_coroutine_is_bounded(faulty: Faulty) -> None:

@@ -6,11 +6,17 @@ import dataclasses
 import re
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
+from handlers.dashboard import views
 from handlers.dashboard.base import CSP, IDLE, LIFETIME
 from service.app import create_app
 from service.config import Settings
+from service.webhooks import embed
+from store import keyspace
+from store.models import pairs
+from store.webhooks import Notification
 from tests.support.api import Api, Clock, store_of
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
@@ -323,3 +329,241 @@ async def test_static_files_are_served_with_licences(api: Api) -> None:
     ):
         resp = await api.client.get(path)
         assert resp.status == 200, path
+
+
+async def test_edit_a_note_on_both_tabs(api: Api) -> None:
+    c = api.client
+    token = await sign_in(c, api.api_key)
+    h = {"X-CSRF-Token": token, "HX-Request": "true"}
+    pid = (await api.project())["project_id"]
+    unredeemed, redeemed = await api.keys(pid, amount=2, note="old")
+    await api.redeem(redeemed["key_id"])
+    # Without the CSRF token (or with a wrong one): 403, the note unchanged.
+    for headers in ({}, {"X-CSRF-Token": "wrong"}):
+        resp = await c.post(
+            f"/dashboard/keys/{unredeemed['key_id']}/note",
+            data={"note": "new", "tab": "buyer"},
+            headers=headers,
+        )
+        assert resp.status == 403
+    buyer = await api.call("GET", f"/api/vendor/keys/buyer/{unredeemed['key_id']}")
+    assert buyer["note"] == "old"
+    # Buyer tab (set_buyer_note, as PATCH /api/vendor/keys/buyer/{key_id}).
+    resp = await c.post(
+        f"/dashboard/keys/{unredeemed['key_id']}/note",
+        data={"note": "for " + XSS, "tab": "buyer"},
+        headers=h,
+    )
+    assert resp.status == 200
+    html = await resp.text()
+    assert html.startswith(f'<tr id="key-{unredeemed["key_id"]}">') and "<script>alert" not in html
+    buyer = await api.call("GET", f"/api/vendor/keys/buyer/{unredeemed['key_id']}")
+    assert buyer["note"] == "for " + XSS
+    # Active tab (set_active_note): an unredeemed key there is the API's 404.
+    resp = await c.post(
+        f"/dashboard/keys/{unredeemed['key_id']}/note",
+        data={"note": "x", "tab": "active"},
+        headers=h,
+    )
+    assert resp.status == 404 and "Key not found" in await resp.text()
+    resp = await c.post(
+        f"/dashboard/keys/{redeemed['key_id']}/note",
+        data={"note": "vip", "tab": "active"},
+        headers=h,
+    )
+    assert resp.status == 200 and "vip" in await resp.text()
+    assert (await api.active(redeemed["key_id"]))["note"] == "vip"
+    # Empty removes the note; too long is the API's 422.
+    resp = await c.post(
+        f"/dashboard/keys/{redeemed['key_id']}/note", data={"note": " ", "tab": "active"}, headers=h
+    )
+    assert resp.status == 200 and (await api.active(redeemed["key_id"])).get("note") is None
+    resp = await c.post(
+        f"/dashboard/keys/{redeemed['key_id']}/note",
+        data={"note": "n" * 5000, "tab": "active"},
+        headers=h,
+    )
+    assert resp.status == 422 and resp.headers["HX-Retarget"] == "#flash"
+    assert (await api.active(redeemed["key_id"])).get("note") is None
+
+
+async def test_bulk_actions_on_a_selection(api: Api) -> None:
+    c = api.client
+    token = await sign_in(c, api.api_key)
+    h = {"X-CSRF-Token": token, "HX-Request": "true"}
+    pid = (await api.project())["project_id"]
+    made = await api.keys(pid, amount=5)
+    ids = [k["key_id"] for k in made]
+    for key_id in ids[:3]:
+        await api.redeem(key_id)
+    await c.post(f"/dashboard/keys/{ids[0]}/set_hwid", data={"hwid": "HW-A"}, headers=h)
+    other = await api.as_other()
+    opid = (await other.project())["project_id"]
+    [foreign] = await other.keys(opid, amount=1)
+    await other.redeem(foreign["key_id"])
+    bulk = f"/dashboard/projects/{pid}/keys/bulk"
+
+    async def banned() -> set[str]:
+        return {k for k in ids[:3] if (await api.active(k))["banned"]}
+
+    # CSRF: without the token (form or header), 403 and nothing banned.
+    for headers in ({"HX-Request": "true"}, {"X-CSRF-Token": "wrong"}):
+        resp = await c.post(
+            f"{bulk}?tab=active",
+            data=[("action", "ban"), ("key_id", ids[0]), ("key_id", ids[1])],
+            headers=headers,
+        )
+        assert resp.status == 403
+    assert await banned() == set()
+    # Ban two keys (and another vendor's key, and a bogus id: their failures, per key, in the
+    # API's words; the other vendor's key untouched).
+    resp = await c.post(
+        f"{bulk}?tab=active&status=all",
+        data=[
+            ("action", "ban"),
+            ("key_id", ids[0]),
+            ("key_id", ids[1]),
+            ("key_id", foreign["key_id"]),
+            ("key_id", "not a key"),
+        ],
+        headers=h,
+    )
+    assert resp.status == 200
+    html = await resp.text()
+    assert "Banned: 2 keys; 2 failed." in html
+    assert f"<code>{foreign['key_id']}</code>: Key not found" in html
+    assert "<code>not a key</code>: Key not found" in html
+    assert html.count('<strong class="bad">banned</strong>') == 2  # the table, again
+    assert await banned() == {ids[0], ids[1]}
+    assert not (await other.store.licences.get_active(other.vendor_id, foreign["key_id"])).banned
+    # Unban one, reset the HWID of one.
+    resp = await c.post(
+        f"{bulk}?tab=active", data=[("action", "unban"), ("key_id", ids[1])], headers=h
+    )
+    assert resp.status == 200 and await banned() == {ids[0]}
+    resp = await c.post(
+        f"{bulk}?tab=active", data=[("action", "reset_hwid"), ("key_id", ids[0])], headers=h
+    )
+    assert resp.status == 200 and (await api.active(ids[0]))["hwid"] is None
+    # Delete on the buyer tab: unredeemed keys go; a redeemed one is the API's 400 detail.
+    resp = await c.post(
+        f"{bulk}?tab=buyer",
+        data=[("action", "delete"), ("key_id", ids[3]), ("key_id", ids[2])],
+        headers=h,
+    )
+    html = await resp.text()
+    assert resp.status == 200 and "Deleted: 1 key; 1 failed." in html
+    assert f"<code>{ids[2]}</code>: Cannot delete a redeemed key" in html
+    left = {k["key_id"] for k in await api.call("GET", f"/api/vendor/keys/buyer?project_id={pid}")}
+    assert left == set(ids) - {ids[3]}
+    # An action the tab does not offer, or nothing selected: 422, nothing done.
+    for tab, data in (
+        ("buyer", [("action", "ban"), ("key_id", ids[4])]),
+        ("active", [("action", "delete"), ("key_id", ids[1])]),
+        ("active", [("action", "ban")]),
+    ):
+        resp = await c.post(f"{bulk}?tab={tab}", data=data, headers=h)
+        assert resp.status == 422, (tab, data)
+    assert await banned() == {ids[0]}
+
+
+async def test_bulk_is_bounded_to_100_keys(api: Api) -> None:
+    c = api.client
+    token = await sign_in(c, api.api_key)
+    pid = (await api.project())["project_id"]
+    [key] = await api.keys(pid, amount=1)
+    await api.redeem(key["key_id"])
+    data = [("action", "ban"), ("key_id", key["key_id"])]
+    data += [("key_id", f"{i:032d}") for i in range(100)]
+    resp = await c.post(
+        f"/dashboard/projects/{pid}/keys/bulk?tab=active",
+        data=data,
+        headers={"X-CSRF-Token": token, "HX-Request": "true"},
+    )
+    assert resp.status == 422
+    assert "at most 100 keys per request" in await resp.text()
+    assert not (await api.active(key["key_id"]))["banned"]
+    # 100 (duplicates counted once): done, one by one.
+    resp = await c.post(
+        f"/dashboard/projects/{pid}/keys/bulk?tab=active",
+        data=[*data[:100], ("key_id", key["key_id"])],
+        headers={"X-CSRF-Token": token, "HX-Request": "true"},
+    )
+    assert resp.status == 200 and "Banned: 1 key; 98 failed." in await resp.text()
+    assert (await api.active(key["key_id"]))["banned"]
+
+
+async def test_send_a_test_event(api: Api) -> None:
+    c = api.client
+    token = await sign_in(c, api.api_key)
+    h = {"X-CSRF-Token": token, "HX-Request": "true"}
+    s = store_of(c)
+    bare = (await api.project(name="No hook"))["project_id"]
+    quiet = (await api.project(webhook_url="https://hooks.example.com/q", notify_enabled=False))[
+        "project_id"
+    ]
+    pid = (await api.project(webhook_url="https://hooks.example.com/leaf7"))["project_id"]
+    page = await (await c.get(f"/dashboard/projects/{pid}")).text()
+    assert "Send test event" in page
+    resp = await c.post(f"/dashboard/projects/{pid}/webhook_test")
+    assert resp.status == 403
+    resp = await c.post(f"/dashboard/projects/{pid}/webhook_test", data={"csrf": "wrong"})
+    assert resp.status == 403
+    assert await s.core.call("XLEN", keyspace.notify(pid)) == 0
+    for project_id in (bare, quiet):
+        resp = await c.post(f"/dashboard/projects/{project_id}/webhook_test", headers=h)
+        assert resp.status == 409
+        assert "no webhook URL with notifications on" in await resp.text()
+        assert await s.core.call("XLEN", keyspace.notify(project_id)) == 0
+    resp = await c.post(f"/dashboard/projects/{pid}/webhook_test", headers=h)
+    assert resp.status == 200 and "Test event queued" in await resp.text()
+    [(_entry, fields)] = await s.core.call("XRANGE", keyspace.notify(pid), "-", "+")
+    f = pairs(fields)
+    assert f["kind"] == "TEST" and f["type"] == "Success"
+    n = Notification(pid, "1-0", 1, f)
+    assert embed(n)["embeds"][0]["title"] == "Test notification"
+    # In the project's event feed too; another vendor's project: 404.
+    events, _ = await s.analytics.recent_events(api.vendor_id, 10)
+    assert [
+        e.project_id for e in events if e.message == "Test notification from the dashboard"
+    ] == [pid]
+    other = await api.as_other()
+    theirs = (await other.project(webhook_url="https://hooks.example.com/o"))["project_id"]
+    resp = await c.post(f"/dashboard/projects/{theirs}/webhook_test", headers=h)
+    assert resp.status == 404
+    assert await s.core.call("XLEN", keyspace.notify(theirs)) == 0
+
+
+async def test_overview_counts_banned_keys_and_settings_show_discord(
+    api: Api, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    c = api.client
+    await sign_in(c, api.api_key)
+    pid = (await api.project())["project_id"]
+    made = await api.keys(pid, amount=4)
+    for k in made:
+        await api.redeem(k["key_id"])
+    await api.call("POST", f"/api/vendor/keys/active/{made[0]['key_id']}/ban")
+    await api.call("POST", f"/api/vendor/keys/active/{made[1]['key_id']}/ban")
+    await api.call("POST", f"/api/vendor/keys/active/{made[2]['key_id']}/ban", {"duration": 60})
+    await api.call("POST", f"/api/vendor/keys/active/{made[1]['key_id']}/unban")
+    html = await (await c.get("/dashboard/")).text()
+    assert 'hx-get="/dashboard/overview/banned"' in html  # loaded after the page
+    html = await (await c.get("/dashboard/overview/banned")).text()
+    assert '<span class="num" id="stat-banned">2</span>' in html
+    assert "banned keys (1 for good, 1 timed)" in html
+    clock.advance(61)  # the timed ban ends by itself
+    html = await (await c.get("/dashboard/overview/banned")).text()
+    assert '<span class="num" id="stat-banned">1</span>' in html
+    assert "banned keys (1 for good, 0 timed)" in html
+    # Past the scan's budget: the count so far, marked as such.
+    monkeypatch.setattr(views, "SCAN_BUDGET", 2)
+    html = await (await c.get("/dashboard/overview/banned")).text()
+    assert "+</span>" in html and "in the first 2 active keys" in html
+    monkeypatch.undo()
+    html = await (await c.get("/dashboard/settings")).text()
+    assert "Discord: linked to <code>1234567890</code>" in html
+    unlinked = await api.as_other(discord_id=None)
+    await sign_in(c, unlinked.api_key)
+    html = await (await c.get("/dashboard/settings")).text()
+    assert 'Discord: <strong class="bad">not linked</strong>' in html

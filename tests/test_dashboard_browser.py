@@ -6,11 +6,15 @@ docs/dashboard.md (docs/img/, at 1280 and 375 px wide).
 Playwright's sync API: these tests are plain functions (no event loop of pytest's runs)."""
 
 import contextlib
+import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -58,7 +62,13 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     data_dir = tmp_path_factory.mktemp("dash") / "data"
     vendor = create_vendor(data_dir, "Browser Vendor", "111222333")
-    env = {"LEAF7_RATE_KEYGEN": "0", "LEAF7_RATE_VENDOR": "0"}
+    env = {
+        "LEAF7_RATE_KEYGEN": "0",
+        "LEAF7_RATE_VENDOR": "0",
+        # The test webhook receiver listens on 127.0.0.1 (refused by default).
+        "LEAF7_WEBHOOK_ALLOW": "127.0.0.0/8",
+        "LEAF7_WEBHOOK_POLL": "0.2",
+    }
     with (
         serving(data_dir, env) as server,
         sync_api.sync_playwright() as pw,
@@ -146,7 +156,7 @@ def test_generate_25_keys_and_download_them(world: World) -> None:
     page.reload()
     assert page.locator("table.keys tbody tr").count() == 25
     # The note is shown as text: no script ran, no dialog opened.
-    assert page.locator("table.keys tbody tr").first.locator("td").nth(4).inner_text() == XSS
+    assert page.locator("table.keys tbody tr").first.locator(".note-text").inner_text() == XSS
     assert world.dialogs == []
     shoot(world, "keys")
 
@@ -209,6 +219,82 @@ def test_ban_unban_reset_and_set_hwid(world: World) -> None:
     assert status == 200 and active["hwid"] == "HW-SET" and not active["banned"]
 
 
+def test_edit_a_note(world: World) -> None:
+    page = world.page
+    key = world.keys[0]
+    row = page.locator(f"#key-{key}")
+    row.get_by_label(f"Edit the note of key {key}").click()
+    row.get_by_label(f"Note of key {key}", exact=True).fill("VIP buyer")
+    row.get_by_role("button", name=f"Save the note of key {key}").click()
+    page.locator(f"#key-{key} .note-text").get_by_text("VIP buyer").wait_for()
+    status, active = http(
+        "GET", world.url(f"/api/vendor/keys/active/{key}"), api_key=world.vendor["api_key"]
+    )
+    assert status == 200 and active["note"] == "VIP buyer"
+
+
+def test_bulk_ban_two_keys(world: World) -> None:
+    first, second = world.keys[0], world.keys[1]
+    status, body = http(
+        "POST",
+        world.url("/api/vendor/keys/redeem"),
+        {"key_id": second, "discord_id": "444555666"},
+        api_key=world.vendor["api_key"],
+    )
+    assert status == 200, body
+    page = world.page
+    page.goto(world.url(f"/dashboard/projects/{world.project_id}/keys?tab=active"))
+    for key in (first, second):
+        page.get_by_label(f"Select key {key}").check()
+    page.get_by_role("button", name="Ban selected", exact=True).click()
+    page.locator("#bulk-result").get_by_text("Banned: 2 keys.").wait_for()
+    for key in (first, second):
+        assert "banned" in page.locator(f"#key-{key}").inner_text()
+        status, active = http(
+            "GET", world.url(f"/api/vendor/keys/active/{key}"), api_key=world.vendor["api_key"]
+        )
+        assert status == 200 and active["banned"]
+    shoot(world, "keys-active")
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: ClassVar[list[dict[str, Any]]] = []
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.received.append(json.loads(self.rfile.read(length) or b"null"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_send_a_test_event(world: World) -> None:
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=receiver.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page = world.page
+        page.goto(world.url(f"/dashboard/projects/{world.project_id}"))
+        url = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+        page.get_by_label("Webhook URL (empty: none)").fill(url)
+        page.get_by_role("button", name="Save settings").click()
+        page.get_by_text("Saved.").wait_for()
+        page.get_by_role("button", name="Send test event").click()
+        page.locator("#flash").get_by_text("Test event queued").wait_for()
+        deadline = time.monotonic() + 15
+        titles: list[str] = []
+        while time.monotonic() < deadline and "Test notification" not in titles:
+            time.sleep(0.1)
+            titles = [e["title"] for b in list(_Receiver.received) for e in b["embeds"]]
+        assert "Test notification" in titles, titles
+        shoot(world, "project")
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+
+
 def test_upload_a_script(world: World, tmp_path: Path) -> None:
     page = world.page
     page.goto(world.url(f"/dashboard/projects/{world.project_id}/script"))
@@ -243,6 +329,8 @@ def test_other_pages(world: World) -> None:
     page.get_by_role("link", name="Overview").click()
     page.locator("#chart canvas").wait_for()
     assert page.text_content("#stat-12h") == "1"
+    page.locator("#stat-banned").wait_for()  # loaded after the page (htmx)
+    assert page.text_content("#stat-banned") == "2"  # the two keys banned in bulk
     shoot(world, "overview")
     assert world.dialogs == []
 
@@ -257,6 +345,7 @@ def test_rotate_the_key_signs_the_old_session_out(world: World) -> None:
     old.wait_for_url("**/dashboard/")
     page = world.page
     page.get_by_role("link", name="Settings").click()
+    assert page.text_content("#discord-link") == "Discord: linked to 111222333"
     page.get_by_role("button", name="Rotate the API key").click()
     new_key = page.get_by_label("New API key").input_value()
     assert new_key.startswith("l7_") and new_key != world.vendor["api_key"]

@@ -6,7 +6,6 @@ fsync (the server's own WAITAOF count) and that the loader's hot path never does
 """
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import fakeredis
@@ -154,13 +153,6 @@ def test_waitaof_reply_checks() -> None:
 
 
 # ---- kill -9 right after the 200 ----------------------------------------------------------
-
-
-@pytest.fixture
-def faulty(tmp_path: Path) -> Any:
-    server = Faulty(tmp_path / "v").start()
-    yield server
-    server.close()
 
 
 async def test_acknowledged_writes_survive_kill_9(

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from handlers.appkeys import STORE
@@ -113,12 +114,18 @@ async def _wait_until(
         await asyncio.sleep(step)
 
 
-async def test_expired_key_is_removed_and_forgotten(
+@pytest.fixture
+async def short_retention_api(
     aiohttp_client: Any, real_redis: Redis, clock: Clock, tmp_path: Path
-) -> None:
+) -> Api:
+    """A vendor on real Valkey where expired keys are kept 1 s (LEAF7_EXPIRED_RETENTION)."""
     settings = Settings(data_dir=tmp_path / "data", expired_retention=1, max_body=64 * 1024)
     client = await aiohttp_client(create_app(settings, redis=real_redis, clock=clock))
-    api = await Api(client, client.app[STORE]).login()
+    return await Api(client, client.app[STORE]).login()
+
+
+async def test_expired_key_is_removed_and_forgotten(short_retention_api: Api, clock: Clock) -> None:
+    api = short_retention_api
     redis = api.store.redis
 
     project = await api.project()
@@ -187,12 +194,10 @@ async def test_expired_key_is_removed_and_forgotten(
 
 
 async def test_expired_key_forgotten_via_each_listing(
-    aiohttp_client: Any, real_redis: Redis, clock: Clock, tmp_path: Path
+    short_retention_api: Api, clock: Clock
 ) -> None:
     """Whichever listing meets the vanished key first, every index forgets it."""
-    settings = Settings(data_dir=tmp_path / "data", expired_retention=1, max_body=64 * 1024)
-    client = await aiohttp_client(create_app(settings, redis=real_redis, clock=clock))
-    api = await Api(client, client.app[STORE]).login()
+    api = short_retention_api
     redis = api.store.redis
     listings = [
         "/api/vendor/keys/buyer",

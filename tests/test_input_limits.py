@@ -16,7 +16,7 @@ from handlers.common import MAX_CONTAINERS, MAX_DEPTH, check_depth
 from handlers.errors import ApiError
 from service.app import create_app
 from service.config import Settings
-from tests.support.api import EXECUTE, Api, Clock, setup_key, store_of
+from tests.support.api import EXECUTE, Api, ApiWith, setup_key
 from tests.support.processes import create_vendor, serving
 
 DEEP = b'{"project_id": "x", "x": ' + b"[" * 1000 + b"]" * 1000 + b"}"
@@ -83,11 +83,10 @@ async def _raw(port: int, data: bytes) -> tuple[asyncio.StreamReader, asyncio.St
 
 
 async def test_a_trickled_body_gets_408_and_the_connection_closes(
-    aiohttp_client: Any, real_redis: Redis, clock: Clock, settings: Settings
+    api_with: ApiWith, real_redis: Redis
 ) -> None:
-    s = dataclasses.replace(settings, body_timeout=0.5)
-    client = await aiohttp_client(create_app(s, redis=real_redis, clock=clock))
-    api = await Api(client, store_of(client)).login()
+    api = await api_with(real_redis, body_timeout=0.5)
+    client = api.client
     port = client.server.port
     assert port is not None
     head = (
@@ -145,6 +144,21 @@ async def test_metrics_can_require_a_token(
     assert Settings.from_env({"LEAF7_METRICS_TOKEN": "t"}).metrics_token == "t"
 
 
+def first_answer(port: int, request: bytes) -> bytes:
+    """Sends ``request`` on a new connection: the first bytes answered (b"" when the server
+    closes or resets it without an answer)."""
+    conn = socket.create_connection(("127.0.0.1", port))
+    try:
+        conn.settimeout(5)
+        conn.sendall(request)
+        try:
+            return conn.recv(1024)
+        except ConnectionResetError:
+            return b""
+    finally:
+        conn.close()
+
+
 @pytest.mark.real
 @pytest.mark.slow
 def test_connections_per_ip_are_capped(tmp_path: Path) -> None:
@@ -153,15 +167,8 @@ def test_connections_per_ip_are_capped(tmp_path: Path) -> None:
     with serving(data_dir, {"LEAF7_MAX_CONN_PER_IP": "3"}) as server:
         held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(3)]
         try:
-            extra = socket.create_connection(("127.0.0.1", server.port))
-            extra.settimeout(5)
-            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            try:
-                refused = extra.recv(1024)
-            except ConnectionResetError:
-                refused = b""
+            refused = first_answer(server.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
             assert refused == b""  # closed without an answer
-            extra.close()
             # The held connections are served as usual.
             held[0].settimeout(5)
             held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -172,14 +179,8 @@ def test_connections_per_ip_are_capped(tmp_path: Path) -> None:
         # Once they are closed, new connections are accepted again.
         deadline = time.monotonic() + 5
         while True:
-            conn = socket.create_connection(("127.0.0.1", server.port))
-            conn.settimeout(5)
-            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            try:
-                answer = conn.recv(1024)
-            except ConnectionResetError:
-                answer = b""
-            conn.close()
+            request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            answer = first_answer(server.port, request)
             if answer.startswith(b"HTTP/1.1 200 "):
                 break
             assert time.monotonic() < deadline, "connections stayed refused"

@@ -19,11 +19,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from service.config import Settings
 from tests.support.api import Api, store_of
@@ -34,13 +30,6 @@ KEYS = 64
 RUN_SECONDS = 6.0
 KILL_AT = 2.0
 DOWN_FOR = 0.5
-
-
-@pytest.fixture
-def faulty(tmp_path: Path) -> Iterator[Faulty]:
-    server = Faulty(tmp_path / "v").start()
-    yield server
-    server.close()
 
 
 async def test_load_through_kill_9_and_restart(

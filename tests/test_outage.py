@@ -4,7 +4,6 @@ recovers by itself. Each test owns a real Valkey that it kills, stops and restar
 import asyncio
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,13 +21,6 @@ from tests.support.faults import Faulty, app_on
 from tests.support.metrics import scrape, value
 
 UNAVAILABLE = {"detail": "Storage unavailable"}
-
-
-@pytest.fixture
-def faulty(tmp_path: Path) -> Iterator[Faulty]:
-    server = Faulty(tmp_path / "v").start()
-    yield server
-    server.close()
 
 
 async def _get(client: TestClient[Any, Any], path: str) -> tuple[int, Any, float]:

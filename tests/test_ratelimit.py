@@ -3,6 +3,7 @@
 import asyncio
 import dataclasses
 import ipaddress
+from collections.abc import Awaitable, Callable
 from typing import Any
 from unittest import mock
 
@@ -30,6 +31,36 @@ async def make_api(
     s = dataclasses.replace(settings, **changes)
     client = await aiohttp_client(create_app(s, redis=redis, clock=clock))
     return await Api(client, store_of(client)).login()
+
+
+async def behind_proxy(
+    aiohttp_client: Any, redis: Redis, clock: Clock, settings: Settings, **changes: Any
+) -> Api:
+    """make_api behind a trusted proxy at 127.0.0.1 (the test client): X-Forwarded-For names
+    the client."""
+    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
+    return await make_api(
+        aiohttp_client, redis, clock, settings, trusted_proxies=proxies, **changes
+    )
+
+
+KeyedApi = Callable[..., Awaitable[tuple[Api, str, str]]]
+
+
+@pytest.fixture
+def keyed_api(
+    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+) -> KeyedApi:
+    """``await keyed_api(**changes)``: make_api on redis_client with ``changes`` to the settings
+    (``proxied=True``: behind_proxy), and a project with one lifetime key: (api, pid, kid)."""
+
+    async def make(proxied: bool = False, **changes: Any) -> tuple[Api, str, str]:
+        new = behind_proxy if proxied else make_api
+        api = await new(aiohttp_client, redis_client, clock, settings, **changes)
+        pid, kid = await project_and_key(api)
+        return api, pid, kid
+
+    return make
 
 
 async def execute(
@@ -140,11 +171,8 @@ def test_trusted_proxies_config() -> None:
 # ---- execution limit per client IP ----------------------------------------------------------
 
 
-async def test_execute_limit_per_ip(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
-) -> None:
-    api = await make_api(aiohttp_client, redis_client, clock, settings, rate_execute=3)
-    pid, kid = await project_and_key(api)
+async def test_execute_limit_per_ip(keyed_api: KeyedApi, clock: Clock) -> None:
+    api, pid, kid = await keyed_api(rate_execute=3)
     clock.advance(-(clock() % 60) + 1)  # one second into a window: 59 s left of it
     for left in (2, 1, 0):
         status, body, headers = await execute(api, pid, kid)
@@ -168,10 +196,9 @@ async def test_execute_limit_per_ip(
 
 
 async def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+    keyed_api: KeyedApi, redis_client: Redis, clock: Clock
 ) -> None:
-    api = await make_api(aiohttp_client, redis_client, clock, settings, rate_execute=2)
-    pid, kid = await project_and_key(api)
+    api, pid, kid = await keyed_api(rate_execute=2)
     clock.advance(-(clock() % 60) + 1)
     codes = [(await execute(api, pid, kid, xff=f"10.0.0.{i}"))[0] for i in range(4)]
     assert codes == [200, 200, 429, 429]
@@ -180,13 +207,9 @@ async def test_spoofed_forwarded_for_from_untrusted_peer_is_ignored(
 
 
 async def test_trusted_proxy_limits_each_forwarded_client(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+    keyed_api: KeyedApi, clock: Clock
 ) -> None:
-    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
-    api = await make_api(
-        aiohttp_client, redis_client, clock, settings, rate_execute=2, trusted_proxies=proxies
-    )
-    pid, kid = await project_and_key(api)
+    api, pid, kid = await keyed_api(proxied=True, rate_execute=2)
     clock.advance(-(clock() % 60) + 1)
     for ip in ("198.51.100.1", "198.51.100.2"):
         codes = [(await execute(api, pid, kid, xff=ip))[0] for _ in range(3)]
@@ -203,20 +226,8 @@ async def test_trusted_proxy_limits_each_forwarded_client(
 # ---- brute-force defence ------------------------------------------------------------------
 
 
-async def test_brute_force_block(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
-) -> None:
-    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
-    api = await make_api(
-        aiohttp_client,
-        redis_client,
-        clock,
-        settings,
-        brute_force_limit=3,
-        brute_force_window=600,
-        trusted_proxies=proxies,
-    )
-    pid, kid = await project_and_key(api)
+async def test_brute_force_block(keyed_api: KeyedApi, clock: Clock) -> None:
+    api, pid, kid = await keyed_api(proxied=True, brute_force_limit=3, brute_force_window=600)
     attacker = "203.0.113.66"
     # Other verdicts do not count: only KEY_INCORRECT.
     await execute(api, pid, kid, hwid="a", xff="198.51.100.1")
@@ -247,8 +258,7 @@ async def test_ipv6_48_rotation_is_blocked(
     """Failures are counted per /64 and per /48 too: a guesser rotating through the /64s of a
     /48, each under its own limit, blocks the whole /48 (LEAF7_BRUTE_FORCE_LIMIT_48). On
     fakeredis, Valkey and a Valkey Cluster (the /48's hash is one more KEY of the script)."""
-    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
-    api = await make_api(
+    api = await behind_proxy(
         aiohttp_client,
         app_redis,
         clock,
@@ -256,7 +266,6 @@ async def test_ipv6_48_rotation_is_blocked(
         brute_force_limit=3,
         brute_force_limit_48=6,
         brute_force_window=600,
-        trusted_proxies=proxies,
     )
     pid, kid = await project_and_key(api)
     # A single /64 under its own limit is not locked out.
@@ -284,20 +293,8 @@ async def test_ipv6_48_rotation_is_blocked(
     assert (await execute(api, pid, kid, xff="2001:db8:5:9::1"))[1]["code"] == "KEY_VALID"
 
 
-async def test_ipv6_48_limit_off(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
-) -> None:
-    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
-    api = await make_api(
-        aiohttp_client,
-        redis_client,
-        clock,
-        settings,
-        brute_force_limit=3,
-        brute_force_limit_48=0,
-        trusted_proxies=proxies,
-    )
-    pid, kid = await project_and_key(api)
+async def test_ipv6_48_limit_off(keyed_api: KeyedApi, redis_client: Redis) -> None:
+    api, pid, kid = await keyed_api(proxied=True, brute_force_limit=3, brute_force_limit_48=0)
     for net in range(1, 6):
         for _ in range(2):
             assert (await execute(api, pid, "g", xff=f"2001:db8:5:{net}::1"))[0] == 200
@@ -321,12 +318,9 @@ def test_brute_force_limit_48_config() -> None:
 
 
 async def test_failures_spread_beyond_the_window_do_not_block(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
+    keyed_api: KeyedApi, clock: Clock
 ) -> None:
-    api = await make_api(
-        aiohttp_client, redis_client, clock, settings, brute_force_limit=3, brute_force_window=60
-    )
-    pid, kid = await project_and_key(api)
+    api, pid, kid = await keyed_api(brute_force_limit=3, brute_force_window=60)
     for _ in range(5):
         for _ in range(2):
             assert (await execute(api, pid, "wrong"))[1]["code"] == "KEY_INCORRECT"
@@ -476,11 +470,8 @@ async def test_burst_of_vendor_requests_lets_exactly_n_through(
 async def test_burst_from_many_clients_limits_each(
     aiohttp_client: Any, real_redis: Redis, clock: Clock, settings: Settings
 ) -> None:
-    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
     n = 5
-    api = await make_api(
-        aiohttp_client, real_redis, clock, settings, rate_execute=n, trusted_proxies=proxies
-    )
+    api = await behind_proxy(aiohttp_client, real_redis, clock, settings, rate_execute=n)
     pid = (await api.project(ffa_active=True))["project_id"]
     clock.advance(-(clock() % 60) + 1)
     ips = [f"198.51.100.{i}" for i in range(1, 9)]
@@ -517,11 +508,8 @@ async def test_limits_are_shared_by_instances(
     assert statuses.count(200) == n
 
 
-async def test_limit_outranks_project_inactive(
-    aiohttp_client: Any, redis_client: Redis, clock: Clock, settings: Settings
-) -> None:
-    api = await make_api(aiohttp_client, redis_client, clock, settings, rate_execute=2)
-    pid, kid = await project_and_key(api)
+async def test_limit_outranks_project_inactive(keyed_api: KeyedApi, clock: Clock) -> None:
+    api, pid, kid = await keyed_api(rate_execute=2)
     await api.call("PATCH", f"/api/vendor/projects/{pid}", {"is_active": False})
     clock.advance(60 - clock() % 60 + 1)
     results = [await execute(api, pid, kid) for _ in range(3)]

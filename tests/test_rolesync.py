@@ -1,7 +1,7 @@
 """Discord role sync against a real Valkey and a fake Discord REST server in the test process:
 the role follows the keys (redeem, ban, unban, expiry, project deactivation and role change,
-a first loader run), Discord's rate limits and errors, a bot killed between reading and
-acknowledging, and two bots sharing the stream."""
+a first loader run, the project's deletion), Discord's rate limits and errors, a bot killed
+between reading and acknowledging, and two bots sharing the stream."""
 
 import asyncio
 import time
@@ -106,7 +106,11 @@ async def drain(*syncs: RoleSync) -> None:
         await s.store.roles.ensure_group(pid)
     for _ in range(200):
         done = await asyncio.gather(*(s.step() for s in syncs))
-        if not sum(done) and not await store.roles.pending(pid):
+        if (
+            not sum(done)
+            and not await store.roles.pending(pid)
+            and not await store.roles.revokes_pending(GUILD)
+        ):
             return
     raise AssertionError("the role stream never drained")
 
@@ -381,3 +385,185 @@ async def test_two_consumers_never_double_apply(
     finally:
         await a.rest.close()
         await b.rest.close()
+
+
+async def test_deleting_the_project_removes_the_role(
+    real_api: Api, discord: tuple[FakeDiscord, str]
+) -> None:
+    """On one Valkey and on a Valkey Cluster: the guild's revoke stream is in its own slot."""
+    api = real_api
+    fake, base = discord
+    pid = await role_project(api)
+    keys = await api.keys(pid, amount=4, key_days=1)
+    users = ["301", "302", "303"]
+    for k, u in zip(keys, [*users, "303"], strict=True):  # 303 holds two keys
+        await api.redeem(k["key_id"], u)
+    sync = sync_for(api, base, pid)
+    try:
+        await drain(sync)
+        assert all(fake.has(u) for u in users)
+        fake.applied.clear()
+        await api.call("DELETE", f"/api/vendor/projects/{pid}")
+        redis = api.store.redis
+        # Queued before the bot ran: each user once, with what to remove.
+        entries = await redis.xrange(keyspace.role_revokes(GUILD))
+        assert sorted(f["discord_id"] for _, f in entries) == users
+        assert {(f["guild"], f["role"], f["project_id"]) for _, f in entries} == {
+            (GUILD, ROLE, pid)
+        }
+        assert not await redis.exists(keyspace.role_changes(pid), keyspace.key_discords(pid))
+        await drain(sync)
+        assert sorted(fake.applied) == sorted(("DELETE", GUILD, u, ROLE) for u in users)
+        assert not any(fake.has(u) for u in users)
+        assert await redis.xlen(keyspace.role_revokes(GUILD)) == 0
+        # Replays change nothing: the entries are acknowledged and deleted.
+        await drain(sync)
+        assert len(fake.applied) == 3
+    finally:
+        await sync.rest.close()
+
+
+async def test_delete_then_bot_killed_and_restarted_still_removes_the_role(
+    valkey_api: Api, discord: tuple[FakeDiscord, str]
+) -> None:
+    api = valkey_api
+    fake, base = discord
+    pid = await role_project(api)
+    keys = await api.keys(pid, amount=3, key_days=1)
+    users = ["311", "312", "313"]
+    fake.absent.add("313")  # left the server: done, not an error
+    for k, u in zip(keys, users, strict=True):
+        await api.redeem(k["key_id"], u)
+    first = sync_for(api, base, pid)
+    await drain(first)
+    await first.rest.close()
+    await api.call("DELETE", f"/api/vendor/projects/{pid}")
+    # A bot of the deleted project, started after the delete, finds the guild through the
+    # store; killed while Discord holds its first call: entries read, none acknowledged.
+    second = sync_for(api, base, pid)
+    fake.gate.clear()
+    fake.arrived.clear()
+    task = asyncio.ensure_future(second.run())
+    try:
+        await asyncio.wait_for(fake.arrived.wait(), 5)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await second.rest.close()
+    assert await api.store.roles.revokes_pending(GUILD) == 3
+    assert fake.has("311") and fake.has("312")
+    fake.gate.set()
+    third = sync_for(api, base, pid)  # restarted: a new consumer
+    try:
+        await asyncio.sleep(0.35)  # past claim_idle
+        await drain(third)
+        assert not fake.has("311") and not fake.has("312")
+        assert third.applied == 3 and third.dropped == 0
+        assert await api.store.roles.revokes_pending(GUILD) == 0
+        assert await api.store.redis.xlen(keyspace.role_revokes(GUILD)) == 0
+    finally:
+        await third.rest.close()
+
+
+async def test_a_resumed_delete_queues_the_users_still_there(
+    valkey_api: Api, discord: tuple[FakeDiscord, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete that died while queueing (after the tombstone) is resumed by deleting again:
+    every user is queued, none lost, before any key goes."""
+    api = valkey_api
+    fake, base = discord
+    pid = await role_project(api)
+    keys = await api.keys(pid, amount=3, key_days=1)
+    users = ["321", "322", "323"]
+    for k, u in zip(keys, users, strict=True):
+        await api.redeem(k["key_id"], u)
+    core = api.store.core
+    real_write = core.write
+
+    async def dying_write(commands: Any) -> Any:
+        if commands[0][0] == "XADD":  # the first batch of revokes: the process dies
+            raise ConnectionError("killed")
+        return await real_write(commands)
+
+    monkeypatch.setattr(core, "write", dying_write)
+    with pytest.raises(ConnectionError):
+        await api.store.projects.delete(api.vendor_id, pid)
+    redis = api.store.redis
+    assert await redis.hlen(keyspace.key_discords(pid)) == 3  # nothing deleted yet
+    assert await redis.xlen(keyspace.role_revokes(GUILD)) == 0
+    monkeypatch.undo()  # restarted
+    await api.call("DELETE", f"/api/vendor/projects/{pid}")  # resumed
+    entries = await redis.xrange(keyspace.role_revokes(GUILD))
+    assert sorted(f["discord_id"] for _, f in entries) == users
+    sync = sync_for(api, base, pid)
+    try:
+        await drain(sync)
+        assert sorted(fake.applied) == sorted(("DELETE", GUILD, u, ROLE) for u in users)
+    finally:
+        await sync.rest.close()
+
+
+async def test_another_project_with_the_same_role_keeps_it(
+    valkey_api: Api, discord: tuple[FakeDiscord, str]
+) -> None:
+    api = valkey_api
+    fake, base = discord
+    pid = await role_project(api)
+    other = await role_project(api)  # same guild and role
+    [a1, a2, a3] = await api.keys(pid, amount=3, key_days=1)
+    [b1, b2] = await api.keys(other, amount=2, key_days=1)
+    await api.redeem(a1["key_id"], "331")  # also a valid key in `other`: keeps the role
+    await api.redeem(b1["key_id"], "331")
+    await api.redeem(a2["key_id"], "332")  # only in the deleted project: loses it
+    await api.redeem(a3["key_id"], "333")  # had a key in `other`, banned after: loses it
+    await api.redeem(b2["key_id"], "333")
+    one = sync_for(api, base, pid)
+    two = sync_for(api, base, other)
+    try:
+        await drain(one)
+        await drain(two)
+        assert fake.has("331") and fake.has("332") and fake.has("333")
+        await api.call("POST", f"/api/vendor/keys/active/{b2['key_id']}/ban")
+        fake.applied.clear()
+        await api.call("DELETE", f"/api/vendor/projects/{pid}")
+        await drain(two)  # the other project's bot reads the guild's revoke stream
+        assert fake.has("331") and not fake.has("332") and not fake.has("333")
+        # (333's ban reaches Discord through `other`'s own stream as well.)
+        assert sorted(set(fake.applied)) == [
+            ("DELETE", GUILD, "332", ROLE),
+            ("DELETE", GUILD, "333", ROLE),
+        ]
+        assert await api.store.redis.xlen(keyspace.role_revokes(GUILD)) == 0
+    finally:
+        await one.rest.close()
+        await two.rest.close()
+
+
+async def test_a_big_project_is_queued_in_bounded_writes(
+    valkey_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = valkey_api
+    pid = await role_project(api)
+    n = 2500
+    redis = api.store.redis
+    # Key -> Discord id entries as redeems leave them (the queue reads nothing else).
+    await redis.hset(
+        keyspace.key_discords(pid), mapping={f"k{i}": str(10**17 + i) for i in range(n)}
+    )
+    core = api.store.core
+    real_write = core.write
+    sizes: list[int] = []
+    xadds = 0
+
+    async def counting_write(commands: Any) -> Any:
+        nonlocal xadds
+        sizes.append(len(commands))
+        xadds += sum(1 for c in commands if c[0] == "XADD")
+        return await real_write(commands)
+
+    monkeypatch.setattr(core, "write", counting_write)
+    await api.call("DELETE", f"/api/vendor/projects/{pid}")
+    assert max(sizes) <= 1000 and xadds >= n  # (HSCAN may repeat a field)
+    entries = await redis.xrange(keyspace.role_revokes(GUILD))
+    assert {f["discord_id"] for _, f in entries} == {str(10**17 + i) for i in range(n)}
+    assert not await redis.exists(keyspace.key_discords(pid))

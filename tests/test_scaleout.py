@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 from service.embedded import EmbeddedValkey
 from tests.support.processes import (
     LEAF7,
+    Server,
     _env,
     assert_no_valkey,
     create_vendor,
@@ -32,45 +33,34 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 EXECUTE = "/api/loader/execute"
 
 
-class Serve:
-    """``leaf7 serve [args]`` as a subprocess on a free port."""
+class Serve(Server):
+    """``leaf7 serve [args]`` as a subprocess on a free port, waited for without blocking the
+    event loop (``/readyz``)."""
 
     def __init__(self, data_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir.parent / f"serve-{self.port}.log"
-        self.log = open(self.log_path, "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(LEAF7), "serve", "--port", str(self.port), *args],
-            env={**_env(data_dir), **(env or {})},
-            cwd=data_dir.parent,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        super().__init__(data_dir, env, args)
 
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    async def wait_ready(self, limit: float = 20.0) -> None:  # type: ignore[override]
+        await until_ready(self.proc, self.base + "/readyz", limit, "leaf7 serve", self.output)
 
-    async def wait_ready(self, limit: float = 20.0) -> None:
-        deadline = time.monotonic() + limit
-        async with aiohttp.ClientSession() as http:
-            while True:
-                if self.proc.poll() is not None:
-                    pytest.fail(f"leaf7 serve exited with {self.proc.returncode}:\n{self.output()}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(self.base + "/readyz") as resp:
-                        if resp.status == 200:
-                            return
-                if time.monotonic() > deadline:
-                    pytest.fail(f"leaf7 serve not ready in {limit} s:\n{self.output()}")
-                await asyncio.sleep(0.05)
 
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.log.close()
+async def until_ready(
+    proc: "subprocess.Popen[bytes]", url: str, limit: float, name: str, log: Callable[[], str]
+) -> None:
+    """Polls ``url`` until it answers 200; fails (with ``log()``) when ``proc`` exits first or
+    after ``limit`` seconds."""
+    deadline = time.monotonic() + limit
+    async with aiohttp.ClientSession() as http:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{name} exited with {proc.returncode}:\n{log()}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                pytest.fail(f"{name} not ready in {limit} s:\n{log()}")
+            await asyncio.sleep(0.05)
 
 
 def children(pid: int) -> list[int]:
@@ -278,19 +268,10 @@ class Nginx:
         )
 
     async def wait_ready(self, limit: float = 10.0) -> None:
-        deadline = time.monotonic() + limit
-        async with aiohttp.ClientSession() as http:
-            while True:
-                if self.proc.poll() is not None:
-                    log = (self.tmp / "error.log").read_text(errors="replace")
-                    pytest.fail(f"nginx exited with {self.proc.returncode}:\n{log}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(self.base + "/healthz") as resp:
-                        if resp.status == 200:
-                            return
-                if time.monotonic() > deadline:
-                    pytest.fail("nginx did not become ready")
-                await asyncio.sleep(0.05)
+        await until_ready(self.proc, self.base + "/healthz", limit, "nginx", self.error_log)
+
+    def error_log(self) -> str:
+        return (self.tmp / "error.log").read_text(errors="replace")
 
     def stop(self) -> None:
         if self.proc.poll() is None:

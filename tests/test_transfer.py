@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from handlers.appkeys import SETTINGS
+from service.cli import CSV_COLUMNS
 from store import keyspace
 from store.models import iso
 from tests.support.api import Api, execute, keys_matching
@@ -477,20 +478,7 @@ def test_import_csv_on_a_real_leaf7(data_dir: Path, tmp_path: Path) -> None:
         path = tmp_path / "keys.csv"
         with path.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(
-                [
-                    "key_id",
-                    "discord_id",
-                    "hwid",
-                    "expires_at",
-                    "key_days",
-                    "key_hours",
-                    "key_minutes",
-                    "note",
-                    "banned",
-                    "redeemed",
-                ]
-            )
+            w.writerow(CSV_COLUMNS)  # every column, in the documented order
             for i in range(2400):  # three batches
                 w.writerow([f"csv-key-{i:06d}", "", "", "", "7", "", "", f"row {i}", "", ""])
             w.writerow(

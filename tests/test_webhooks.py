@@ -56,6 +56,16 @@ async def receiver_url(aiohttp_server: Any) -> Any:
     return start
 
 
+async def redeemed_for(api: Api, webhook_url: str) -> str:
+    """A project whose webhook is ``webhook_url``, with one key redeemed (one REDEEM event to
+    deliver): its project id."""
+    project = await api.project(webhook_url=webhook_url)
+    pid: str = project["project_id"]
+    [key] = await api.keys(pid)
+    await api.redeem(key["key_id"])
+    return pid
+
+
 async def test_events_are_delivered_as_embeds(api: Api, receiver_url: Any) -> None:
     receiver = Receiver()
     url = await receiver_url(receiver)
@@ -98,10 +108,7 @@ async def test_events_are_delivered_as_embeds(api: Api, receiver_url: Any) -> No
 
 async def test_failing_receiver_is_retried_with_backoff(api: Api, receiver_url: Any) -> None:
     receiver = Receiver(fail_first=2)
-    project = await api.project(webhook_url=await receiver_url(receiver))
-    pid = project["project_id"]
-    [key] = await api.keys(pid)
-    await api.redeem(key["key_id"])
+    pid = await redeemed_for(api, await receiver_url(receiver))
     deliverer = Deliverer(api.store, FAST)
     try:
         assert await deliverer.run_once() == 0  # attempt 1: 500
@@ -122,10 +129,7 @@ async def test_failing_receiver_is_retried_with_backoff(api: Api, receiver_url: 
 
 async def test_a_crashed_deliverer_loses_nothing(api: Api, receiver_url: Any) -> None:
     receiver = Receiver()
-    project = await api.project(webhook_url=await receiver_url(receiver))
-    pid = project["project_id"]
-    [key] = await api.keys(pid)
-    await api.redeem(key["key_id"])
+    pid = await redeemed_for(api, await receiver_url(receiver))
     # Instance A takes the entry and dies before delivering it.
     taken = await api.store.webhooks.claim(pid, "instance-a", 10, FAST.backoff, 1.0)
     assert [n.fields["kind"] for n in taken] == ["REDEEM"]
@@ -141,10 +145,7 @@ async def test_a_crashed_deliverer_loses_nothing(api: Api, receiver_url: Any) ->
 
 async def test_gives_up_after_max_attempts(api: Api, receiver_url: Any) -> None:
     receiver = Receiver(fail_first=100)
-    project = await api.project(webhook_url=await receiver_url(receiver))
-    pid = project["project_id"]
-    [key] = await api.keys(pid)
-    await api.redeem(key["key_id"])
+    pid = await redeemed_for(api, await receiver_url(receiver))
     config = DelivererConfig(
         poll=0.05, backoff=0.05, max_backoff=0.05, max_attempts=3, allow=LOOPBACK
     )

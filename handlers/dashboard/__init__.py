@@ -32,6 +32,7 @@ def add_routes(router: web.UrlDispatcher) -> None:
     r.add_get("/dashboard", views.root)
     r.add_static("/dashboard/static/", HERE / "static", name="dashboard_static")
     r.add_get("/dashboard/", views.overview)
+    r.add_get("/dashboard/overview/banned", views.overview_banned)
     r.add_get("/dashboard/signin", views.signin_form)
     r.add_post("/dashboard/signin", views.signin)
     r.add_post("/dashboard/signout", views.signout)
@@ -41,13 +42,15 @@ def add_routes(router: web.UrlDispatcher) -> None:
     r.add_get(p, views.project_page)
     r.add_post(p, views.project_update)
     r.add_post(p + "/delete", views.project_delete)
+    r.add_post(p + "/webhook_test", views.project_webhook_test)
     r.add_get(p + "/keys", views.keys)
     r.add_post(p + "/keys", views.keys_generate)
+    r.add_post(p + "/keys/bulk", views.keys_bulk)
     r.add_get(p + "/keys/batch.{fmt:txt|csv}", views.keys_batch)
     r.add_get(p + "/script", views.script_page)
     r.add_post(p + "/script", views.script_upload)
     r.add_post(
-        "/dashboard/keys/{key_id}/{action:ban|unban|reset_hwid|set_hwid|delete}",
+        "/dashboard/keys/{key_id}/{action:ban|unban|reset_hwid|set_hwid|delete|note}",
         views.key_action,
     )
     r.add_get("/dashboard/users", views.users)

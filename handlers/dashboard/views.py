@@ -10,6 +10,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
+from multidict import MultiMapping
 
 from handlers import ids, ratelimit, schemas
 from handlers.appkeys import SETTINGS
@@ -30,6 +31,7 @@ from handlers.dashboard.base import (
     page,
     render,
     set_cookie,
+    store_error,
 )
 from handlers.errors import STORE_ERRORS, ApiError
 from handlers.luagen import MACROS, used_macros
@@ -42,7 +44,7 @@ from store.paging import MAX_LIMIT
 PAGE_SIZE = 50  # rows of a key table page
 # Keys a search by HWID or note, or a status filter, reads per request at most (then it
 # offers to continue from where it stopped).
-SCAN_BUDGET = 10_000
+SCAN_BUDGET = 5_000
 EVENT_KINDS = ("Success", "Warning", "Critical")
 
 
@@ -143,6 +145,44 @@ async def overview(request: web.Request, ctx: Ctx) -> web.StreamResponse:
     )
 
 
+@page
+async def overview_banned(request: web.Request, ctx: Ctx) -> web.StreamResponse:
+    """GET /dashboard/overview/banned: the banned-key figure, loaded after the page (a scan
+    of up to SCAN_BUDGET keys; the overview itself stays O(projects))."""
+    banned, permanent, scanned, complete = await _banned_keys(request, ctx)
+    context = {
+        "banned": banned,
+        "permanent": permanent,
+        "scanned": scanned,
+        "complete": complete,
+    }
+    return render(request, "_banned.html", context, ctx=ctx)
+
+
+async def _banned_keys(request: web.Request, ctx: Ctx) -> tuple[int, int, int, bool]:
+    """(banned keys, of them banned for good, keys read, whether every key was read): a
+    bounded scan of the vendor's active keys, SCAN_BUDGET keys per request at most (exact
+    below that; a timed ban that has ended counts as none, as everywhere)."""
+    licences = store(request).licences
+    banned = permanent = scanned = 0
+    for project_id in await store(request).vendors.project_ids(ctx.vendor_id):
+        cursor: str | None = None
+        while True:
+            if scanned >= SCAN_BUDGET:
+                return banned, permanent, scanned, False
+            items, cursor = await licences.active_page(
+                ctx.vendor_id, project_id, None, cursor, min(MAX_LIMIT, SCAN_BUDGET - scanned)
+            )
+            scanned += len(items)
+            for k in items:
+                if k.banned:
+                    banned += 1
+                    permanent += k.ban_expires_at is None
+            if cursor is None:
+                break
+    return banned, permanent, scanned, True
+
+
 async def _project_names(request: web.Request, ctx: Ctx) -> dict[str, str]:
     return {p.project_id: p.name for p in await store(request).projects.list(ctx.vendor_id)}
 
@@ -211,6 +251,18 @@ async def project_update(request: web.Request, ctx: Ctx) -> web.StreamResponse:
     if is_htmx(request):
         return render(request, "_project_form.html", context, ctx=ctx)
     return render(request, "project.html", context, ctx=ctx)
+
+
+@page
+async def project_webhook_test(request: web.Request, ctx: Ctx) -> web.StreamResponse:
+    """POST .../webhook_test: a TEST notification queued for the project's webhook (the same
+    durable stream real events take; the deliverers send it)."""
+    project = await _project(request, ctx)
+    await store(request).webhooks.send_test(ctx.vendor_id, project.project_id)
+    message = "Test event queued: it is sent to the webhook within seconds."
+    if is_htmx(request):
+        return render(request, "_flash.html", {"message": message}, ctx=ctx)
+    return render(request, "project.html", {"project": project, "message": message}, ctx=ctx)
 
 
 @page
@@ -307,6 +359,7 @@ async def keys(request: web.Request, ctx: Ctx) -> web.StreamResponse:
         "next": nxt,
         "q": request.query.get("q", ""),
         "status": request.query.get("status", "all"),
+        "cursor": request.query.get("cursor", ""),
         "search_note": note,
     }
     if is_htmx(request) and request.headers.get("HX-Target") == "key-table":
@@ -405,10 +458,93 @@ async def key_action(request: web.Request, ctx: Ctx) -> web.StreamResponse:
     elif action == "delete":
         await licences.delete_buyer(v, key_id)
         return web.Response(text="")  # the row goes
+    elif action == "note":
+        # The API's PATCH /api/vendor/keys/buyer|active/{key_id}: empty removes the note.
+        body = decode(schemas.note_update, {"note": field(ctx.form, "note").strip() or None})
+        if field(ctx.form, "tab") == "buyer":
+            buyer = await licences.set_buyer_note(v, key_id, body.note)
+            return render(request, "_key_row.html", {"k": buyer, "tab": "buyer"}, ctx=ctx)
+        active = await licences.set_active_note(v, key_id, body.note)
+        return render(request, "_key_row.html", {"k": active, "tab": "active"}, ctx=ctx)
     else:
         raise web.HTTPNotFound
     key = await licences.get_active(v, key_id)
     return render(request, "_key_row.html", {"k": key, "tab": "active"}, ctx=ctx)
+
+
+# The bulk actions of the key tables: the action, the tab it is offered on, the store call.
+BULK_ACTIONS: dict[str, str] = {
+    "ban": "active",
+    "unban": "active",
+    "reset_hwid": "active",
+    "delete": "buyer",
+}
+BULK_LABELS = {
+    "ban": "Banned",
+    "unban": "Unbanned",
+    "reset_hwid": "HWID reset",
+    "delete": "Deleted",
+}
+BULK_MAX = 100  # keys one bulk request may name (a table page is PAGE_SIZE rows)
+
+
+@page
+async def keys_bulk(request: web.Request, ctx: Ctx) -> web.StreamResponse:
+    """POST .../keys/bulk?tab=&q=&status=&cursor=: one action on the selected keys, each
+    with the store function its row action calls; answers the table again (the same query)
+    with what failed, per key, in the API's own words."""
+    project = await _project(request, ctx)
+    action = field(ctx.form, "action")
+    tab = "active" if request.query.get("tab") == "active" else "buyer"
+    if BULK_ACTIONS.get(action) != tab:
+        offered = ", ".join(a for a, t in BULK_ACTIONS.items() if t == tab)
+        raise ApiError(422, f"action: one of {offered} on this tab")
+    form = ctx.form
+    picked = form.getall("key_id", []) if isinstance(form, MultiMapping) else []
+    selected = list(dict.fromkeys(k for k in picked if isinstance(k, str)))
+    if not selected:
+        raise ApiError(422, "key_id: select at least one key")
+    if len(selected) > BULK_MAX:
+        raise ApiError(422, f"key_id: at most {BULK_MAX} keys per request")
+    licences = store(request).licences
+    v = ctx.vendor_id
+    calls: dict[str, Callable[[str], Awaitable[Any]]] = {
+        "ban": lambda k: licences.ban(v, k),
+        "unban": lambda k: licences.unban(v, k),
+        "reset_hwid": lambda k: licences.reset_hwid(v, k),
+        "delete": lambda k: licences.delete_buyer(v, k),
+    }
+    done = 0
+    failures: list[tuple[str, str]] = []
+    for key_id in selected:
+        try:
+            if not ids.KEY_ID.valid(key_id):
+                raise errors.KeyNotFound
+            if await licences.project_of(key_id) != project.project_id:
+                raise errors.KeyNotFound  # a key of another project: not this table's
+            await calls[action](key_id)
+            done += 1
+        except (ApiError, errors.StoreError) as exc:
+            known = store_error(exc)
+            if known is None or isinstance(exc, errors.StoreUnavailable):
+                raise
+            failures.append((key_id[:64], known[1]))
+    rows, nxt, note = await _key_rows(request, ctx, project.project_id, tab)
+    context = {
+        "project": project,
+        "tab": tab,
+        "rows": rows,
+        "next": nxt,
+        "q": request.query.get("q", ""),
+        "status": request.query.get("status", "all"),
+        "cursor": request.query.get("cursor", ""),
+        "search_note": note,
+        "bulk": {"action": BULK_LABELS[action], "done": done, "failures": failures},
+    }
+    if is_htmx(request):
+        return render(request, "_key_table.html", context, ctx=ctx)
+    # Without htmx: back to the table (the per-key outcome is shown with htmx only).
+    return see_other(f"/dashboard/projects/{project.project_id}/keys?{request.query_string}")
 
 
 # ---- hosted script ---------------------------------------------------------------------------

@@ -10,6 +10,35 @@ local function owned(project_key, vendor_id)
   return redis.call('HGET', project_key, 'vendor_id') == vendor_id
 end
 
+-- Why a key may not be redeemed or deleted as a buyer key: 'L7:KEY_NOT_FOUND' (not the
+-- vendor's, or no such key), `redeemed` (the error it is when it was redeemed), or nil.
+local function unredeemed_refusal(project_key, key_hash, vendor_id, redeemed)
+  if not owned(project_key, vendor_id) or redis.call('EXISTS', key_hash) == 0 then
+    return 'L7:KEY_NOT_FOUND'
+  end
+  if redis.call('HEXISTS', key_hash, 'redeemed_at') == 1 then
+    return redeemed
+  end
+  return nil
+end
+
+-- Drops key `id` from its redeemer's Discord index (`discord_prefix` .. the Discord id) and
+-- from the key -> Discord id hash `key_discords`, when it has a redeemer.
+local function forget_discord(key_discords, discord_prefix, id)
+  local did = redis.call('HGET', key_discords, id)
+  if did then
+    redis.call('SREM', discord_prefix .. did, id)
+    redis.call('HDEL', key_discords, id)
+  end
+end
+
+-- SADD of every id in `ids` to `set`, 500 at a time (unpack has a stack limit).
+local function sadd_all(set, ids)
+  for i = 1, #ids, 500 do
+    redis.call('SADD', set, unpack(ids, i, math.min(i + 499, #ids)))
+  end
+end
+
 -- Turns a buyer key into an active key: stamps redeemed_at/expires_at and, for a key that
 -- expires, sets the hash's TTL to expires_at + retention so Redis itself removes it later.
 -- Returns expires_at ('' for a lifetime key).

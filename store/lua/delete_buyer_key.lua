@@ -4,11 +4,9 @@
 -- KEYS[n-1] event stream, KEYS[n] notification stream
 -- ARGV[1] vendor_id, ARGV[2] key_id
 -- returns: 1; errors L7:KEY_NOT_FOUND, L7:REDEEMED
-if not owned(KEYS[1], ARGV[1]) or redis.call('EXISTS', KEYS[2]) == 0 then
-  return redis.error_reply('L7:KEY_NOT_FOUND')
-end
-if redis.call('HEXISTS', KEYS[2], 'redeemed_at') == 1 then
-  return redis.error_reply('L7:REDEEMED')
+local refused = unredeemed_refusal(KEYS[1], KEYS[2], ARGV[1], 'L7:REDEEMED')
+if refused then
+  return redis.error_reply(refused)
 end
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[2])

@@ -18,14 +18,8 @@ for i = 3, #KEYS - 2 do
       'key_hours', ARGV[4], 'key_minutes', ARGV[5])
   end
   ids[#ids + 1] = id
-  if #ids == 500 then
-    redis.call('SADD', KEYS[2], unpack(ids))
-    ids = {}
-  end
 end
-if #ids > 0 then
-  redis.call('SADD', KEYS[2], unpack(ids))
-end
+sadd_all(KEYS[2], ids)
 local n = #KEYS - 4
 event('Success', 'KEYS_GENERATED', n .. ' buyer keys generated', '', false)
 return n

@@ -31,10 +31,6 @@ while i <= #ARGV do
   else
     redis.call('HSET', key, unpack(ARGV, i + 6, i + 5 + n))
     ids[#ids + 1] = id
-    if #ids == 500 then
-      redis.call('SADD', KEYS[2], unpack(ids))
-      ids = {}
-    end
     if redeemed == '1' then
       redis.call('SADD', KEYS[3], id)
       if discord ~= '' then
@@ -55,9 +51,7 @@ while i <= #ARGV do
   end
   i = i + 6 + n
 end
-if #ids > 0 then
-  redis.call('SADD', KEYS[2], unpack(ids))
-end
+sadd_all(KEYS[2], ids)
 if imported > 0 then
   event('Success', 'KEYS_IMPORTED', imported .. ' keys imported', '', false)
 end

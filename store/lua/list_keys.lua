@@ -79,11 +79,7 @@ for _, id in ipairs(take) do
     redis.call('SREM', KEYS[2], id)
     redis.call('SREM', KEYS[3], id)
     redis.call('SREM', KEYS[4], id)
-    local did = redis.call('HGET', KEYS[5], id)
-    if did then
-      redis.call('SREM', ARGV[3] .. did, id)
-      redis.call('HDEL', KEYS[5], id)
-    end
+    forget_discord(KEYS[5], ARGV[3], id)
   else
     out[#out + 1] = id
     out[#out + 1] = h

@@ -34,14 +34,8 @@ for i = 7, #KEYS - 2 do
   redis.call('HSET', KEYS[i], 'created_at', ARGV[4], 'key_days', ARGV[a + 1],
     'key_hours', ARGV[a + 2], 'key_minutes', ARGV[a + 3], 'note', ARGV[5])
   ids[#ids + 1] = ARGV[a]
-  if #ids == 500 then
-    redis.call('SADD', KEYS[2], unpack(ids))
-    ids = {}
-  end
 end
-if #ids > 0 then
-  redis.call('SADD', KEYS[2], unpack(ids))
-end
+sadd_all(KEYS[2], ids)
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[6])
 redis.call('ZADD', KEYS[5], 0, ARGV[7])
 if ARGV[3] ~= '' then

@@ -5,11 +5,9 @@
 -- KEYS[n-1] event stream, KEYS[n] notification stream
 -- ARGV[1] vendor_id, ARGV[2] key_id, ARGV[3] now, ARGV[4] discord_id, ARGV[5] retention (s)
 -- returns: the key's {field, value, ...}; errors L7:KEY_NOT_FOUND, L7:ALREADY_REDEEMED
-if not owned(KEYS[1], ARGV[1]) or redis.call('EXISTS', KEYS[2]) == 0 then
-  return redis.error_reply('L7:KEY_NOT_FOUND')
-end
-if redis.call('HEXISTS', KEYS[2], 'redeemed_at') == 1 then
-  return redis.error_reply('L7:ALREADY_REDEEMED')
+local refused = unredeemed_refusal(KEYS[1], KEYS[2], ARGV[1], 'L7:ALREADY_REDEEMED')
+if refused then
+  return redis.error_reply(refused)
 end
 redis.call('HSET', KEYS[2], 'discord_id', ARGV[4])
 local expires = redeem_key(KEYS[2], tonumber(ARGV[3]), tonumber(ARGV[5]))

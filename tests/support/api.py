@@ -2,6 +2,7 @@
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -82,6 +83,10 @@ class Api:
         found = [r for r in rows if r["key_id"] == key_id]
         assert len(found) == 1, rows
         return found[0]  # type: ignore[no-any-return]
+
+
+# The conftest fixture ``api_with``: ``await api_with(redis, **changes)`` -> a signed-in Api.
+ApiWith = Callable[..., Awaitable["Api"]]
 
 
 def store_of(client: TestClient[Any, Any]) -> Store:

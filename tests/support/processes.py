@@ -10,7 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,16 +108,18 @@ def http(method: str, url: str, body: Any = None, api_key: str | None = None) ->
 
 
 class Server:
-    """``leaf7 serve`` as a subprocess on a free port."""
+    """``leaf7 serve [args]`` as a subprocess on a free port."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, env: dict[str, str] | None = None, args: Sequence[str] = ()
+    ) -> None:
         self.data_dir = data_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = data_dir.parent / f"serve-{self.port}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [str(LEAF7), "serve", "--port", str(self.port)],
+            [str(LEAF7), "serve", "--port", str(self.port), *args],
             env={**_env(data_dir), **(env or {})},
             cwd=data_dir.parent,
             stdin=subprocess.DEVNULL,
