@@ -146,6 +146,7 @@ async def test_expired_key_never_validates(api: Api, clock: Clock) -> None:
 
 
 async def test_unredeemed_key_clock_starts_at_first_run(api: Api, clock: Clock) -> None:
+    clock.freeze()  # an exact seconds_left: no second may tick between the check and the answer
     pid, kid = await setup_key(api, key_days=0, key_minutes=1)
     clock.advance(3600)  # generated long ago, never used: not expired
     data = await execute(api, pid, kid)
