@@ -286,6 +286,12 @@ async def test_failover_under_load_loses_no_acknowledged_write(
             assert time.monotonic() < deadline, "loader checks did not recover"
             await asyncio.sleep(0.01)
         await asyncio.sleep(1.0)  # steady again
+        # ... and at least two writes started well after the recovery (each may take the
+        # whole bound to be refused: wait for them rather than for a fixed time).
+        steady = min(a for t, a, s in answered if t > killed and s == 200) + 0.5
+        while sum(1 for t, _ in writes if t > steady) < 2:
+            assert time.monotonic() < deadline + 10, "no write after the recovery"
+            await asyncio.sleep(0.05)
     finally:
         stop.set()
         await asyncio.gather(*tasks)
