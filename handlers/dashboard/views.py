@@ -347,12 +347,11 @@ async def _key_rows(
     return rows[:PAGE_SIZE], nxt, note
 
 
-@page
-async def keys(request: web.Request, ctx: Ctx) -> web.StreamResponse:
-    project = await _project(request, ctx)
-    tab = "active" if request.query.get("tab") == "active" else "buyer"
+async def _key_table(request: web.Request, ctx: Ctx, project: Project, tab: str) -> dict[str, Any]:
+    """What the key table (keys.html, _key_table.html) shows: the page of rows the query asks
+    for, and the query itself (search, filter, cursor) to keep in its links."""
     rows, nxt, note = await _key_rows(request, ctx, project.project_id, tab)
-    context = {
+    return {
         "project": project,
         "tab": tab,
         "rows": rows,
@@ -362,6 +361,13 @@ async def keys(request: web.Request, ctx: Ctx) -> web.StreamResponse:
         "cursor": request.query.get("cursor", ""),
         "search_note": note,
     }
+
+
+@page
+async def keys(request: web.Request, ctx: Ctx) -> web.StreamResponse:
+    project = await _project(request, ctx)
+    tab = "active" if request.query.get("tab") == "active" else "buyer"
+    context = await _key_table(request, ctx, project, tab)
     if is_htmx(request) and request.headers.get("HX-Target") == "key-table":
         return render(request, "_key_table.html", context, ctx=ctx)
     return render(request, "keys.html", context, ctx=ctx)
@@ -529,18 +535,8 @@ async def keys_bulk(request: web.Request, ctx: Ctx) -> web.StreamResponse:
             if known is None or isinstance(exc, errors.StoreUnavailable):
                 raise
             failures.append((key_id[:64], known[1]))
-    rows, nxt, note = await _key_rows(request, ctx, project.project_id, tab)
-    context = {
-        "project": project,
-        "tab": tab,
-        "rows": rows,
-        "next": nxt,
-        "q": request.query.get("q", ""),
-        "status": request.query.get("status", "all"),
-        "cursor": request.query.get("cursor", ""),
-        "search_note": note,
-        "bulk": {"action": BULK_LABELS[action], "done": done, "failures": failures},
-    }
+    context = await _key_table(request, ctx, project, tab)
+    context["bulk"] = {"action": BULK_LABELS[action], "done": done, "failures": failures}
     if is_htmx(request):
         return render(request, "_key_table.html", context, ctx=ctx)
     # Without htmx: back to the table (the per-key outcome is shown with htmx only).
