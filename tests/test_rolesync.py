@@ -122,6 +122,15 @@ async def wait_for(cond: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def redeemed_by(api: Api, pid: str, users: list[str]) -> list[dict[str, Any]]:
+    """A one-day key of ``pid`` per entry of ``users``, each redeemed by that user (a user
+    named twice holds two keys)."""
+    keys = await api.keys(pid, amount=len(users), key_days=1)
+    for k, u in zip(keys, users, strict=True):
+        await api.redeem(k["key_id"], u)
+    return keys
+
+
 async def role_project(api: Api) -> str:
     project = await api.project(discord_guild_id=GUILD, discord_role_id=ROLE)
     assert (project["discord_guild_id"], project["discord_role_id"]) == (GUILD, ROLE)
@@ -216,10 +225,8 @@ async def test_project_switches_and_role_changes(
     api = valkey_api
     fake, base = discord
     pid = await role_project(api)
-    keys = await api.keys(pid, amount=3, key_days=1)
     users = ["501", "502", "503"]
-    for k, u in zip(keys, users, strict=True):
-        await api.redeem(k["key_id"], u)
+    keys = await redeemed_by(api, pid, users)
     sync = sync_for(api, base, pid)
     path = f"/api/vendor/projects/{pid}"
     try:
@@ -333,10 +340,8 @@ async def test_killed_between_read_and_ack_then_restarted(
     api = valkey_api
     fake, base = discord
     pid = await role_project(api)
-    keys = await api.keys(pid, amount=3, key_days=1)
     users = ["901", "902", "903"]
-    for k, u in zip(keys, users, strict=True):
-        await api.redeem(k["key_id"], u)
+    keys = await redeemed_by(api, pid, users)
     first = sync_for(api, base, pid)
     await api.store.roles.ensure_group(pid)
     fake.gate.clear()  # Discord holds the first call
@@ -369,10 +374,8 @@ async def test_two_consumers_never_double_apply(
     fake, base = discord
     fake.every_429 = 5
     pid = await role_project(api)
-    keys = await api.keys(pid, amount=30, key_days=1)
     users = [str(700 + i) for i in range(30)]
-    for k, u in zip(keys, users, strict=True):
-        await api.redeem(k["key_id"], u)
+    await redeemed_by(api, pid, users)
     a = sync_for(api, base, pid, batch=4)
     b = sync_for(api, base, pid, batch=4)
     try:
@@ -393,10 +396,8 @@ async def test_deleting_the_project_removes_the_role(
     api = real_api
     fake, base = discord
     pid = await role_project(api)
-    keys = await api.keys(pid, amount=4, key_days=1)
     users = ["301", "302", "303"]
-    for k, u in zip(keys, [*users, "303"], strict=True):  # 303 holds two keys
-        await api.redeem(k["key_id"], u)
+    await redeemed_by(api, pid, [*users, "303"])  # 303 holds two keys
     sync = sync_for(api, base, pid)
     try:
         await drain(sync)
@@ -428,11 +429,9 @@ async def test_delete_then_bot_killed_and_restarted_still_removes_the_role(
     api = valkey_api
     fake, base = discord
     pid = await role_project(api)
-    keys = await api.keys(pid, amount=3, key_days=1)
     users = ["311", "312", "313"]
     fake.absent.add("313")  # left the server: done, not an error
-    for k, u in zip(keys, users, strict=True):
-        await api.redeem(k["key_id"], u)
+    await redeemed_by(api, pid, users)
     first = sync_for(api, base, pid)
     await drain(first)
     await first.rest.close()
@@ -472,10 +471,8 @@ async def test_a_resumed_delete_queues_the_users_still_there(
     api = valkey_api
     fake, base = discord
     pid = await role_project(api)
-    keys = await api.keys(pid, amount=3, key_days=1)
     users = ["321", "322", "323"]
-    for k, u in zip(keys, users, strict=True):
-        await api.redeem(k["key_id"], u)
+    await redeemed_by(api, pid, users)
     core = api.store.core
     real_write = core.write
 
