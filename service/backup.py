@@ -15,11 +15,11 @@ stream, so memory stays bounded by one batch whatever the data set.
   serving); the snapshot file is moved out of the data directory, a private, non-persistent
   Valkey is started on it (unix socket only, in a temporary directory) and the records are
   read from that server, which nobody else writes to.
-- **``REDIS_URL``** (a server on another machine, a managed service, a Redis Cluster: every
-  primary is scanned): the live data set, **consistent per key**, not as of one instant (a
-  key written while the scan runs is captured before or after that write). For a
-  point-in-time copy of a remote server, use its provider's snapshots, or run the backup
-  against a replica whose replication is paused.
+- **``REDIS_URL``** (a server on another machine, a managed service, the primary the
+  sentinels name, a Redis Cluster: every primary is scanned): the live data set,
+  **consistent per key**, not as of one instant (a key written while the scan runs is
+  captured before or after that write). For a point-in-time copy of a remote server, use
+  its provider's snapshots, or run the backup against a replica whose replication is paused.
 
 Restore verifies the whole file (structure, count, checksum) before it writes anything, then
 refuses a target that holds any key unless ``force`` is given, and loads every record with
@@ -49,10 +49,17 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
 from service.config import Settings
 from service.embedded import EmbeddedError, EmbeddedValkey, binary_path, server_env
-from store.client import is_cluster_url, parse_cluster_url
+from store.client import (
+    SentinelUrl,
+    is_cluster_url,
+    is_sentinel_url,
+    parse_cluster_url,
+    parse_sentinel_url,
+)
 
 MAGIC = b"LEAF7BAK"
 FORMAT = 1
@@ -60,6 +67,7 @@ BATCH = 500  # keys per SCAN / pipelined DUMP round trip / pipelined RESTORE bat
 BATCH_BYTES = 8 << 20  # a RESTORE batch is also cut at this many payload bytes
 COMMAND_TIMEOUT = 60.0  # seconds any one Redis reply may take (a DUMP of a big stream)
 SNAPSHOT_TIMEOUT = 600.0  # seconds for BGSAVE to finish, and for the copy to load
+SENTINEL_TIMEOUT = 2.0  # seconds a sentinel may take to answer before the next is asked
 
 # The file: MAGIC, _HEAD, the header (JSON: format, created_at, consistency, source, server);
 # per key "K", _KEY, the key, _VALUE, the DUMP payload; then "E", _END and the SHA-256 of
@@ -309,24 +317,71 @@ def _connect(url: str) -> _Target:
             nodes = [cluster.get_redis_connection(n) for n in primaries]
             return _Target(cluster, nodes)
         # One connection: the final WAITAOF must run on the connection that wrote.
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=COMMAND_TIMEOUT,
-            socket_connect_timeout=10,
-            retry=Retry(NoBackoff(), 0),
-            max_connections=1,
-        )
+        if is_sentinel_url(url):
+            s = parse_sentinel_url(url)
+            host, port = _primary(s)
+            client = _client(
+                host=host,
+                port=port,
+                db=s.db,
+                username=s.username,
+                password=s.password,
+                ssl=s.tls,
+                max_connections=1,
+            )
+        else:
+            client = redis.Redis.from_url(
+                url,
+                socket_timeout=COMMAND_TIMEOUT,
+                socket_connect_timeout=10,
+                retry=Retry(NoBackoff(), 0),
+                max_connections=1,
+            )
         client.ping()
         return _Target(client, [client])
     except (redis.RedisError, ValueError) as exc:
         raise BackupError(f"cannot connect to REDIS_URL: {exc}") from exc
 
 
+def _primary(s: SentinelUrl) -> tuple[str, int]:
+    """The primary's address, as the first sentinel that answers names it (each one asked
+    once, within ``SENTINEL_TIMEOUT``); when none does, what each one answered."""
+    ask = {
+        "ssl": s.tls,
+        "socket_timeout": SENTINEL_TIMEOUT,
+        "socket_connect_timeout": SENTINEL_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+    }
+    sentinel = Sentinel(list(s.sentinels), sentinel_kwargs=ask)  # type: ignore[no-untyped-call]
+    answers = []
+    try:
+        # Sentinel.discover_master's loop, keeping each sentinel's answer for the message.
+        for (host, port), client in zip(s.sentinels, sentinel.sentinels, strict=True):
+            try:
+                state = client.sentinel_masters().get(s.master)  # type: ignore[union-attr]
+            except redis.RedisError as exc:
+                answers.append(f"{host}:{port}: {exc}")
+                continue
+            if state is None:
+                answers.append(f"{host}:{port} monitors no primary named {s.master!r}")
+            elif not sentinel.check_master_state(state, s.master):  # type: ignore[no-untyped-call]
+                answers.append(f"{host}:{port} sees {s.master!r} down")
+            else:
+                return str(state["ip"]), int(state["port"])
+    finally:
+        for client in sentinel.sentinels:
+            client.close()
+    raise BackupError(
+        f"cannot connect to REDIS_URL: no sentinel names the primary {s.master!r} "
+        f"({'; '.join(answers)})"
+    )
+
+
 @contextlib.contextmanager
 def _embedded(settings: Settings) -> Iterator[EmbeddedValkey]:
     """The data directory's Valkey: the running one (shared), or started for this command."""
     try:
-        server = EmbeddedValkey(settings.data_dir).start()
+        server = EmbeddedValkey(settings.data_dir, settings.aof_rewrite_min_mb).start()
     except (EmbeddedError, OSError) as exc:
         raise BackupError(
             f"cannot start the embedded Valkey of {settings.data_dir}: {exc}"
@@ -519,6 +574,7 @@ def backup(settings: Settings, path: Path, *, timeout: float = SNAPSHOT_TIMEOUT)
         target = _connect(settings.redis_url)
         try:
             header |= {"consistency": "per-key", "server": target.version()}
+            # One server (found through Sentinel or not) or a cluster: restores into either.
             header["source"] = "cluster" if target.cluster else "redis"
             keys, size = _write(path, header, target.primaries)
         finally:

@@ -1,10 +1,12 @@
 """``leaf7 backup`` and ``leaf7 restore`` (service/backup.py), as real processes on real
 servers: the embedded Valkey of a data directory (a point-in-time snapshot taken while
-``leaf7 serve`` runs), a Valkey on ``REDIS_URL`` and a Valkey Cluster (per-key export)."""
+``leaf7 serve`` runs), a Valkey on ``REDIS_URL``, a primary found through Sentinel and a
+Valkey Cluster (per-key export)."""
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +23,17 @@ from service import backup
 from service.config import Settings
 from service.embedded import EmbeddedValkey
 from tests.support.cluster import EmbeddedCluster
-from tests.support.processes import CMD_TIMEOUT, LEAF7, Server, create_vendor, http, leaf7, serving
+from tests.support.processes import (
+    CMD_TIMEOUT,
+    LEAF7,
+    Server,
+    create_vendor,
+    free_port,
+    http,
+    leaf7,
+    serving,
+)
+from tests.support.sentinel import SentinelGroup
 
 pytestmark = pytest.mark.real
 
@@ -445,3 +457,102 @@ def test_backup_memory_stays_bounded(
     assert keys == 800 and file.stat().st_size > 160_000_000
     # Measured: +9 MB (the peak resident size after the imports, before the backup: 48 MB).
     assert peak_kib - base_kib < 40_000, (base_kib, peak_kib)
+
+
+# ---------------------------------------------------------------------- REDIS_URL, Sentinel
+
+
+@pytest.fixture
+def sentinel_pair(tmp_path: Path) -> Iterator[tuple[SentinelGroup, SentinelGroup]]:
+    """The source (a primary, a replica, three sentinels) and an empty target (a primary and
+    one sentinel)."""
+    source = SentinelGroup(tmp_path / "sentinel-a")
+    target = SentinelGroup(tmp_path / "sentinel-b", replicas=0, sentinels=1)
+    try:
+        source.start()
+        target.start()
+        yield source, target
+    finally:
+        source.stop()
+        target.stop()
+
+
+@pytest.mark.slow
+def test_sentinel_url_round_trip(
+    tmp_path: Path,
+    sentinel_pair: tuple[SentinelGroup, SentinelGroup],
+    two_valkeys: tuple[EmbeddedValkey, EmbeddedValkey],
+) -> None:
+    """A service on ``redis+sentinel://`` populated through its API, backed up over the
+    sentinels (the first one listed refuses connections) and restored through the sentinels
+    of another setup (the first one listed does not answer), and into a plain server: every
+    key and TTL the same."""
+    a, b = sentinel_pair
+    env = {"LEAF7_SECRET": "s" * 64, "LEAF7_DATA_DIR": str(tmp_path / "data"), "REDIS_URL": a.url}
+    proc = run(env, tmp_path, "vendor", "create", "--name", "Acme", "--discord-id", "123")
+    assert proc.returncode == 0, proc.stderr
+    with serving(tmp_path / "data", {**SERVE_ENV, **env}) as server:
+        ids = populate(server, _summary(proc)["api_key"])
+    primary = redis.Redis(host=a.host, port=a.primary_port())
+    fill(primary, 50)  # lists, sorted sets, a key that expires before the restore
+
+    file = tmp_path / "sentinel.l7b"
+    url = a.url.replace("://", f"://127.0.0.1:{free_port()},")  # nothing listens there
+    proc = run({"REDIS_URL": url}, tmp_path, "backup", str(file))
+    assert proc.returncode == 0, proc.stderr
+    summary = _summary(proc)
+    assert summary["consistency"] == "per-key" and summary["keys"] == primary.dbsize()
+    with backup.BackupReader(file) as reader:
+        assert reader.header["source"] == "redis"  # a server: restores into any
+    time.sleep(0.5)  # "short" has expired by now
+    source = contents(primary)
+    assert b"short" not in source
+    p = ids["project"].encode()
+    assert source[b"l7:{" + p + b"}:key:" + ids["expiring"].encode()][2] > 0
+    assert {"hash", "set", "string", "stream", "zset", "list"} <= {k for k, _, _ in source.values()}
+
+    # A sentinel of the source, stopped, then b's: were the stopped one asked without a bound
+    # or once it wakes, it would name the source's primary (which holds keys: exit 2).
+    silent = a.processes[a.sentinel_ports[0]].pid
+    url = f"redis+sentinel://{a.host}:{a.sentinel_ports[0]},{b.host}:{b.sentinel_ports[0]}/leaf7"
+    os.kill(silent, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        proc = run({"REDIS_URL": url}, tmp_path, "restore", str(file))
+        took = time.monotonic() - started
+    finally:
+        os.kill(silent, signal.SIGCONT)
+    assert proc.returncode == 0, proc.stderr
+    assert took < backup.SENTINEL_TIMEOUT + 3, took  # one wait for it, no retries
+    assert _summary(proc)["expired_skipped"] == 1
+    assert_same(contents(redis.Redis(host=b.host, port=b.primary_port())), source)
+
+    plain = two_valkeys[0]
+    proc = run({"REDIS_URL": plain.url}, tmp_path, "restore", str(file))
+    assert proc.returncode == 0, proc.stderr
+    assert_same(contents(redis.Redis.from_url(plain.url)), source)
+
+    # A master name the sentinels do not know: no primary, nothing written.
+    proc = run({"REDIS_URL": a.url + "x"}, tmp_path, "backup", str(tmp_path / "none.l7b"))
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "cannot connect to REDIS_URL: no sentinel names the primary 'leaf7x'" in proc.stderr
+    assert "monitors no primary named 'leaf7x'" in proc.stderr
+    assert not (tmp_path / "none.l7b").exists()
+
+
+def test_no_sentinel_listening_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/leaf7"
+    file = tmp_path / "b.l7b"
+    proc = run({"REDIS_URL": url}, tmp_path, "backup", str(file))
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert "leaf7: backup failed: cannot connect to REDIS_URL" in proc.stderr
+    assert "no sentinel names the primary 'leaf7'" in proc.stderr
+    assert proc.stderr.count("Connection refused") == 2, proc.stderr  # each sentinel's answer
+    assert list(tmp_path.iterdir()) == [], "no file, no temporary file"
+
+    empty = tmp_path / "empty.l7b"
+    backup._Writer(empty, {"format": backup.FORMAT}).commit()  # a valid backup of no keys
+    proc = run({"REDIS_URL": url}, tmp_path, "restore", str(empty))
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "leaf7: restore failed: cannot connect to REDIS_URL" in proc.stderr
