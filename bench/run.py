@@ -9,17 +9,24 @@ ratio, execute's p50/p99 latency (over all rounds' requests), the CPU each proce
 checks afterwards that the executions counted in Redis match the requests wrk saw answered.
 
     python bench/run.py [--keys 10000] [--duration 15] [--rounds 15] [--connections 32]
-                        [--workers N] [--cluster [--masters 3]] [--projects N]
+                        [--workers N] [--cluster [--masters 3]] [--projects N] [--slow-disk MB/s]
 
 ``--workers N`` runs ``leaf7 serve --workers N`` (N processes on the port); ``--cluster``
 starts a local Valkey Cluster (``--masters`` primaries, no replicas) from the bundled binary
 and points the service at it with ``REDIS_URL=redis+cluster://...``; ``--projects`` spreads
 the keys over several projects (on a cluster: over several slots, so every node works).
 CPU is reported per group: the service's processes together, the Valkey processes together.
+
+On one Valkey, a probe PINGs the server on a connection of its own every 5 ms during the
+rounds and prints every stall (a PING over 10 ms) beside the AOF rewrites of the run, so that a
+slow tail can be told apart: a stall of the server, or of the service. ``--slow-disk MB/s``
+throttles the server's writes to the disk (a blkio cgroup; root only), as on a throttled cloud
+volume: run it with ``LEAF7_AOF_REWRITE_MIN_MB=64`` to see what each AOF rewrite costs.
 """
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -31,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -110,6 +118,89 @@ def valkey_pid(data_dir: Path) -> int | None:
         if comm.startswith("valkey") and cwd == data_dir:
             return int(proc.name)
     return None
+
+
+class StallProbe:
+    """PINGs a Valkey over its unix socket every 5 ms (a thread, a connection of its own):
+    stalls (round trips over 10 ms) with their wall-clock time, for the report."""
+
+    THRESHOLD_S = 0.010
+
+    def __init__(self, socket_path: Path) -> None:
+        self.socket_path = socket_path
+        self.stalls: list[tuple[float, float]] = []  # (wall time at the end, seconds)
+        self.pings = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "StallProbe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.connect(str(self.socket_path))
+            while not self._stop.wait(0.005):
+                t0 = time.perf_counter()
+                conn.sendall(b"PING\r\n")
+                reply = b""
+                while not reply.endswith(b"\r\n"):
+                    reply += conn.recv(64)
+                took = time.perf_counter() - t0
+                self.pings += 1
+                if took > self.THRESHOLD_S:
+                    self.stalls.append((time.time(), took))
+
+
+def rewrite_times(log: Path, since: float) -> list[tuple[float, str]]:
+    """The AOF rewrites' starts and ends in a valkey.log after ``since``: (wall time, what)."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        what = "start" if "Background append only file rewriting started" in line else ""
+        what = "end" if "Background AOF rewrite finished successfully" in line else what
+        if what:
+            # "<pid>:M 01 Dec 2026 11:20:29.870 * ..."
+            stamp = " ".join(line.split()[1:5])
+            t = time.mktime(time.strptime(stamp.rsplit(".", 1)[0], "%d %b %Y %H:%M:%S"))
+            t += float("0." + stamp.rsplit(".", 1)[1])
+            if t >= since:
+                out.append((t, what))
+    return out
+
+
+class SlowDisk:
+    """The processes' writes to the disk under ``path`` throttled to ``mb_per_s`` and 40 IOPS
+    (cgroup v1 blkio or v2 io.max; needs root), as on a throttled cloud volume."""
+
+    def __init__(self, path: Path, mb_per_s: float) -> None:
+        st = os.stat(path)
+        dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+        if Path(f"/sys/dev/block/{dev}/partition").exists():  # throttle the whole disk
+            dev = Path(f"/sys/dev/block/{dev}/../dev").resolve().read_text().strip()
+        self.v1 = Path("/sys/fs/cgroup/blkio")
+        self.group = (self.v1 if self.v1.is_dir() else Path("/sys/fs/cgroup")) / "leaf7-bench"
+        self.group.mkdir(exist_ok=True)
+        bps = int(mb_per_s * 2**20)
+        if self.v1.is_dir():
+            (self.group / "blkio.throttle.write_bps_device").write_text(f"{dev} {bps}")
+            (self.group / "blkio.throttle.write_iops_device").write_text(f"{dev} 40")
+        else:
+            (self.group / "io.max").write_text(f"{dev} wbps={bps} wiops=40")
+
+    def add(self, pid: int) -> None:
+        (self.group / "cgroup.procs").write_text(str(pid))
+
+    def close(self) -> None:
+        root = self.group.parent
+        for pid in (self.group / "cgroup.procs").read_text().split():
+            with contextlib.suppress(OSError):
+                (root / "cgroup.procs").write_text(pid)
+        with contextlib.suppress(OSError):
+            self.group.rmdir()
 
 
 class Bench:
@@ -279,6 +370,21 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def stall_report(probe: StallProbe, rewrites: list[tuple[float, str]]) -> str:
+    """Valkey's stalls during the rounds, each beside the AOF rewrite step it fell on."""
+    starts = sum(1 for _, what in rewrites if what == "start")
+    lines = [
+        f"valkey: {probe.pings} PINGs during the rounds, {len(probe.stalls)} over "
+        f"{probe.THRESHOLD_S * 1000:.0f} ms; {starts} AOF rewrite(s)"
+    ]
+    for end, took in probe.stalls:
+        # a step that ended within the stall (its log line is written as it completes)
+        near = [what for t, what in rewrites if end - took - 0.005 <= t <= end + 0.005]
+        cause = f"at the AOF rewrite's {near[0]}" if near else "no AOF rewrite step"
+        lines.append(f"  stall {took * 1000:6.1f} ms  ({cause})")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keys", type=int, default=10000)
@@ -295,6 +401,9 @@ def main() -> int:
     parser.add_argument("--cluster", action="store_true", help="on a local Valkey Cluster")
     parser.add_argument("--masters", type=int, default=3, help="cluster primaries")
     parser.add_argument("--projects", type=int, default=None, help="default: 1, cluster: 12")
+    parser.add_argument(
+        "--slow-disk", type=float, metavar="MB/s", help="throttle Valkey's disk writes (root)"
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
         "--profile", help="record the service with py-spy during execute rounds (DIR for .txt)"
@@ -304,10 +413,15 @@ def main() -> int:
         parser.error("--duration must be a multiple of --rounds (wrk runs whole seconds)")
     if args.projects is None:
         args.projects = 12 if args.cluster else 1
+    if args.slow_disk and args.cluster:
+        parser.error("--slow-disk is for one Valkey")
     ensure_wrk()
     allocator = ensure_jemalloc()
     with tempfile.TemporaryDirectory(prefix="leaf7-bench-") as tmp:
         bench = Bench(args, Path(tmp))
+        slow = SlowDisk(Path(tmp), args.slow_disk) if args.slow_disk else None
+        probe: StallProbe | None = None
+        rewrites: list[tuple[float, str]] = []
         server = subprocess.Popen(
             [str(LEAF7), "serve", "--port", str(bench.port), "--workers", str(args.workers)],
             env=bench.env,
@@ -323,6 +437,8 @@ def main() -> int:
                 valkeys = [valkey_pid(bench.data_dir.resolve()) or server.pid]
             service = [server.pid] + [c for c in children(server.pid) if c not in valkeys]
             pids = [service, valkeys]
+            if slow is not None:
+                slow.add(valkeys[0])
             t0 = time.monotonic()
             asyncio.run(bench.seed())
             print(f"seeded {args.keys} active keys in {time.monotonic() - t0:.1f} s")
@@ -338,6 +454,10 @@ def main() -> int:
             counted_before = asyncio.run(bench.executions_counted())
             slice_s = args.duration / args.rounds
             plain_rounds, exec_rounds = [], []
+            data_dir = bench.data_dir.resolve()
+            if bench.cluster is None:
+                probe = StallProbe(data_dir / "valkey.sock").__enter__()
+            started = time.time()
             for _ in range(args.rounds):
                 spy = bench.profile(service[0], slice_s, f"healthz-{len(plain_rounds)}")
                 plain_rounds.append(bench.wrk("plain.lua", "/healthz", slice_s, pids))
@@ -347,8 +467,13 @@ def main() -> int:
                 exec_rounds.append(bench.wrk("execute.lua", "/api/loader/execute", slice_s, pids))
                 if spy is not None:
                     spy.wait()
+            if probe is not None:
+                probe.__exit__(None, None, None)
+                rewrites = rewrite_times(data_dir / "valkey.log", started)
             counted = asyncio.run(bench.executions_counted()) - counted_before
         finally:
+            if slow is not None:
+                slow.close()
             server.send_signal(signal.SIGTERM)
             try:
                 server.wait(30)
@@ -369,6 +494,9 @@ def main() -> int:
         )
     print(f"execute / healthz ratio  {ratio:.2f}  (target >= 0.60)")
     print(f"execute p99              {execute['p99_ms']:.2f} ms  (target <= 10 ms)")
+    print(f"execute p99.9            {execute['p999_ms']:.2f} ms  (target <= 25 ms)")
+    if probe is not None:
+        print(stall_report(probe, rewrites))
     print(
         f"non-2xx: {plain['non2xx'] + execute['non2xx']}, socket errors: "
         f"{plain['socket_errors'] + execute['socket_errors']}  (target 0)"
@@ -384,6 +512,7 @@ def main() -> int:
     ok = (
         ratio >= 0.6
         and execute["p99_ms"] <= 10
+        and execute["p999_ms"] <= 25
         and plain["non2xx"] + execute["non2xx"] == 0
         and plain["socket_errors"] + execute["socket_errors"] == 0
         and counted_ok
@@ -391,6 +520,11 @@ def main() -> int:
     print("targets: " + ("met" if ok else "NOT met"))
     if args.json:
         out = {"healthz": plain, "execute": execute, "ratio": ratio, "targets_met": ok}
+        if probe is not None:
+            out["valkey"] = {
+                "stalls_ms": [round(took * 1000, 1) for _, took in probe.stalls],
+                "aof_rewrites": sum(1 for _, what in rewrites if what == "start"),
+            }
         out["setup"] = {"workers": args.workers, "cluster": args.cluster, "masters": args.masters}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0 if ok else 1

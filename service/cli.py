@@ -462,7 +462,7 @@ def _serve_workers(workers: int, host: str, port: int, settings: Settings) -> in
     restarts to the supervisor: systemd, Docker, Kubernetes)."""
     embedded = None
     if settings.redis_url is None:
-        embedded = EmbeddedValkey(settings.data_dir).start()
+        embedded = EmbeddedValkey(settings.data_dir, settings.aof_rewrite_min_mb).start()
     signals: list[int] = []
 
     def on_signal(signum: int, frame: object) -> None:

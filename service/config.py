@@ -73,6 +73,8 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 FSYNC_MODES = ("waitaof", "none")
+# MiB of AOF growth between the embedded Valkey's rewrites (LEAF7_AOF_REWRITE_MIN_MB).
+AOF_REWRITE_MIN_MB = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +110,9 @@ class Settings(HttpSettings):
     shutdown_timeout: float = 5.0
     # Replicas that must acknowledge a durable vendor write too (store/durable.py).
     min_replicas_ack: int = 0
+    # The embedded Valkey rewrites its AOF once the incremental part reaches this size (MiB):
+    # each rewrite stalls its main thread on fsyncs (see service/embedded.py).
+    aof_rewrite_min_mb: int = AOF_REWRITE_MIN_MB
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -168,4 +173,7 @@ class Settings(HttpSettings):
             metrics_token=env.get("LEAF7_METRICS_TOKEN") or None,
             max_conn_per_ip=_int(env, "LEAF7_MAX_CONN_PER_IP", 256, minimum=1),
             min_replicas_ack=min_replicas_ack,
+            aof_rewrite_min_mb=_int(
+                env, "LEAF7_AOF_REWRITE_MIN_MB", AOF_REWRITE_MIN_MB, minimum=64
+            ),
         )

@@ -21,7 +21,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from service.config import _bool
+from service.config import AOF_REWRITE_MIN_MB, _bool
 
 HOLDER_NAME = "leaf7-embedded-user"  # the connection every user holds while it uses the server
 
@@ -66,8 +66,9 @@ def server_env() -> dict[str, str]:
 
 
 class EmbeddedValkey:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, aof_rewrite_min_mb: int = AOF_REWRITE_MIN_MB) -> None:
         self.data_dir = data_dir.resolve()
+        self.aof_rewrite_min_mb = aof_rewrite_min_mb
         self.socket_path = self.data_dir / "valkey.sock"
         self.process: subprocess.Popen[bytes] | None = None
         self._holder: redis.Redis | None = None
@@ -77,8 +78,12 @@ class EmbeddedValkey:
         return f"unix://{self.socket_path}"
 
     def alive(self) -> bool:
+        return self.state() == "up"
+
+    def state(self) -> str:
+        """``up``, ``loading`` (replaying its AOF: listening, answering LOADING) or ``down``."""
         if not self.socket_path.exists():
-            return False
+            return "down"
         # No retries: redis-py's default policy turns a refused connection (a stale socket
         # file after a crash) into a 4-second wait.
         client = redis.Redis(
@@ -88,9 +93,11 @@ class EmbeddedValkey:
             retry=Retry(NoBackoff(), 0),
         )
         try:
-            return bool(client.ping())
+            return "up" if client.ping() else "down"
+        except redis.BusyLoadingError:
+            return "loading"
         except redis.RedisError:
-            return False
+            return "down"
         finally:
             client.close()
 
@@ -114,6 +121,10 @@ class EmbeddedValkey:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # One starter at a time: two processes must never run a server on the same files.
         with self._locked():
+            # A server still replaying its AOF (its starter gone meanwhile) is waited for,
+            # never started a second time on the same files.
+            while self.state() == "loading":
+                time.sleep(0.05)
             if self.alive():
                 self._hold()
                 return self
@@ -133,6 +144,12 @@ class EmbeddedValkey:
             "--appendonly", "yes",
             "--appendfsync", "everysec",
             "--save", "",
+            # Why rewrites are rare: a rewrite's start and end each fsync the AOF manifest and
+            # the AOF directory in the server's main thread, and on ext4 (data=ordered) those
+            # fsyncs wait for the AOF's own dirty data: every command stalls for 10-20 ms on a
+            # quiet disk and 50-430 ms on a slow one (docs/performance.md). Valkey's default,
+            # 64 MB, meant a rewrite every ~7 s of saturating loader traffic.
+            "--auto-aof-rewrite-min-size", f"{self.aof_rewrite_min_mb}mb",
             # WAITAOF (durable vendor writes) is answered on the cron tick after the
             # background fsync: 100 Hz keeps that wait at a few milliseconds.
             "--hz", "100",
@@ -149,7 +166,9 @@ class EmbeddedValkey:
             env=server_env(),
         )
         deadline = time.monotonic() + timeout
-        while not self.alive():
+        while (state := self.state()) != "up":
+            if state == "loading":  # replaying the AOF (a few seconds per GiB): no deadline
+                deadline = time.monotonic() + timeout
             if self.process.poll() is not None:
                 raise EmbeddedError(
                     f"valkey-server exited with {self.process.returncode}; "

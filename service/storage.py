@@ -36,7 +36,9 @@ async def open_store(
     if client is None:
         url = settings.redis_url
         if url is None:
-            embedded = await asyncio.to_thread(EmbeddedValkey(settings.data_dir).start)
+            embedded = await asyncio.to_thread(
+                EmbeddedValkey(settings.data_dir, settings.aof_rewrite_min_mb).start
+            )
             url = embedded.url
         client = connect(
             url, max_connections=settings.redis_max_connections, timeout=settings.redis_timeout

@@ -1,9 +1,14 @@
 """bench/run.py's pooled latency percentiles: the rounds' distributions mixed by request count."""
 
 import random
+import time
+from pathlib import Path
 from typing import Any
 
-from bench.run import pooled_percentile
+import redis
+
+from bench.run import StallProbe, pooled_percentile, rewrite_times, stall_report
+from tests.support.faults import Faulty
 
 # report.lua's grid of percentiles
 GRID = [*range(1, 90), *(90 + i / 10 for i in range(100)), *(99.9 + i / 100 for i in range(1, 10))]
@@ -43,3 +48,35 @@ def test_one_round_is_its_own_percentiles() -> None:
     r = report([float(x) for x in range(1, 10_001)])
     assert pooled_percentile([r], 50) == 5001
     assert pooled_percentile([r], 99) == 9901
+
+
+def test_the_stall_probe_sees_a_stopped_valkey_and_names_the_rewrite(tmp_path: Path) -> None:
+    server = Faulty(tmp_path / "v").start()
+    try:
+        with StallProbe(server.data_dir.resolve() / "valkey.sock") as probe:
+            time.sleep(0.1)
+            server.sigstop()  # the server's main thread stalls, as on a slow fsync
+            time.sleep(0.15)
+            server.sigcont()
+            time.sleep(0.1)
+            client = redis.Redis(unix_socket_path=str(server.data_dir / "valkey.sock"))
+            since = time.time() - 1
+            client.bgrewriteaof()
+            while client.info("persistence")["aof_rewrite_in_progress"]:
+                time.sleep(0.01)
+            time.sleep(0.05)  # the rewrite's end is handled on a cron tick
+            client.close()
+    finally:
+        server.close()
+    assert probe.pings > 20
+    assert len(probe.stalls) == 1
+    end, took = probe.stalls[0]
+    assert 0.12 <= took < 1.0
+    steps = rewrite_times(server.data_dir / "valkey.log", since)
+    assert [what for _, what in steps] == ["start", "end"]
+    assert all(since <= t <= time.time() for t, _ in steps)
+    report = stall_report(probe, steps)
+    assert "1 over 10 ms; 1 AOF rewrite(s)" in report
+    assert "(no AOF rewrite step)" in report  # the stop, not a rewrite
+    # a stall that ended as the rewrite ended is put on it
+    assert "at the AOF rewrite's end" in stall_report(probe, [(end, "end")])

@@ -6,8 +6,9 @@ import pytest
 import redis
 
 from service import embedded
-from service.config import ConfigError
+from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey, jemalloc_path, server_env
+from service.storage import open_store
 
 
 def test_last_user_stops_the_server(tmp_path: Path) -> None:
@@ -73,3 +74,55 @@ def test_server_env_preloads_jemalloc(monkeypatch: pytest.MonkeyPatch, tmp_path:
     monkeypatch.setenv("LEAF7_VALKEY_JEMALLOC", "1")
     monkeypatch.setattr(embedded, "JEMALLOC_PATHS", ("/nonexistent/libjemalloc.so.2",))
     assert "LD_PRELOAD" not in server_env()  # not installed: glibc's malloc
+
+
+def _config(server: EmbeddedValkey, name: str) -> str:
+    client = redis.Redis(unix_socket_path=str(server.socket_path), decode_responses=True)
+    try:
+        return str(client.config_get(name)[name])
+    finally:
+        client.close()
+
+
+def test_aof_rewrites_wait_for_a_gibibyte_of_growth(tmp_path: Path) -> None:
+    # A rewrite fsyncs in the server's main thread (docs/performance.md): Valkey's 64 MB
+    # default meant one every ~7 s of saturating loader traffic.
+    assert Settings.from_env({}).aof_rewrite_min_mb == 1024
+    server = EmbeddedValkey(tmp_path / "d").start()
+    try:
+        assert _config(server, "auto-aof-rewrite-min-size") == str(1024 * 2**20)
+        assert _config(server, "appendonly") == "yes"
+    finally:
+        server.stop()
+
+
+async def test_the_rewrite_threshold_is_a_setting(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"LEAF7_DATA_DIR": str(tmp_path / "d"), "LEAF7_AOF_REWRITE_MIN_MB": "96"}
+    )
+    async with open_store(settings) as store:  # as `leaf7 serve` opens it
+        reply = await store.core.call("CONFIG", "GET", "auto-aof-rewrite-min-size")
+        assert reply == {"auto-aof-rewrite-min-size": str(96 * 2**20)}
+    for bad in ("63", "-1", "1g"):
+        with pytest.raises(ConfigError, match="LEAF7_AOF_REWRITE_MIN_MB"):
+            Settings.from_env({"LEAF7_AOF_REWRITE_MIN_MB": bad})
+
+
+def test_start_waits_while_the_server_replays_its_aof(tmp_path: Path) -> None:
+    # Up to LEAF7_AOF_REWRITE_MIN_MB of AOF is replayed at start (a few seconds per GiB):
+    # a server answering LOADING is starting, not failing, whatever the start timeout.
+    data = tmp_path / "d"
+    aof = data / "appendonlydir"
+    aof.mkdir(parents=True)
+    n = 1_000_000  # ~0.5 s to replay here
+    commands = b"".join(b"*3\r\n$3\r\nSET\r\n$8\r\nk%07d\r\n$1\r\nv\r\n" % i for i in range(n))
+    (aof / "appendonly.aof.1.incr.aof").write_bytes(commands)
+    (aof / "appendonly.aof.manifest").write_text("file appendonly.aof.1.incr.aof seq 1 type i\n")
+    server = EmbeddedValkey(data).start(timeout=0.1)
+    try:
+        client = redis.Redis(unix_socket_path=str(server.socket_path))
+        assert client.dbsize() == n
+        client.close()
+        assert "loaded from append only file" in (data / "valkey.log").read_text()
+    finally:
+        server.stop()
