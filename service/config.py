@@ -113,6 +113,10 @@ class Settings(HttpSettings):
     # The embedded Valkey rewrites its AOF once the incremental part reaches this size (MiB):
     # each rewrite stalls its main thread on fsyncs (see service/embedded.py).
     aof_rewrite_min_mb: int = AOF_REWRITE_MIN_MB
+    # ...and earlier, once it grew this much (MiB; 0: never), while the server is quiet: at
+    # most this many operations per second (service/storage.py rewrite_when_quiet).
+    aof_quiet_rewrite_mb: int = 64
+    aof_quiet_ops: int = 1000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -176,4 +180,6 @@ class Settings(HttpSettings):
             aof_rewrite_min_mb=_int(
                 env, "LEAF7_AOF_REWRITE_MIN_MB", AOF_REWRITE_MIN_MB, minimum=64
             ),
+            aof_quiet_rewrite_mb=_int(env, "LEAF7_AOF_QUIET_REWRITE_MB", 64),
+            aof_quiet_ops=_int(env, "LEAF7_AOF_QUIET_OPS", 1000),
         )

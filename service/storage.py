@@ -20,6 +20,32 @@ from store.models import Limits
 
 log = logging.getLogger("leaf7")
 
+# Seconds between two looks at the embedded Valkey's AOF (rewrite_when_quiet).
+QUIET_CHECK_EVERY = 10.0
+
+
+async def rewrite_when_quiet(store: Store, grown_mb: int, quiet_ops: int) -> None:
+    """The embedded Valkey only; runs until cancelled. An AOF rewrite stalls the server on
+    fsyncs (docs/performance.md): once the AOF grew ``grown_mb`` MiB since its last rewrite,
+    a rewrite is asked for at a moment the server does at most ``quiet_ops`` operations per
+    second, so that the stall falls where few loader checks wait. The server's own threshold
+    (LEAF7_AOF_REWRITE_MIN_MB) stays the backstop when it is never quiet. Every process on
+    the server may run this: a second request while one runs is refused by the server."""
+    while True:
+        await asyncio.sleep(QUIET_CHECK_EVERY)
+        try:
+            aof = await store.persistence.aof()
+            if aof.rewriting or aof.grown < grown_mb * 2**20 or aof.ops_per_sec > quiet_ops:
+                continue
+            if await store.persistence.rewrite_aof():
+                log.info(
+                    "AOF rewrite started: %d MiB appended since the last one, %d ops/s",
+                    aof.grown >> 20,
+                    aof.ops_per_sec,
+                )
+        except Exception as exc:  # unavailable, or refused: the next round tries again
+            log.debug("AOF housekeeping skipped: %s", exc)
+
 
 @contextlib.asynccontextmanager
 async def open_store(
@@ -63,13 +89,17 @@ async def open_store(
     # Durable writes also wait for this many replicas (refused on Redis Cluster by Settings).
     store.core.durability.replicas = settings.min_replicas_ack
     # Redis Sentinel: follow the primary even when the old one stays up (store/core.py).
-    follower = asyncio.ensure_future(store.core.follow_primary())
+    tasks = [asyncio.ensure_future(store.core.follow_primary())]
+    if embedded is not None and settings.aof_quiet_rewrite_mb:
+        quiet = rewrite_when_quiet(store, settings.aof_quiet_rewrite_mb, settings.aof_quiet_ops)
+        tasks.append(asyncio.ensure_future(quiet))
     try:
         yield store
     finally:
-        follower.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await follower
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await store.close()
         pipe = store.core.pipe
         if pipe.batches:

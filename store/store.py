@@ -19,6 +19,7 @@ from store.core import Core
 from store.integrations import Integrations
 from store.licences import Licences
 from store.models import Limits
+from store.persistence import Persistence
 from store.projects import Projects
 from store.roles import Roles
 from store.sessions import Sessions
@@ -65,6 +66,7 @@ class Store:
         self.transfer = Transfer(core, self.projects, self.blacklist)
         self.roles = Roles(core)
         self.sessions = Sessions(core)
+        self.persistence = Persistence(core)
 
     @property
     def redis(self) -> "Redis | RedisCluster":

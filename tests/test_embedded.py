@@ -1,14 +1,19 @@
 """The embedded Valkey: shared by every user of a data directory, stopped by the last one."""
 
+import asyncio
+import threading
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import redis
 
-from service import embedded
+from service import embedded, storage
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey, jemalloc_path, server_env
 from service.storage import open_store
+from store import Store
 
 
 def test_last_user_stops_the_server(tmp_path: Path) -> None:
@@ -126,3 +131,119 @@ def test_start_waits_while_the_server_replays_its_aof(tmp_path: Path) -> None:
         assert "loaded from append only file" in (data / "valkey.log").read_text()
     finally:
         server.stop()
+
+
+async def _rewrites(store: Store) -> int:
+    info = await store.core.call("INFO", "persistence")
+    return int(next(x for x in info.splitlines() if x.startswith("aof_rewrites:")).split(":")[1])
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if await check():
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+def _quiet_settings(tmp_path: Path, grown_mb: str) -> Settings:
+    return Settings.from_env(
+        {
+            "LEAF7_DATA_DIR": str(tmp_path / "d"),
+            "LEAF7_AOF_QUIET_REWRITE_MB": grown_mb,
+            "LEAF7_AOF_QUIET_OPS": "100",
+        }
+    )
+
+
+async def test_a_quiet_server_rewrites_its_aof_early(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "QUIET_CHECK_EVERY", 0.1)
+    async with open_store(_quiet_settings(tmp_path, "1")) as store:
+        await asyncio.sleep(0.5)
+        assert await _rewrites(store) == 0  # grown less than 1 MiB: nothing to do
+        await store.core.call("SET", "filler", b"x" * (2 * 2**20))
+        assert (await store.persistence.aof()).grown > 2 * 2**20
+        assert await _eventually(lambda: _rewrites_at_least(store, 1), 5)
+
+        async def done() -> bool:
+            aof = await store.persistence.aof()
+            return not aof.rewriting and aof.grown < 2**20
+
+        assert await _eventually(done, 5)
+        await asyncio.sleep(0.5)
+        assert await _rewrites(store) == 1  # and not again: the AOF has not grown since
+
+
+async def _rewrites_at_least(store: Store, n: int) -> bool:
+    return await _rewrites(store) >= n
+
+
+async def test_a_busy_server_is_rewritten_once_it_is_quiet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "QUIET_CHECK_EVERY", 0.1)
+    async with open_store(_quiet_settings(tmp_path, "1")) as store:
+        stop = threading.Event()
+
+        def hammer() -> None:  # another client keeps the server busy
+            client = redis.Redis(unix_socket_path=str(tmp_path / "d" / "valkey.sock"))
+            while not stop.is_set():
+                client.ping()
+            client.close()
+
+        busy = threading.Thread(target=hammer)
+        busy.start()
+        try:
+
+            async def is_busy() -> bool:
+                return (await store.persistence.aof()).ops_per_sec > 500
+
+            assert await _eventually(is_busy, 5)
+            await store.core.call("SET", "filler", b"x" * (2 * 2**20))
+            await asyncio.sleep(1.5)
+            assert await _rewrites(store) == 0  # grown, but busy: the stall would hurt
+        finally:
+            stop.set()
+            await asyncio.to_thread(busy.join)
+        assert await _eventually(lambda: _rewrites_at_least(store, 1), 8)
+
+
+async def test_no_early_rewrite_when_switched_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(storage, "QUIET_CHECK_EVERY", 0.1)
+    async with open_store(_quiet_settings(tmp_path, "0")) as store:
+        await store.core.call("SET", "filler", b"x" * (2 * 2**20))
+        await asyncio.sleep(1)
+        assert await _rewrites(store) == 0
+
+
+async def test_a_rewrite_under_way_is_not_asked_for_twice(tmp_path: Path) -> None:
+    settings = _quiet_settings(tmp_path, "0")
+    async with open_store(settings) as store:
+        await store.core.call("MSET", *(x for i in range(20) for x in (f"k{i}", "v")))
+        # The rewriting child sleeps 50 ms per key: the rewrite lasts about a second.
+        await store.core.call("CONFIG", "SET", "rdb-key-save-delay", "50000")
+        assert await store.persistence.rewrite_aof()
+        assert (await store.persistence.aof()).rewriting
+        assert not await store.persistence.rewrite_aof()
+        await store.core.call("CONFIG", "SET", "rdb-key-save-delay", "0")
+
+        async def finished() -> bool:
+            return not (await store.persistence.aof()).rewriting
+
+        assert await _eventually(finished, 10)
+        assert await _rewrites(store) == 1
+
+
+def test_quiet_rewrite_settings() -> None:
+    s = Settings.from_env({})
+    assert (s.aof_quiet_rewrite_mb, s.aof_quiet_ops) == (64, 1000)
+    s = Settings.from_env({"LEAF7_AOF_QUIET_REWRITE_MB": "0", "LEAF7_AOF_QUIET_OPS": "5"})
+    assert (s.aof_quiet_rewrite_mb, s.aof_quiet_ops) == (0, 5)
+    for name in ("LEAF7_AOF_QUIET_REWRITE_MB", "LEAF7_AOF_QUIET_OPS"):
+        with pytest.raises(ConfigError, match=name):
+            Settings.from_env({name: "-1"})
