@@ -27,6 +27,7 @@ volume: run it with ``LEAF7_AOF_REWRITE_MIN_MB=64`` to see what each AOF rewrite
 import argparse
 import asyncio
 import contextlib
+import datetime
 import itertools
 import json
 import os
@@ -163,10 +164,9 @@ def rewrite_times(log: Path, since: float) -> list[tuple[float, str]]:
         what = "start" if "Background append only file rewriting started" in line else ""
         what = "end" if "Background AOF rewrite finished successfully" in line else what
         if what:
-            # "<pid>:M 01 Dec 2026 11:20:29.870 * ..."
+            # "<pid>:M 01 Dec 2026 11:20:29.870 * ..." (local time)
             stamp = " ".join(line.split()[1:5])
-            t = time.mktime(time.strptime(stamp.rsplit(".", 1)[0], "%d %b %Y %H:%M:%S"))
-            t += float("0." + stamp.rsplit(".", 1)[1])
+            t = datetime.datetime.strptime(stamp, "%d %b %Y %H:%M:%S.%f").timestamp()
             if t >= since:
                 out.append((t, what))
     return out

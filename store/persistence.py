@@ -9,6 +9,7 @@ of a busy spell.
 
 from typing import NamedTuple
 
+from redis._parsers.helpers import parse_info
 from redis.exceptions import ResponseError
 
 from store.core import Core
@@ -20,24 +21,14 @@ class AofState(NamedTuple):
     ops_per_sec: int  # the server's own moving figure (about the last 1.6 s)
 
 
-def _fields(text: str | bytes) -> dict[str, str]:
-    """INFO's ``name:value`` lines (the auto-pipeline hands the reply over as it came)."""
-    if isinstance(text, bytes):
-        text = text.decode()
-    out = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(":")
-        if sep and not name.startswith("#"):
-            out[name] = value
-    return out
-
-
 class Persistence:
     def __init__(self, core: Core) -> None:
         self.core = core
 
     async def aof(self) -> AofState:
-        info = _fields(await self.core.call("INFO", "persistence", "stats"))
+        # The auto-pipeline hands INFO over as text: parsed as redis-py's own info() does.
+        reply = await self.core.call("INFO", "persistence", "stats")
+        info = parse_info(reply)  # type: ignore[no-untyped-call]
         if not int(info.get("aof_enabled", 0)):
             return AofState(False, 0, int(info.get("instantaneous_ops_per_sec", 0)))
         return AofState(

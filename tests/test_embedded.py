@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis._parsers.helpers import parse_info
 
 from service import embedded, storage
 from service.config import ConfigError, Settings
@@ -134,8 +135,7 @@ def test_start_waits_while_the_server_replays_its_aof(tmp_path: Path) -> None:
 
 
 async def _rewrites(store: Store) -> int:
-    info = await store.core.call("INFO", "persistence")
-    return int(next(x for x in info.splitlines() if x.startswith("aof_rewrites:")).split(":")[1])
+    return int(parse_info(await store.core.call("INFO", "persistence"))["aof_rewrites"])
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], within: float) -> bool:

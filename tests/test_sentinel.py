@@ -216,6 +216,27 @@ async def _execute(client: TestClient[Any, Any], run: dict[str, str]) -> tuple[i
     return resp.status, await resp.json(), time.monotonic() - t0
 
 
+async def _check_during_failover(
+    client: TestClient[Any, Any],
+    run: dict[str, str],
+    bound: float,
+    checks: list[tuple[float, int]],
+    answered: list[tuple[float, float, int]],
+) -> float:
+    """One loader check while the primary may be gone: KEY_VALID or 503 within the bound,
+    recorded in ``checks`` and ``answered``; returns how long it took."""
+    t0 = time.monotonic()
+    status, body, took = await _execute(client, run)
+    assert took < bound + 0.5, took  # within the bound, never a hang
+    if status == 200:
+        assert body["code"] == "KEY_VALID", body  # never a wrong verdict
+    else:
+        assert (status, body) == (503, UNAVAILABLE)
+    checks.append((t0, status))
+    answered.append((t0, time.monotonic(), status))
+    return took
+
+
 @pytest.mark.real
 @pytest.mark.slow
 async def test_failover_under_load_loses_no_acknowledged_write(
@@ -245,16 +266,8 @@ async def test_failover_under_load_loses_no_acknowledged_write(
     async def checker() -> None:
         nonlocal slowest
         while not stop.is_set():
-            t0 = time.monotonic()
-            status, body, took = await _execute(client, run)
-            assert took < bound + 0.5, took  # within the bound, never a hang
+            took = await _check_during_failover(client, run, bound, checks, answered)
             slowest = max(slowest, took)
-            if status == 200:
-                assert body["code"] == "KEY_VALID", body  # never a wrong verdict
-            else:
-                assert (status, body) == (503, UNAVAILABLE)
-            checks.append((t0, status))
-            answered.append((t0, time.monotonic(), status))
             await asyncio.sleep(0.005)
 
     async def writer() -> None:
@@ -425,15 +438,7 @@ async def test_cluster_failover_under_load(
 
     async def checker() -> None:
         while not stop.is_set():
-            t0 = time.monotonic()
-            status, body, took = await _execute(client, run)
-            assert took < bound + 0.5, took
-            if status == 200:
-                assert body["code"] == "KEY_VALID", body
-            else:
-                assert (status, body) == (503, UNAVAILABLE)
-            checks.append((t0, status))
-            answered.append((t0, time.monotonic(), status))
+            await _check_during_failover(client, run, bound, checks, answered)
             await asyncio.sleep(0.005)
 
     async def writer() -> None:
