@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock run test lint bench bench-scaling clean
+.PHONY: install lock run test lint bench bench-scaling flakes clean
 
 install: $(STAMP)
 
@@ -57,6 +57,12 @@ lint: $(STAMP)
 
 test: lint
 	$(BIN)/pytest -q
+
+# The flake hunt: the whole suite FLAKE_RUNS times while a busy loop keeps every core busy;
+# prints per run pass/fail, wall time and the failed tests (bench/flakes.py).
+FLAKE_RUNS ?= 5
+flakes: $(STAMP)
+	$(BIN)/python bench/flakes.py --runs $(FLAKE_RUNS)
 
 # make bench BENCH_ARGS="--workers 2" | "--cluster" | "--cluster --workers 2" (see bench/run.py)
 BENCH_ARGS ?=

@@ -55,6 +55,7 @@ def test_the_stall_probe_sees_a_stopped_valkey_and_names_the_rewrite(tmp_path: P
     try:
         with StallProbe(server.data_dir.resolve() / "valkey.sock") as probe:
             time.sleep(0.1)
+            stopped = time.time()
             server.sigstop()  # the server's main thread stalls, as on a slow fsync
             time.sleep(0.15)
             server.sigcont()
@@ -68,15 +69,17 @@ def test_the_stall_probe_sees_a_stopped_valkey_and_names_the_rewrite(tmp_path: P
             client.close()
     finally:
         server.close()
-    assert probe.pings > 20
-    assert len(probe.stalls) == 1
-    end, took = probe.stalls[0]
-    assert 0.12 <= took < 1.0
+    assert probe.pings > 0
+    # The stop is a stall of at least its 150 ms (a busy machine may add short ones: not counted
+    # here). Its end is after the stop; the upper bound only says the probe did not hang.
+    [(end, took)] = [(e, t) for e, t in probe.stalls if t >= 0.12 and e >= stopped]
+    assert took < 5.0
     steps = rewrite_times(server.data_dir / "valkey.log", since)
     assert [what for _, what in steps] == ["start", "end"]
     assert all(since <= t <= time.time() for t, _ in steps)
     report = stall_report(probe, steps)
-    assert "1 over 10 ms; 1 AOF rewrite(s)" in report
-    assert "(no AOF rewrite step)" in report  # the stop, not a rewrite
+    assert f"{len(probe.stalls)} over 10 ms; 1 AOF rewrite(s)" in report
+    # the stop, not a rewrite
+    assert f"stall {took * 1000:6.1f} ms  (no AOF rewrite step)" in report
     # a stall that ended as the rewrite ended is put on it
     assert "at the AOF rewrite's end" in stall_report(probe, [(end, "end")])

