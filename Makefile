@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install lock run test lint bench bench-scaling flakes clean
+.PHONY: install lock run test lint bench bench-scaling flakes screenshots clean
 
 install: $(STAMP)
 
@@ -63,6 +63,11 @@ test: lint
 FLAKE_RUNS ?= 5
 flakes: $(STAMP)
 	$(BIN)/python bench/flakes.py --runs $(FLAKE_RUNS)
+
+# docs/img/: the dashboard pages of docs/dashboard.md at 1280 and 375 px, with realistic data
+# (a real leaf7 serve on a temporary data dir, Debian's chromium; bench/screenshots.py).
+screenshots: $(STAMP)
+	$(BIN)/python bench/screenshots.py
 
 # make bench BENCH_ARGS="--workers 2" | "--cluster" | "--cluster --workers 2" (see bench/run.py)
 BENCH_ARGS ?=

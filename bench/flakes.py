@@ -12,6 +12,7 @@ run. A test that fails once here is a defect to fix, not to retry.
 import argparse
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,8 @@ def main() -> int:
     parser.add_argument("--hogs", type=int, default=os.cpu_count() or 2, help="busy loops")
     parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
     args = parser.parse_args()
+    # A SIGTERM ends the hunt through the finally below, so the busy loops stop with it.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report_dir = Path(tempfile.mkdtemp(prefix="leaf7-flakes-"))
     hogs = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(args.hogs)]
     for hog in hogs:

@@ -10,12 +10,23 @@ checks afterwards that the executions counted in Redis match the requests wrk sa
 
     python bench/run.py [--keys 10000] [--duration 15] [--rounds 15] [--connections 32]
                         [--workers N] [--cluster [--masters 3]] [--projects N] [--slow-disk MB/s]
+                        [--signed]
 
 ``--workers N`` runs ``leaf7 serve --workers N`` (N processes on the port); ``--cluster``
 starts a local Valkey Cluster (``--masters`` primaries, no replicas) from the bundled binary
 and points the service at it with ``REDIS_URL=redis+cluster://...``; ``--projects`` spreads
 the keys over several projects (on a cluster: over several slots, so every node works).
 CPU is reported per group: the service's processes together, the Valkey processes together.
+
+``--signed`` seeds as many keys again in projects with signed verdicts on (the others have them
+off) and adds a third route to the alternating rounds: the same checks sent with a nonce, so
+every answer carries its Ed25519 signature (docs/loader-security.md). It prints both checks/s
+and p99 and their ratio (target: signed >= 0.8 x unsigned).
+
+``--watermark`` likewise seeds as many keys again in projects with watermarks on (every answer
+is the key's own marked copy, spliced per check: docs/loader-security.md#leaks) and adds their
+checks to the rounds; it prints the ratio (target: watermarked >= 0.9 x plain). Use it with a
+large script: ``--watermark --source-bytes 65536``.
 
 On one Valkey, a probe PINGs the server on a connection of its own every 5 ms during the
 rounds and prints every stall (a PING over 10 ms) beside the AOF rewrites of the run, so that a
@@ -61,8 +72,18 @@ def hosted_source(size: int) -> str:
         'print("Hello " .. L7_LinkedDiscordID .. ", " .. L7_SecondsLeft .. " s left, run #"'
         " .. L7_TotalExecutions)\n"
     )
-    line = "local t = {}; for i = 1, 10 do t[i] = i * i end\n"
-    return head + line * max(0, (size - len(head)) // len(line))
+    # Lines alike but not the same (a script's literals vary: its watermark has room).
+    lines = [head]
+    size -= len(head)
+    k = 0
+    while True:
+        line = f'do local t = {{"k{k % 89}", {k % 97}}}; for i = 1, {k % 13} do t[i] = i * {k} end'
+        line += " end\n"
+        if len(line) > size:
+            return "".join(lines)
+        lines.append(line)
+        size -= len(line)
+        k += 1
 
 
 def ensure_wrk() -> str:
@@ -218,6 +239,8 @@ class Bench:
             self.env[name] = str(10**12)
         self.api_key = ""
         self.project_ids: list[str] = []
+        self.signed_keys = tmp / "signed-keys.txt"
+        self.marked_keys = tmp / "marked-keys.txt"
         self.cluster: EmbeddedCluster | None = None
         if args.cluster:
             self.cluster = EmbeddedCluster(tmp / "cluster", masters=args.masters).start()
@@ -245,15 +268,23 @@ class Bench:
         )  # fmt: skip
         out, _ = await proc.communicate()
         self.api_key = json.loads(out)["api_key"]
+        await self._seed_keys(Path(self.env["L7_BENCH_KEYS"]), signed=False)
+        if self.args.signed:
+            await self._seed_keys(self.signed_keys, signed=True)
+        if self.args.watermark:
+            await self._seed_keys(self.marked_keys, signed=False, watermark=True)
+
+    async def _seed_keys(self, path: Path, *, signed: bool, watermark: bool = False) -> None:
         base, n_keys = self.base, self.args.keys
         rows: list[tuple[str, str, str]] = []
         async with aiohttp.ClientSession(headers=self.auth) as http:
             for p in range(self.args.projects):
-                body = {"name": f"Bench {p}"}
+                body = {"name": f"Bench {p}", "signed_verdicts": signed, "watermark": watermark}
                 async with http.post(f"{base}/api/vendor/projects", json=body) as r:
                     project_id = (await r.json())["project_id"]
                 self.project_ids.append(project_id)
-                source = {"source": hosted_source(self.args.source_bytes)}
+                source_text = hosted_source(self.args.source_bytes)
+                source = {"source": source_text}
                 url = f"{base}/api/vendor/projects/{project_id}/source"
                 async with http.put(url, json=source):
                     pass
@@ -276,11 +307,13 @@ class Bench:
                     async with http.post(f"{base}/api/loader/execute", json=body) as r:
                         data = await r.json()
                         assert data["code"] == "KEY_VALID", data
+                        # A watermarked project answers each key with its own copy.
+                        assert watermark == (data["script"].split("\n", 3)[-1] != source_text)
 
             await asyncio.gather(*(first_run(p, k, h) for p, k, h in rows))
         random.shuffle(rows)
         lines = "".join(f"{p} {k} {h}\n" for p, k, h in rows)
-        await asyncio.to_thread(Path(self.env["L7_BENCH_KEYS"]).write_text, lines)
+        await asyncio.to_thread(path.write_text, lines)
 
     @property
     def auth(self) -> dict[str, str]:
@@ -306,13 +339,21 @@ class Bench:
         cmd += ["--format", "raw", "--output", str(out)]
         return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def wrk(self, script: str, path: str, seconds: float, pids: list[list[int]]) -> dict[str, Any]:
+    def wrk(
+        self,
+        script: str,
+        path: str,
+        seconds: float,
+        pids: list[list[int]],
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         a = self.args
         cmd = [ensure_wrk(), f"-t{a.threads}", f"-c{a.connections}", f"-d{seconds:.0f}s"]
         cmd += ["--timeout", "5s", "-s", str(HERE / script), self.base + path]
         before = [sum(cpu_seconds(p) for p in group) for group in pids]
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        out = subprocess.run(cmd, env=self.env, check=True, capture_output=True, text=True)
+        run_env = {**self.env, **(env or {})}
+        out = subprocess.run(cmd, env=run_env, check=True, capture_output=True, text=True)
         after = [sum(cpu_seconds(p) for p in group) for group in pids]
         used = resource.getrusage(resource.RUSAGE_CHILDREN)
         before.append(usage.ru_utime + usage.ru_stime)  # wrk: the child that just exited
@@ -406,6 +447,12 @@ def main() -> int:
     )
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument(
+        "--signed", action="store_true", help="also signed checks (a nonce: signed answers)"
+    )
+    parser.add_argument(
+        "--watermark", action="store_true", help="also checks of watermarked projects"
+    )
+    parser.add_argument(
         "--profile", help="record the service with py-spy during execute rounds (DIR for .txt)"
     )
     args = parser.parse_args()
@@ -453,7 +500,9 @@ def main() -> int:
             )
             counted_before = asyncio.run(bench.executions_counted())
             slice_s = args.duration / args.rounds
-            plain_rounds, exec_rounds = [], []
+            plain_rounds, exec_rounds, signed_rounds, marked_rounds = [], [], [], []
+            signed_env = {"L7_BENCH_KEYS": str(bench.signed_keys), "L7_BENCH_NONCE": "1"}
+            marked_env = {"L7_BENCH_KEYS": str(bench.marked_keys)}
             data_dir = bench.data_dir.resolve()
             if bench.cluster is None:
                 probe = StallProbe(data_dir / "valkey.sock").__enter__()
@@ -467,6 +516,17 @@ def main() -> int:
                 exec_rounds.append(bench.wrk("execute.lua", "/api/loader/execute", slice_s, pids))
                 if spy is not None:
                     spy.wait()
+                if args.signed:
+                    spy = bench.profile(service[0], slice_s, f"signed-{len(signed_rounds)}")
+                    signed_rounds.append(
+                        bench.wrk("execute.lua", "/api/loader/execute", slice_s, pids, signed_env)
+                    )
+                    if spy is not None:
+                        spy.wait()
+                if args.watermark:
+                    marked_rounds.append(
+                        bench.wrk("execute.lua", "/api/loader/execute", slice_s, pids, marked_env)
+                    )
             if probe is not None:
                 probe.__exit__(None, None, None)
                 rewrites = rewrite_times(data_dir / "valkey.log", started)
@@ -483,7 +543,14 @@ def main() -> int:
                 bench.cluster.stop()
     plain, execute = combine(plain_rounds), combine(exec_rounds)
     ratio = execute["rps"] / plain["rps"]
-    for name, res in (("GET  /healthz           ", plain), ("POST /api/loader/execute", execute)):
+    routes = [("GET  /healthz           ", plain), ("POST /api/loader/execute", execute)]
+    signed = combine(signed_rounds) if signed_rounds else None
+    if signed is not None:
+        routes.append(("POST execute, signed    ", signed))
+    marked = combine(marked_rounds) if marked_rounds else None
+    if marked is not None:
+        routes.append(("POST execute, watermark ", marked))
+    for name, res in routes:
         print(
             f"{name} {res['rps']:8.0f} req/s  p50 {res['p50_ms']:.2f} ms  "
             f"p99 {res['p99_ms']:.2f} ms (worst round {res['worst_round_p99_ms']:.1f}, "
@@ -495,6 +562,19 @@ def main() -> int:
     print(f"execute / healthz ratio  {ratio:.2f}  (target >= 0.60)")
     print(f"execute p99              {execute['p99_ms']:.2f} ms  (target <= 10 ms)")
     print(f"execute p99.9            {execute['p999_ms']:.2f} ms  (target <= 25 ms)")
+    signed_ok = True
+    if signed is not None:
+        signed_ratio = signed["rps"] / execute["rps"]
+        signed_ok = signed_ratio >= 0.8 and signed["non2xx"] + signed["socket_errors"] == 0
+        print(f"signed / unsigned ratio  {signed_ratio:.2f}  (target >= 0.80)")
+        print(
+            f"signed p99               {signed['p99_ms']:.2f} ms (unsigned {execute['p99_ms']:.2f})"
+        )
+    marked_ok = True
+    if marked is not None:
+        marked_ratio = marked["rps"] / execute["rps"]
+        marked_ok = marked_ratio >= 0.9 and marked["non2xx"] + marked["socket_errors"] == 0
+        print(f"watermarked / plain      {marked_ratio:.2f}  (target >= 0.90)")
     if probe is not None:
         print(stall_report(probe, rewrites))
     print(
@@ -503,10 +583,11 @@ def main() -> int:
     )
     # wrk stops each round with up to one request per connection in flight: the server may
     # count those without wrk seeing the answer.
-    in_flight = args.rounds * args.connections
-    counted_ok = execute["requests"] <= counted <= execute["requests"] + in_flight
+    answered = execute["requests"] + sum(r["requests"] for r in (signed, marked) if r)
+    in_flight = args.rounds * args.connections * (1 + bool(signed) + bool(marked))
+    counted_ok = answered <= counted <= answered + in_flight
     print(
-        f"executions counted in Redis: {counted} for {execute['requests']} answered "
+        f"executions counted in Redis: {counted} for {answered} answered "
         f"requests ({'consistent' if counted_ok else 'MISMATCH'})"
     )
     ok = (
@@ -516,10 +597,16 @@ def main() -> int:
         and plain["non2xx"] + execute["non2xx"] == 0
         and plain["socket_errors"] + execute["socket_errors"] == 0
         and counted_ok
+        and signed_ok
+        and marked_ok
     )
     print("targets: " + ("met" if ok else "NOT met"))
     if args.json:
         out = {"healthz": plain, "execute": execute, "ratio": ratio, "targets_met": ok}
+        if signed is not None:
+            out["signed"] = signed
+        if marked is not None:
+            out["watermark"] = marked
         if probe is not None:
             out["valkey"] = {
                 "stalls_ms": [round(took * 1000, 1) for _, took in probe.stalls],

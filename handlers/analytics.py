@@ -6,13 +6,10 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from handlers import listing, schemas
-from handlers.common import (
-    PROJECT_QUERY,
-    json_response,
-    project_query,
-    store,
-    vendor_operations,
-)
+from handlers.appkeys import store
+from handlers.auth import vendor_operations
+from handlers.body import json_response
+from handlers.params import PROJECT_QUERY, project_query
 from store.models import Event
 
 route = vendor_operations("metrics")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from handlers.observability import Metrics
+from handlers.signing import Signer
 from store import Store
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -40,6 +41,32 @@ class HttpSettings:
     body_timeout: float = 10.0
     # Bearer token /metrics asks for (None: open, for a private listener).
     metrics_token: str | None = None
+    # Seconds a role change handed out to a bot may stay unacknowledged before it is handed
+    # out again (LEAF7_ROLE_LEASE; handlers/rolesync.py).
+    role_lease: float = 60.0
+    # Seconds a rotated-out verdict-signing key stays accepted (LEAF7_SIGNING_GRACE).
+    signing_grace: int = 30 * 86400
+    # Seconds an obfuscation job may run before it fails (LEAF7_OBFUSCATE_TIMEOUT).
+    obfuscate_timeout: float = 60.0
+
+    # Free keys (docs/free-keys.md): the providers' API bases (tests point them at local
+    # fakes), the bound of each call to them (s), get-key sessions one client IP (or /64) may
+    # start per hour (0: no limit).
+    workink_api: str = "https://work.ink/_api/v2"
+    linkvertise_api: str = "https://publisher.linkvertise.com/api/v1"
+    turnstile_api: str = "https://challenges.cloudflare.com/turnstile/v0"
+    free_keys_timeout: float = 5.0
+    free_keys_sessions: int = 10
+
+    # Sign in with Discord (handlers/dashboard/oauth.py; off without a client id): the OAuth2
+    # application, its redirect URL (None: <public URL>/dashboard/oauth/discord/callback), the
+    # base of Discord's endpoints (tests point it at a local fake), and whether a new Discord
+    # user may create their own vendor account (LEAF7_SIGNUP=discord).
+    discord_client_id: str | None = None
+    discord_client_secret: str | None = None
+    discord_redirect: str | None = None
+    discord_oauth_base: str = "https://discord.com"
+    discord_signup: bool = False
 
     @property
     def brute_force_limit_wide(self) -> int:
@@ -52,3 +79,8 @@ class HttpSettings:
 SETTINGS = web.AppKey("settings", HttpSettings)
 STORE = web.AppKey("store", Store)
 METRICS = web.AppKey("metrics", Metrics)
+SIGNER = web.AppKey("signer", Signer)
+
+
+def store(request: web.Request) -> Store:
+    return request.app[STORE]

@@ -5,7 +5,9 @@ from collections.abc import Awaitable
 from aiohttp import web
 
 from handlers import listing, schemas
-from handlers.common import SUCCESS, json_response, read_json, store, vendor_operations
+from handlers.appkeys import store
+from handlers.auth import vendor_operations
+from handlers.body import SUCCESS, json_response, read_json
 from handlers.errors import ApiError
 from store.blacklist import BlacklistEntry, normalise_ip
 

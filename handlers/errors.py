@@ -45,7 +45,7 @@ STORE_ERRORS: dict[type[errors.StoreError], tuple[int, str]] = {
     errors.ResetCooldown: (429, "HWID reset is on cooldown"),  # + retry_after (middleware)
     errors.InvalidCursor: (422, "cursor: not a cursor of this listing"),
     errors.IntegrationNotFound: (404, "Integration not found"),
-    errors.TooManyIntegrations: (400, "This project has the most integrations it may have"),
+    errors.TooManyIntegrations: (409, "This project has the most integrations it may have"),
     errors.UnmappedProduct: (422, "product: no product of this order is mapped"),
     errors.OrderTooLarge: (422, "quantity: this order would make too many keys"),
     errors.NoWebhook: (

@@ -7,8 +7,8 @@ from aiohttp import web
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from handlers import schemas
-from handlers.appkeys import METRICS, SETTINGS
-from handlers.common import json_error, json_response, store
+from handlers.appkeys import METRICS, SETTINGS, store
+from handlers.body import json_error, json_response
 from handlers.errors import UNAVAILABLE, ApiError
 from handlers.openapi import operation
 from store import StoreUnavailable

@@ -5,26 +5,24 @@ from collections.abc import Awaitable
 
 from aiohttp import web
 
-from handlers import ids, listing, schemas, storefronts
-from handlers.appkeys import SETTINGS
-from handlers.common import (
-    PROJECT_QUERY,
-    SUCCESS,
-    json_response,
-    project_id_param,
-    project_query,
-    read_body,
-    read_json,
-    store,
-    vendor_operations,
-)
+from handlers import ids, listing, ratelimit, schemas, storefronts
+from handlers.appkeys import SETTINGS, store
+from handlers.auth import vendor_operations
+from handlers.body import SUCCESS, json_response, read_body, read_json
+from handlers.clientip import base_url
 from handlers.errors import ApiError
 from handlers.openapi import Param, operation
+from handlers.params import PROJECT_QUERY, project_id_param, project_query
 from store.errors import IntegrationNotFound
 from store.integrations import Duration, Integration, Order
 
 # The most a store's hook call may carry (their order payloads are a few KiB).
 MAX_HOOK_BODY = 256 * 1024
+# Failed signatures one integration's hook takes per window before further bad ones are
+# 429: a correctly signed call is never counted nor refused by it, so whoever spams bad
+# signatures cannot hold the real store's deliveries up (docs/stores.md).
+HOOK_BAD_SIGNATURES = 10
+HOOK_BAD_SIGNATURE_WINDOW = 60  # seconds
 
 route = vendor_operations("integrations")
 
@@ -48,8 +46,7 @@ def _integration_id(request: web.Request) -> str:
 
 
 def _hook_url(request: web.Request, integration_id: str) -> str:
-    base = request.app[SETTINGS].public_url or f"{request.scheme}://{request.host}"
-    return f"{base}/api/hooks/{integration_id}"
+    return f"{base_url(request)}/api/hooks/{integration_id}"
 
 
 def _out(request: web.Request, i: Integration) -> schemas.IntegrationOut:
@@ -80,7 +77,7 @@ def _durations(products: dict[str, schemas.KeyDuration]) -> dict[str, Duration]:
     "Connect a storefront: keys delivered on purchase",
     {201: schemas.IntegrationOut},
     body=schemas.IntegrationCreate,
-    errors=(400,),
+    errors=(400, 409),
     description="Paste `url` and the same secret into the store (docs/stores.md). The "
     "secret is never returned again. At most 20 integrations per project.",
 )
@@ -150,25 +147,48 @@ async def orders(request: web.Request, vendor_id: str) -> web.StreamResponse:
     "The hook a storefront calls when an order is paid",
     {200: str},
     media_type="text/plain",
-    errors=(400, 401, 404, 422),
+    errors=(400, 401, 404, 422, 429),
     description="Public: the store's signature over the raw body is the authentication "
-    "(docs/stores.md). A paid order answers its buyer keys, one key id per line; the same "
-    "order delivered again (a retry, a replay) answers the same keys and makes no more. An "
-    "event that is not a payment answers an empty 200. 422: no product of the order is "
-    "mapped.",
+    "(docs/stores.md); only the signed body decides (event, order, products, quantities). A "
+    "paid order answers its buyer keys, one key id per line; the same order delivered again "
+    "(a retry, a replay) answers the same keys and makes no more. An event that is not a "
+    "payment answers an empty 200. 422: no product of the order is mapped. 429 (with "
+    "Retry-After, nothing written): a new order while the vendor's key-generation limit "
+    f"(LEAF7_RATE_KEYGEN) is used up, or more than {HOOK_BAD_SIGNATURES} failed signatures "
+    f"in {HOOK_BAD_SIGNATURE_WINDOW} s on this integration (a valid signature still passes).",
     tags=("integrations",),
 )
 async def hook(request: web.Request) -> web.Response:
     integration_id = _integration_id(request)
     s = store(request)
+    settings = request.app[SETTINGS]
     target = await s.integrations.hook(integration_id)
-    limit = min(MAX_HOOK_BODY, request.app[SETTINGS].max_body)
+    limit = min(MAX_HOOK_BODY, settings.max_body)
     body = await read_body(request, limit)
-    storefronts.verify(target.provider, target.secret, request.headers, body, s.now())
-    sale = storefronts.parse(target.provider, request.headers, body)
+    try:
+        storefronts.verify(target.provider, target.secret, request.headers, body, s.now())
+    except ApiError:
+        # Only failures are counted (a valid call costs no round trip), and only failures
+        # are refused once over: the real store's signed calls always get through.
+        rl = await s.integrations.hit_bad_signature(
+            target, HOOK_BAD_SIGNATURES, HOOK_BAD_SIGNATURE_WINDOW
+        )
+        if not rl.allowed:
+            raise ratelimit.too_many(rl.limit, rl.reset, rl.retry_after) from None
+        raise
+    sale = storefronts.parse(target.provider, body)
     if sale is None:
         return web.Response(text="", content_type="text/plain")
-    order = await s.integrations.sell(
-        target, sale.order_id, sale.lines, sale.email, sale.idempotency_key
-    )
+
+    async def admit() -> None:
+        # The vendor's one key-generation budget (the API, the dashboard, import, stores),
+        # counted per order like a generation request per call. Over it: 429 + Retry-After,
+        # nothing written; every supported store retries, and the order is new then.
+        if settings.rate_keygen > 0:
+            rl = await s.vendors.hit_keygen(
+                target.vendor_id, settings.rate_keygen, settings.rate_window
+            )
+            ratelimit.check(request, rl)
+
+    order = await s.integrations.sell(target, sale.order_id, sale.lines, sale.email, admit=admit)
     return web.Response(text="\n".join(order.keys), content_type="text/plain")

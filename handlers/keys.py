@@ -5,22 +5,18 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from handlers import ids, listing, ratelimit, schemas
-from handlers.appkeys import SETTINGS
-from handlers.common import (
+from handlers.appkeys import SETTINGS, store
+from handlers.auth import Route, vendor_operations
+from handlers.body import SUCCESS, json_response, read_json
+from handlers.errors import ApiError
+from handlers.openapi import Param
+from handlers.params import (
     PROJECT_QUERY,
-    SUCCESS,
-    Route,
-    json_response,
     key_id_param,
     project_id_param,
     project_query,
-    read_json,
     required_query,
-    store,
-    vendor_operations,
 )
-from handlers.errors import ApiError
-from handlers.openapi import Param
 from store.licences import Licences
 from store.models import ActiveKey, BuyerKey
 

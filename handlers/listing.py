@@ -21,7 +21,7 @@ from handlers.openapi import Param
 from handlers.ratelimit import add_rate_headers
 from store.paging import MAX_CURSOR, MAX_LIMIT
 
-log = logging.getLogger("leaf7")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 NEXT_CURSOR = "X-Next-Cursor"
 

@@ -10,13 +10,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from handlers.appkeys import METRICS, SETTINGS
-from handlers.common import json_error, json_response
+from handlers.body import json_error, json_response
 from handlers.errors import STORE_ERRORS, UNAVAILABLE, ApiError, body_too_large
 from handlers.observability import current_request_id, route_label
 from handlers.ratelimit import add_rate_headers
 from store import errors
 
-log = logging.getLogger("leaf7")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 
 class _ClosingAnswer(web.Response):

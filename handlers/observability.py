@@ -38,6 +38,7 @@ REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 # in a task of its own, so a context variable is per request).
 current_request_id: ContextVar[str] = ContextVar("leaf7_request_id", default="-")
 
+# The one logger outside the leaf7.<module> rule (docs/layout.md): a stream of its own.
 access_log = logging.getLogger("leaf7.access")
 
 UNMATCHED = "unmatched"  # 404s and 405s: never the raw path

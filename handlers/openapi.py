@@ -8,7 +8,6 @@ path parameters, 503 when Redis is down) and the schemas from
 ``msgspec.json.schema_components``. Nothing is written by hand, so it cannot drift.
 """
 
-import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -104,6 +103,7 @@ _ERRORS = {
     401: "Missing or unknown API key",
     403: "Forbidden",
     404: "Not found",
+    409: "Conflicts with the resource's state",
     422: "Valid JSON of the wrong shape; `detail` names the field",
     429: "Too many requests",
     503: UNAVAILABLE,
@@ -129,8 +129,10 @@ def _operations(app: web.Application) -> list[tuple[str, str, Callable[..., Any]
         path = route.resource.canonical if route.resource is not None else ""
         if route.method == "HEAD" or (path.endswith("/") and path != "/"):
             continue  # the trailing-slash twin of a documented path
-        if path == "/" or path == "/dashboard" or path.startswith("/dashboard/"):
-            continue  # the dashboard's HTML pages (handlers/dashboard/) are not the API
+        if path in ("/", "/favicon.ico", "/dashboard") or path.startswith("/dashboard/"):
+            continue  # the dashboard's HTML pages and icon (handlers/dashboard/) are not the API
+        if path.startswith("/getkey/"):
+            continue  # the players' get-key pages and LootLabs' postback (docs/free-keys.md)
         op: Operation | None = getattr(route.handler, "__openapi__", None)
         if op is None:
             raise RuntimeError(f"{route.method} {path} has no @operation")
@@ -267,77 +269,38 @@ async def openapi_json(request: web.Request) -> web.Response:
 
 
 @operation(
-    "Human-readable API reference (static HTML, no scripts)",
+    "The API explorer (Swagger UI): every operation, tried with a pasted API key",
     {200: str},
     media_type="text/html",
     tags=("docs",),
     redis=False,
 )
 async def docs(request: web.Request) -> web.Response:
-    return web.Response(text=render_html(document(request.app)), content_type="text/html")
+    return web.Response(text=EXPLORER, content_type="text/html")
 
 
-def _pretty(value: Any) -> str:
-    return html.escape(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode())
-
-
-def _ref_link(schema: dict[str, Any]) -> str:
-    ref = schema.get("$ref")
-    if ref:
-        name = ref.rsplit("/", 1)[-1]
-        return f'<a href="#schema-{html.escape(name)}">{html.escape(name)}</a>'
-    if schema.get("type") == "array" and "$ref" in schema.get("items", {}):
-        return "array of " + _ref_link(schema["items"])
-    return f"<code>{_pretty(schema)}</code>"
-
-
-def render_html(doc: dict[str, Any]) -> str:
-    """The document as one static page: every operation, then every schema."""
-    out = [
-        "<!doctype html><html lang=en><head><meta charset=utf-8>",
-        f"<title>{html.escape(doc['info']['title'])} API</title>",
-        "<style>body{font-family:sans-serif;max-width:60em;margin:auto;padding:1em}"
-        "pre{background:#f4f4f4;padding:.5em;overflow:auto}"
-        "h3{font-family:monospace}.m{color:#fff;background:#345;padding:0 .3em}</style>",
-        "</head><body>",
-        f"<h1>{html.escape(doc['info']['title'])} API</h1>",
-        f"<p>{html.escape(doc['info']['description'])}</p>",
-        '<p>Machine-readable: <a href="/openapi.json">/openapi.json</a></p>',
-        "<h2>Operations</h2>",
-    ]
-    for path, item in doc["paths"].items():
-        for method, op in item.items():
-            anchor = html.escape(op["operationId"])
-            out.append(
-                f'<h3 id="{anchor}"><span class=m>{method.upper()}</span> {html.escape(path)}</h3>'
-            )
-            out.append(f"<p>{html.escape(op['summary'])}</p>")
-            if op.get("description"):
-                out.append(f"<p>{html.escape(op['description'])}</p>")
-            if op.get("security"):
-                out.append("<p>Needs <code>Authorization: Bearer &lt;API key&gt;</code>.</p>")
-            if op.get("parameters"):
-                out.append("<table><tr><th>parameter</th><th>in</th><th>schema</th></tr>")
-                for p in op["parameters"]:
-                    req = " (required)" if p["required"] else ""
-                    out.append(
-                        f"<tr><td><code>{html.escape(p['name'])}</code>{req}</td>"
-                        f"<td>{p['in']}</td><td><code>{_pretty(p['schema'])}</code></td></tr>"
-                    )
-                out.append("</table>")
-            if "requestBody" in op:
-                schema = op["requestBody"]["content"]["application/json"]["schema"]
-                out.append(f"<p>Request body: {_ref_link(schema)}</p>")
-            out.append("<ul>")
-            for status, resp in op["responses"].items():
-                line = f"<li><b>{status}</b> {html.escape(resp['description'])}"
-                for media, content in resp.get("content", {}).items():
-                    line += f" — <code>{html.escape(media)}</code> {_ref_link(content['schema'])}"
-                out.append(line + "</li>")
-            out.append("</ul>")
-    out.append("<h2>Schemas</h2>")
-    for name, schema in doc["components"]["schemas"].items():
-        out.append(f'<h3 id="schema-{html.escape(name)}">{html.escape(name)}</h3>')
-        out.append(f"<pre>{_pretty(schema)}</pre>")
-    out.append("</body></html>")
-    return "\n".join(out)
+# The explorer's page: Swagger UI, vendored in handlers/dashboard/static/explorer/ (no CDN), set
+# up by explorer.js; no inline script or style (the dashboard's CSP, docs/security.md).
+EXPLORER = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>leaf7 API</title>
+<link rel="icon" href="/dashboard/static/favicon.svg" type="image/svg+xml">
+<link rel="icon" href="/favicon.ico" sizes="16x16 32x32 48x48">
+<link rel="stylesheet" href="/dashboard/static/explorer/swagger-ui.css">
+<link rel="stylesheet" href="/dashboard/static/explorer/explorer.css">
+<script src="/dashboard/static/explorer/swagger-ui-bundle.js" defer></script>
+<script src="/dashboard/static/explorer/explorer.js" defer></script>
+</head>
+<body>
+<header class="l7-top"><a href="/dashboard/">leaf7</a> API
+· <a href="/openapi.json">openapi.json</a> · vendor routes: <b>Authorize</b>,
+then paste your API key (<code>l7_…</code>)</header>
+<noscript><p>The explorer needs JavaScript; the API is described in
+<a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1).</p></noscript>
+<div id="swagger-ui"></div>
+</body>
+</html>
+"""

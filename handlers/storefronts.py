@@ -4,6 +4,10 @@ sources, and says which parts are assumptions).
 
 ``verify`` checks the signature over the raw body (constant time); ``parse`` turns a verified
 payload into a ``Sale``, or None when the event is not a payment.
+
+Only signed bytes decide: every store signs the body (Stripe: its timestamp and the body), so
+the event, order id, products and quantities are read from the body alone, never from a
+header beside it (an unsigned ``X-Sellix-Event`` or ``Idempotency-Key`` is anyone's to write).
 """
 
 import hashlib
@@ -14,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from handlers.common import check_depth
+from handlers.body import check_depth
 from handlers.errors import ApiError, malformed_json
 
 STRIPE_TOLERANCE = 300  # seconds a Stripe signature's timestamp may be off
@@ -30,7 +34,6 @@ class Sale:
     order_id: str
     lines: list[tuple[list[str], int]]  # (candidate product ids, most specific first; quantity)
     email: str | None
-    idempotency_key: str | None = None
 
 
 # ---- signatures -------------------------------------------------------------------------------
@@ -129,11 +132,11 @@ def _email(*values: Any) -> str | None:
     return None
 
 
-def _sellix(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
-    # docs.sellix.io/api-reference/webhooks: X-Sellix-Event names the event; the body is
-    # {"event", "data": <the order>}; dynamic products: data.quantity, or for a cart
-    # (type SHOPPING_CART) data.cart[].unit_quantity.
-    if (headers.get("X-Sellix-Event") or p.get("event")) != "order:paid":
+def _sellix(p: dict[str, Any]) -> Sale | None:
+    # docs.sellix.io/api-reference/webhooks: the body is {"event", "data": <the order>} (the
+    # X-Sellix-Event header repeats the event, unsigned: ignored); dynamic products:
+    # data.quantity, or for a cart (type SHOPPING_CART) data.cart[].unit_quantity.
+    if p.get("event") != "order:paid":
         return None
     data = _obj(p.get("data"))
     order_id = _id(data.get("uniqid"), "uniqid")
@@ -152,10 +155,10 @@ def _sellix(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
     return Sale(order_id, lines, _email(data.get("customer_email")))
 
 
-def _shoppy(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
+def _shoppy(p: dict[str, Any]) -> Sale | None:
     # Assumption (Shoppy's own docs were not found): Sellix's shape, {"event": "order:paid",
     # "data": {"order": {...}, "product": {...}}} or the order as "data" itself.
-    if (p.get("event") or headers.get("X-Shoppy-Event")) != "order:paid":
+    if p.get("event") != "order:paid":
         return None
     data = _obj(p.get("data"))
     order = _obj(data.get("order")) or data
@@ -168,7 +171,7 @@ def _shoppy(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
     )
 
 
-def _sellapp(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
+def _sellapp(p: dict[str, Any]) -> Sale | None:
     # sell.app docs: webhooks are {"event": "order.completed", "data": <the order>}; the
     # dynamic webhook posts the order itself once its payment completed. Assumption: the
     # order's lines are in "products"/"items" (or the order is one line), each naming its
@@ -197,11 +200,12 @@ def _sellapp(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
     return Sale(order_id, lines, email)
 
 
-def _sellauth(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
+def _sellauth(p: dict[str, Any]) -> Sale | None:
     # docs.sellauth.com/guides/dynamic-delivery: one POST per invoice item, event
-    # INVOICE.ITEM.DELIVER-DYNAMIC, the invoice's "id", "email" / customer.email, and the
-    # Idempotency-Key header. Assumption: the item is "item": {id, product_id, variant_id,
-    # quantity} (else the same fields on the invoice itself).
+    # INVOICE.ITEM.DELIVER-DYNAMIC, the invoice's "id", "email" / customer.email. Its
+    # Idempotency-Key header is not signed, so it decides nothing: the signed invoice and item
+    # ids already name the delivery. Assumption: the item is "item": {id, product_id,
+    # variant_id, quantity} (else the same fields on the invoice itself).
     if p.get("event") != "INVOICE.ITEM.DELIVER-DYNAMIC":
         return None
     invoice = _id(p.get("id") or p.get("unique_id"), "invoice id")
@@ -217,17 +221,13 @@ def _sellauth(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
         ),
         _quantity(item.get("quantity")),
     )
-    key = headers.get("Idempotency-Key")
-    idem = key if key and len(key) <= MAX_ID else None
-    return Sale(
-        order_id, [line], _email(p.get("email"), _obj(p.get("customer")).get("email")), idem
-    )
+    return Sale(order_id, [line], _email(p.get("email"), _obj(p.get("customer")).get("email")))
 
 
 _STRIPE_PAID = ("checkout.session.completed", "checkout.session.async_payment_succeeded")
 
 
-def _stripe_sale(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
+def _stripe_sale(p: dict[str, Any]) -> Sale | None:
     # docs.stripe.com: an Event {"type", "data": {"object": <Checkout Session>}}; the session
     # has id (cs_...), payment_status, customer_details.email, payment_link, metadata; its
     # line_items only when expanded. A session paid later (async methods) is paid at
@@ -262,7 +262,8 @@ def _stripe_sale(headers: Mapping[str, str], p: dict[str, Any]) -> Sale | None:
     return Sale(order_id, lines, email)
 
 
-_PARSERS: dict[str, Callable[[Mapping[str, str], dict[str, Any]], Sale | None]] = {
+# A parser sees the verified body only (no headers): only signed bytes decide.
+_PARSERS: dict[str, Callable[[dict[str, Any]], Sale | None]] = {
     "sellix": _sellix,
     "shoppy": _shoppy,
     "sellapp": _sellapp,
@@ -271,7 +272,7 @@ _PARSERS: dict[str, Callable[[Mapping[str, str], dict[str, Any]], Sale | None]] 
 }
 
 
-def parse(provider: str, headers: Mapping[str, str], body: bytes) -> Sale | None:
+def parse(provider: str, body: bytes) -> Sale | None:
     """The sale a verified payload reports, or None when it is not a payment event."""
     check_depth(body)
     try:
@@ -280,4 +281,4 @@ def parse(provider: str, headers: Mapping[str, str], body: bytes) -> Sale | None
         raise malformed_json(exc) from None
     if not isinstance(payload, dict):
         raise ApiError(422, "body: must be a JSON object")
-    return _PARSERS[provider](headers, payload)
+    return _PARSERS[provider](payload)

@@ -11,21 +11,16 @@ import msgspec
 from aiohttp import web
 
 from handlers import ids, ratelimit, schemas
-from handlers.appkeys import SETTINGS
-from handlers.common import (
-    json_response,
-    project_id_param,
-    read_json,
-    required_query,
-    store,
-    vendor_operations,
-)
+from handlers.appkeys import SETTINGS, store
+from handlers.auth import vendor_operations
+from handlers.body import json_response, read_json
 from handlers.errors import ApiError
 from handlers.observability import REQUEST_ID_HEADER, current_request_id, route_label
 from handlers.openapi import Param
+from handlers.params import project_id_param, required_query
 from store.transfer import MAX_IMPORT, ExportLine, ImportEntry, ImportSummary
 
-log = logging.getLogger("leaf7")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 route = vendor_operations("transfer")
 
@@ -204,7 +199,8 @@ async def export(request: web.Request, vendor_id: str) -> web.StreamResponse:
     errors=(404,),
     description="At most 1000 keys per call, written in one atomic step; a key already in "
     "the project is left unchanged (importing again changes nothing), a key_id that exists "
-    "in another project is refused for that entry. 422 for an entry that cannot be a key "
+    "in another of the vendor's projects is refused for that entry (other vendors' ids are "
+    "not looked at: each vendor's key ids are its own). 422 for an entry that cannot be a key "
     "(detail: keys[i].field). Counted like key generation (LEAF7_RATE_KEYGEN). Bodies up "
     "to 4 MiB (or LEAF7_MAX_BODY, if larger).",
     tags=("keys", "transfer"),

@@ -4,17 +4,12 @@ one Discord user."""
 from aiohttp import web
 
 from handlers import ids, listing, schemas
-from handlers.common import (
-    PROJECT_QUERY,
-    json_response,
-    project_id_param,
-    project_query,
-    read_json,
-    store,
-    vendor_operations,
-)
+from handlers.appkeys import store
+from handlers.auth import vendor_operations
+from handlers.body import json_response, read_json
 from handlers.errors import ApiError
 from handlers.keys import active_listing
+from handlers.params import PROJECT_QUERY, project_id_param, project_query
 from store.models import ActiveKey
 
 route = vendor_operations("self-service")

@@ -3,8 +3,9 @@
 from aiohttp import web
 
 from handlers import schemas
-from handlers.appkeys import SETTINGS
-from handlers.common import API_KEY_DIGEST, SUCCESS, json_response, store, vendor_operations
+from handlers.appkeys import SETTINGS, store
+from handlers.auth import API_KEY_DIGEST, vendor_operations
+from handlers.body import SUCCESS, json_response
 from store.models import iso
 
 route = vendor_operations("vendor")

@@ -12,23 +12,26 @@ Only where that is exactly what aiohttp would send: HTTP/1.1 with keep-alive, a 
 no cookies, compression or chunking. Anything else (HTTP/1.0, ``Connection: close``, HEAD, ...)
 goes through aiohttp's own path, so the bytes on the wire never differ, only their cost
 (tests/test_wire.py compares the two). The app's ``on_response_prepare`` receivers run on both
-paths (leaf7 registers none: the rate-limit headers are added by the routes and the error
-middleware, see handlers/ratelimit.py).
+paths (leaf7's one, the dashboard's security headers, acts on the dashboard's paths only; the
+rate-limit headers are added by ``vendor_route`` and the error middleware, see
+handlers/ratelimit.py).
 """
 
 import time
 from collections.abc import Callable
 from email.utils import formatdate
 
-from aiohttp import web, web_response
+from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import HttpVersion11
+
+from handlers import aiohttp_internals
 
 # The Server header names no versions (nothing to look vulnerabilities up by). aiohttp adds
 # its own, with versions, to every response it prepares (errors of the HTTP parser too): the
 # value it uses is set here, once for the process.
 SERVER = "leaf7"
-vars(web_response)["SERVER_SOFTWARE"] = SERVER
+aiohttp_internals.set_server_header(SERVER)
 _SERVER = SERVER.encode()
 _CRLF_ERROR = (
     "Newline or carriage return character detected in HTTP status message or header. "
@@ -101,7 +104,7 @@ class WireResponse(web.StreamResponse):
             or not request.keep_alive
             or self.chunked
             or self.compression
-            or self._cookies  # (aiohttp's attribute: reading .cookies would create them)
+            or aiohttp_internals.has_cookies(self)
         ):
             return await self._prepare_aiohttp(request)
         if isinstance(request, web.Request):  # what aiohttp's prepare runs before the headers

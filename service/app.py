@@ -10,17 +10,20 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from handlers import dashboard
-from handlers.appkeys import METRICS, SETTINGS, STORE
+from handlers import dashboard, obfuscation
+from handlers.appkeys import METRICS, SETTINGS, SIGNER, STORE
+from handlers.freekeys import links as freekeys_links
 from handlers.middleware import error_middleware
 from handlers.observability import Metrics, observe_middleware
+from handlers.signing import Signer
 from service.config import Settings
 from service.routes import setup_routes
+from service.secret import signing_secret
 from service.storage import open_store
 from service.webhooks import DelivererConfig, running
 from store import StoreUnavailable
 
-log = logging.getLogger("leaf7")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 
 def create_app(
@@ -51,16 +54,26 @@ def create_app(
                 # first use when the server's cache lacks them.
                 log.warning("Redis is not reachable at start-up (%s); serving 503 until it is", exc)
             app[STORE] = store
+            signer = app[SIGNER] = Signer(signing_secret(settings, store.vendors.secret))
             yield
+            if signer.signatures:
+                log.info(
+                    "signed verdicts: %d answers under %d signatures (%.1f per signature)",
+                    signer.leaves,
+                    signer.signatures,
+                    signer.leaves / signer.signatures,
+                )
 
     async def webhooks(app: web.Application) -> AsyncIterator[None]:
         async with running(app[STORE], DelivererConfig.from_settings(settings)):
             yield
 
     app.cleanup_ctx.append(storage)
+    obfuscation.setup(app)  # after storage: its jobs end before the store closes
     if settings.webhooks:
         app.cleanup_ctx.append(webhooks)
     dashboard.setup(app)
+    freekeys_links.setup(app)
     setup_routes(app)
     return app
 
@@ -84,6 +97,11 @@ async def gunicorn_app() -> web.Application:
     settings = Settings.from_env()
     if settings.redis_url is None:
         raise RuntimeError("leaf7 under gunicorn needs REDIS_URL (no embedded Valkey)")
+    if settings.public_url is None:
+        log.warning(
+            "LEAF7_PUBLIC_URL is not set: loader.lua, store hook URLs and the dashboard name "
+            "the address each connection reached. Set LEAF7_PUBLIC_URL to the URL clients use."
+        )
     app = create_app(settings)
     app.on_startup.append(tune_gc)
     return app

@@ -17,10 +17,11 @@ import discord
 from discord import app_commands
 
 from service.botclient import ApiError, Leaf7Client
+from service.discordtext import escape
 from service.rolesync import DEFAULT_API_BASE, DiscordRest, RoleSync, RoleSyncConfig
 from store.models import ActiveKey
 
-log = logging.getLogger("leaf7.bot")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 
 def _duration(seconds: int) -> str:
@@ -70,7 +71,7 @@ class Commands:
         try:
             active = await self.client.redeem(key.strip(), str(interaction.user.id))
         except ApiError as exc:
-            await self._reply(interaction, exc.detail)
+            await self._reply(interaction, escape(exc.detail))
             return
         await self._reply(
             interaction,
@@ -82,11 +83,11 @@ class Commands:
             count = await self.client.reset_hwid(str(interaction.user.id))
         except ApiError as exc:
             if exc.status == 429 and exc.retry_after is not None:
-                text = f"{exc.detail}: try again in {_duration(exc.retry_after)}."
+                text = f"{escape(exc.detail)}: try again in {_duration(exc.retry_after)}."
             elif exc.status == 404 and exc.detail == "Key not found":
                 text = NO_KEY
             else:
-                text = exc.detail
+                text = escape(exc.detail)
             await self._reply(interaction, text)
             return
         if count:
@@ -100,7 +101,7 @@ class Commands:
         try:
             keys = await self.client.user_keys(str(interaction.user.id))
         except ApiError as exc:
-            await self._reply(interaction, exc.detail)
+            await self._reply(interaction, escape(exc.detail))
             return
         if not keys:
             await self._reply(
@@ -114,7 +115,7 @@ class Commands:
         try:
             keys = await self.client.user_keys(str(interaction.user.id))
         except ApiError as exc:
-            await self._reply(interaction, exc.detail)
+            await self._reply(interaction, escape(exc.detail))
             return
         now = self.clock()
         usable = [k for k in keys if not k.banned and ((_seconds_left(k, now) or 1) > 0)]
@@ -139,7 +140,9 @@ class Commands:
         try:
             await channel.send(PANEL_TEXT, view=PanelView(self))
         except discord.HTTPException as exc:
-            await self._reply(interaction, f"Could not post the panel here: {exc.text or exc}")
+            await self._reply(
+                interaction, f"Could not post the panel here: {escape(exc.text or str(exc))}"
+            )
             return
         await self._reply(interaction, "Panel posted.")
 
@@ -257,67 +260,33 @@ def config_from_env() -> tuple[str, str, str, str]:
     return values[0], values[1], values[2], values[3]
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BotConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
-    if not 0 < value < float("inf"):
-        raise BotConfigError(f"{name} must be a positive number of seconds, got {raw!r}")
-    return value
-
-
 def role_sync_from_env(env: Mapping[str, str]) -> tuple[str, RoleSyncConfig] | None:
-    """Role sync runs when the bot can reach the store: ``REDIS_URL`` (the bot never starts
-    an embedded Valkey; point it at the server's, ``unix://<data dir>/valkey.sock``).
-    ``LEAF7_ROLE_SYNC=0`` turns it off. Returns (Discord API base, config) or None."""
-    if not env.get("REDIS_URL", "").strip() or env.get("LEAF7_ROLE_SYNC", "1").strip() in (
-        "0",
-        "false",
-        "no",
-        "off",
-    ):
+    """Role sync runs unless ``LEAF7_ROLE_SYNC=0``: it needs only the bot's API key (the
+    vendor's role changes come from the HTTP API, never from the store). Returns (Discord API
+    base, config) or None."""
+    if env.get("LEAF7_ROLE_SYNC", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     base = env.get("DISCORD_API_BASE", "").strip() or DEFAULT_API_BASE
     if not base.startswith(("https://", "http://")):
         raise BotConfigError(f"DISCORD_API_BASE must be an http(s) URL, got {base!r}")
-    config = RoleSyncConfig(
-        sweep=_seconds(env, "LEAF7_ROLE_SWEEP", 10.0),
-        claim_idle=_seconds(env, "LEAF7_ROLE_CLAIM_IDLE", 60.0),
-    )
-    return base, config
+    return base, RoleSyncConfig()
 
 
 def run() -> None:
     token, api_url, api_key, project_id = config_from_env()
     role_sync = role_sync_from_env(os.environ)
-    settings = None
-    if role_sync is not None:
-        from service.config import ConfigError, Settings
-
-        try:
-            settings = Settings.from_env()
-        except ConfigError as exc:
-            raise BotConfigError(str(exc)) from None
 
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack:
             client = await stack.enter_async_context(Leaf7Client(api_url, api_key, project_id))
             bot, _ = build_bot(client)
             await stack.enter_async_context(bot)
-            if role_sync is not None and settings is not None:
-                from service.storage import open_store
-
+            if role_sync is not None:
                 base, config = role_sync
-                store = await stack.enter_async_context(open_store(settings))
                 rest = await stack.enter_async_context(DiscordRest(token, base))
-                sync = RoleSync(store, rest, project_id, config)
-                task = asyncio.ensure_future(sync.run())
+                task = asyncio.ensure_future(RoleSync(client, rest, config).run())
                 stack.callback(task.cancel)
-                log.info("role sync on for project %s (consumer %s)", project_id, sync.consumer)
+                log.info("role sync on (the vendor's projects, through %s)", api_url)
             await bot.start(token)
 
     asyncio.run(main())

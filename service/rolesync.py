@@ -1,18 +1,13 @@
-"""Discord role sync: the bot's consumer of the role stream, and its Discord REST client.
+"""Discord role sync: the bot's side, and its Discord REST client.
 
-The store side (the stream, the consumer group, the re-check set and its sweep, the state of
-a user's keys) is store/roles.py. Here, each entry read (or claimed from a bot that died) is
-applied by reading the user's keys *now* and sending Discord the matching idempotent call,
-``PUT`` (holds a valid key) or ``DELETE`` (does not) of
-``/guilds/{guild}/members/{user}/roles/{role}``; the entry is acknowledged only after Discord
-answered. If the user's keys changed while the call was in flight, the state is read again
-and the call repeated, so two bots applying entries of the same user at once still end on the
-right role. A member who left the guild (404 Unknown Member) is done, not an error.
-
-The same bot also reads the revoke stream of its project's guild (roles granted by a deleted
-project of the vendor; the guild is remembered, and a deleted project's bot finds it through
-the store): each entry is a ``DELETE`` of the role, unless the user still holds a valid key in
-another project of the vendor granting the same role in the same guild.
+The bot holds no store address: it reads its vendor's role changes from leaf7's HTTP API with
+its API key (``GET /api/vendor/role_sync/changes``, a long poll; handlers/rolesync.py,
+store/roles.py), sends Discord the matching idempotent call for each, ``PUT`` (``grant``) or
+``DELETE`` of ``/guilds/{guild}/members/{user}/roles/{role}``, and acknowledges the change
+(``POST /api/vendor/role_sync/ack``) only after Discord answered. What to apply is decided by
+the server from the user's keys when it hands the change out; a change not acknowledged within
+the server's lease (a bot killed, Discord unavailable) is handed out again. A member who left
+the guild (404 Unknown Member) is done, not an error.
 
 The REST client honours Discord's rate limits: per-route buckets (``X-RateLimit-Bucket``,
 ``-Remaining``, ``-Reset-After``: a request waits while its bucket is empty), 429 (waits
@@ -21,14 +16,9 @@ exponential backoff. Without discord.py: aiohttp against ``DISCORD_API_BASE``.
 """
 
 import asyncio
-import contextlib
-import functools
 import logging
-import os
-import socket
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -36,11 +26,9 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from store import Store
-from store.errors import StoreUnavailable
-from store.roles import EVERYONE, Revoke, RoleChange
+from service.botclient import ApiError, Leaf7Client
 
-log = logging.getLogger("leaf7.rolesync")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 DEFAULT_API_BASE = "https://discord.com/api/v10"
 # JSON error codes of Discord that mean "this member (or user) is not there": nothing to do.
@@ -216,192 +204,78 @@ def _retry_after(headers: Any, err: _ErrorBody) -> float:
 
 @dataclass
 class RoleSyncConfig:
-    poll: float = 1.0  # seconds between reads of the stream when it was empty
-    sweep: float = 10.0  # seconds between sweeps of the re-check set (expiry)
-    claim_idle: float = 60.0  # a pending entry idle this long is claimed (its bot died)
-    batch: int = 50  # entries per read; users moved per sweep
-
-
-def default_consumer() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    wait: float = 30.0  # seconds a read of the changes waits for one (long poll, at most 30)
+    batch: int = 50  # changes per read (1 to 100)
+    # Seconds between reads after one that was not full: a trickle of changes then costs at
+    # most two API requests (read, acknowledge) per pause, within the vendor rate limit.
+    pause: float = 3.0
+    ack_every: float = 10.0  # applied changes are acknowledged at least this often
+    retry: float = 5.0  # seconds before reading again after the API or Discord failed
 
 
 class RoleSync:
-    """Applies one project's role stream (``run``: forever; ``step``: one round)."""
+    """Applies the vendor's role changes (``run``: forever; ``step``: one read)."""
 
     def __init__(
-        self,
-        store: Store,
-        rest: DiscordRest,
-        project_id: str,
-        config: RoleSyncConfig | None = None,
-        consumer: str | None = None,
+        self, client: Leaf7Client, rest: DiscordRest, config: RoleSyncConfig | None = None
     ) -> None:
-        self.store = store
+        self.client = client
         self.rest = rest
-        self.project_id = project_id
         self.config = config or RoleSyncConfig()
-        self.consumer = consumer or default_consumer()
-        self._next_sweep = 0.0
-        self._guilds: set[str] = set()  # guilds whose revoke stream this bot reads
-        self._revoke_groups: set[str] = set()  # ... and whose consumer group exists
-        self.applied = 0  # entries acknowledged
-        self.dropped = 0  # entries Discord refused for good (logged)
+        self.applied = 0  # changes acknowledged
+        self.dropped = 0  # changes Discord refused for good (logged, acknowledged)
 
     async def run(self) -> None:
-        roles = self.store.roles
+        cfg = self.config
         while True:
             try:
-                await roles.ensure_group(self.project_id)
-                break
-            except (StoreUnavailable, OSError) as exc:
-                log.warning("role sync: storage unavailable (%r); retrying", exc)
-                await asyncio.sleep(self.config.poll)
-        while True:
-            try:
-                done = await self.step()
-            except (StoreUnavailable, DiscordUnavailable, OSError) as exc:
-                log.warning("role sync: %r; retrying", exc)
-                done = 0
+                done = await self.step(cfg.wait)
+            except ApiError as exc:
+                wait = exc.retry_after if exc.status == 429 and exc.retry_after else cfg.retry
+                log.warning("role sync: the key server answered %s (%s)", exc.status, exc.detail)
+                await asyncio.sleep(wait)
+                continue
+            except DiscordUnavailable as exc:
+                log.warning("role sync: %s; retrying", exc)
+                await asyncio.sleep(cfg.retry)
+                continue
             except Exception:
                 log.exception("role sync: unexpected error")
-                done = 0
-            if done < self.config.batch:
-                await asyncio.sleep(self.config.poll)
+                await asyncio.sleep(cfg.retry)
+                continue
+            if done < cfg.batch:
+                await asyncio.sleep(cfg.pause)
 
-    async def step(self) -> int:
-        """One round: the sweep when due, then pending entries whose bot died, then new
-        ones; returns how many entries were applied and acknowledged. An entry that could not
-        be applied (Discord or storage unavailable) stays pending: claimed again later."""
-        roles = self.store.roles
-        cfg = self.config
-        now = time.monotonic()
-        if now >= self._next_sweep:
-            self._next_sweep = now + cfg.sweep
-            while await roles.sweep(self.project_id, cfg.batch) >= cfg.batch:
-                pass
-        changes = await roles.claim(self.project_id, self.consumer, cfg.claim_idle, cfg.batch)
-        if len(changes) < cfg.batch:
-            changes += await roles.read(self.project_id, self.consumer, cfg.batch - len(changes))
-        done = 0
-        for change in changes:
-            try:
-                await self._touching(
-                    self._apply(change),
-                    functools.partial(
-                        roles.touch, self.project_id, self.consumer, [change.entry_id]
-                    ),
-                )
-            except DiscordError as exc:
-                # A missing permission, an unknown role: the same call can never succeed.
-                # Fixed and saved again (PATCH discord_role_id), the project re-syncs everyone.
-                self.dropped += 1
-                log.error("role sync: %s; entry %s dropped", exc, change.entry_id)
-            await roles.ack(self.project_id, change.entry_id)
-            self.applied += 1
-            done += 1
-        guild = await roles.revoke_guild(self.project_id)
-        if guild:
-            self._guilds.add(guild)
-        for g in sorted(self._guilds):
-            done += await self._revokes(g)
-        return done
-
-    async def _revokes(self, guild: str) -> int:
-        """One round of the guild's revoke stream: pending entries whose bot died, then new
-        ones; returns how many were applied and acknowledged."""
-        roles = self.store.roles
-        cfg = self.config
-        if guild not in self._revoke_groups:
-            await roles.ensure_revoke_group(guild)
-            self._revoke_groups.add(guild)
-        revokes = await roles.claim_revokes(guild, self.consumer, cfg.claim_idle, cfg.batch)
-        if len(revokes) < cfg.batch:
-            revokes += await roles.read_revokes(guild, self.consumer, cfg.batch - len(revokes))
-        granting: dict[tuple[str, str, str], list[str]] = {}  # for this round
-        done = 0
-        for r in revokes:
-            try:
-                await self._touching(
-                    self._revoke(r, granting),
-                    functools.partial(roles.touch_revokes, guild, self.consumer, [r.entry_id]),
-                )
-            except DiscordError as exc:
-                self.dropped += 1
-                log.error("role sync: %s; revoke entry %s dropped", exc, r.entry_id)
-            await roles.ack_revoke(guild, r.entry_id)
-            self.applied += 1
-            done += 1
-        return done
-
-    async def _revoke(self, r: Revoke, granting: dict[tuple[str, str, str], list[str]]) -> None:
-        """Removes the role a deleted project granted, unless the user still holds a valid key
-        in another project of the vendor granting the same role in the same guild; checked
-        again after the call (a key redeemed meanwhile gives the role back)."""
-        if not (r.guild and r.role and r.discord_id):
-            return
-        which = (r.vendor_id, r.guild, r.role)
-        if which not in granting:
-            granting[which] = await self.store.roles.granting(*which) if r.vendor_id else []
-        projects = granting[which]
-
-        async def holds() -> bool:
-            for p in projects:
-                state = await self.store.roles.state(p, r.discord_id)
-                if (state.guild, state.role, state.holds) == (r.guild, r.role, True):
-                    return True
-            return False
-
-        if await holds():
-            return  # kept: another project grants it (its own stream follows the user)
-        await self.rest.set_role(r.guild, r.discord_id, r.role, False)
-        if await holds():
-            await self.rest.set_role(r.guild, r.discord_id, r.role, True)
-
-    async def _touching(
-        self, work: Awaitable[None], touch: Callable[[], Coroutine[Any, Any, None]]
-    ) -> None:
-        """Runs ``work``; while it takes long (rate limits, a big project's ``*``) the entry's
-        idle time is reset now and then (``touch``) so no other bot claims it meanwhile."""
-        task = asyncio.ensure_future(work)
+    async def step(self, wait: float = 0.0) -> int:
+        """One read (waiting up to ``wait`` seconds for a change), each change applied, the
+        applied ones acknowledged; returns how many changes were read. A change that could not
+        be applied (Discord unavailable, the process killed) is not acknowledged: the server
+        hands it out again once its lease has run out."""
+        changes = await self.client.role_changes(wait, self.config.batch)
+        done: list[str] = []
+        since = time.monotonic()
         try:
-            while True:
-                done, _ = await asyncio.wait({task}, timeout=self.config.claim_idle / 3)
-                if done:
-                    task.result()
-                    return
-                await touch()
-        finally:
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            for change in changes:
+                try:
+                    await self.rest.set_role(
+                        change.guild_id, change.discord_id, change.role_id, change.grant
+                    )
+                except DiscordError as exc:
+                    # A missing permission, an unknown role: the same call can never succeed.
+                    # Fixed and saved again (PATCH discord_role_id), the project re-syncs
+                    # everyone.
+                    self.dropped += 1
+                    log.error("role sync: %s; change %s dropped", exc, change.change_id)
+                done.append(change.change_id)
+                if time.monotonic() - since >= self.config.ack_every:
+                    await self._ack(done)
+                    done, since = [], time.monotonic()
+        except (DiscordUnavailable, ApiError):
+            await self._ack(done)  # what was applied before the failure
+            raise
+        await self._ack(done)
+        return len(changes)
 
-    async def _apply(self, change: RoleChange) -> None:
-        user = change.discord_id
-        if user != EVERYONE:
-            if user:
-                await self.apply_user(user)
-            return
-        old_guild = change.fields.get("old_guild", "")
-        old_role = change.fields.get("old_role", "")
-        async for users in self.store.roles.users(self.project_id):
-            for u in users:
-                if old_guild and old_role:
-                    await self.rest.set_role(old_guild, u, old_role, False)
-                await self.apply_user(u)
-
-    async def apply_user(self, user: str) -> None:
-        """Gives the user's role the state of their keys now. Read again after the call: if
-        the keys changed meanwhile (another bot may have applied that change first), once
-        more, so the last call sent always matches the keys."""
-        roles = self.store.roles
-        state = await roles.state(self.project_id, user)
-        for _ in range(5):
-            if not state.guild or not state.role:
-                return  # no role to sync (any more)
-            await self.rest.set_role(state.guild, user, state.role, state.holds)
-            again = await roles.state(self.project_id, user)
-            if again == state:
-                return
-            state = again
+    async def _ack(self, change_ids: list[str]) -> None:
+        if change_ids:
+            self.applied += await self.client.role_ack(change_ids)

@@ -10,13 +10,18 @@ from handlers import (
     health,
     integrations,
     keys,
+    leaks,
     loader,
     openapi,
     projects,
+    reports,
+    rolesync,
     transfer,
     users,
     vendor,
 )
+from handlers.freekeys import api as freekeys_api
+from handlers.freekeys import page as freekeys_page
 
 
 def _add(router: web.UrlDispatcher, method: str, path: str, handler: Handler) -> None:
@@ -38,6 +43,11 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "PATCH", "/api/vendor/projects/{project_id}", projects.update)
     _add(r, "DELETE", "/api/vendor/projects/{project_id}", projects.delete)
     _add(r, "PUT", "/api/vendor/projects/{project_id}/source", projects.set_source)
+    _add(r, "GET", "/api/vendor/projects/{project_id}/signing", projects.signing)
+    _add(r, "POST", "/api/vendor/projects/{project_id}/signing/rotate", projects.rotate_signing)
+    _add(r, "GET", "/api/vendor/projects/{project_id}/loader.lua", projects.loader)
+
+    _add(r, "POST", "/api/vendor/leaks/identify", leaks.identify)
 
     _add(r, "POST", "/api/vendor/keys/buyer", keys.generate)
     _add(r, "GET", "/api/vendor/keys/buyer", keys.list_buyer)
@@ -70,6 +80,8 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "POST", "/api/vendor/users/{discord_id}/reset_hwid", users.reset_hwid)
     _add(r, "POST", "/api/vendor/api_key/rotate", vendor.rotate_api_key)
     _add(r, "POST", "/api/vendor/api_key/revoke_previous", vendor.revoke_previous)
+    _add(r, "GET", "/api/vendor/role_sync/changes", rolesync.changes)
+    _add(r, "POST", "/api/vendor/role_sync/ack", rolesync.ack)
 
     _add(r, "POST", "/api/vendor/projects/{project_id}/integrations", integrations.create)
     _add(r, "GET", "/api/vendor/integrations/{integration_id}", integrations.get)
@@ -79,6 +91,18 @@ def setup_routes(app: web.Application) -> None:
     _add(r, "POST", "/api/hooks/{integration_id}", integrations.hook)
 
     _add(r, "POST", "/api/loader/execute", loader.execute)
+    _add(r, "POST", "/api/loader/getkey", freekeys_api.getkey)
+    _add(r, "POST", "/api/loader/report", reports.report)
+    _add(r, "GET", "/api/vendor/analytics/executors", reports.executors_)
+    _add(r, "GET", "/api/vendor/analytics/reports", reports.reports)
+    _add(r, "GET", "/api/vendor/projects/{project_id}/free_keys", freekeys_api.get_settings)
+    _add(r, "PUT", "/api/vendor/projects/{project_id}/free_keys", freekeys_api.put_settings)
+    _add(r, "GET", "/api/vendor/analytics/free_keys", freekeys_api.funnel)
+    _add(r, "GET", "/getkey/{project_id}", freekeys_page.page)
+    _add(r, "POST", "/getkey/{project_id}/start", freekeys_page.start)
+    _add(r, "POST", "/getkey/{project_id}/next", freekeys_page.next_)
+    _add(r, "GET", "/getkey/{project_id}/return/{step}", freekeys_page.back)
+    _add(r, "GET", "/getkey/{project_id}/postback/{secret}", freekeys_page.postback)
     _add(r, "GET", "/api/loader/{project_id}/loader.lua", loader.loader)
 
     dashboard.add_routes(r)

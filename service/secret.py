@@ -11,11 +11,12 @@ import secrets
 import time
 from pathlib import Path
 
+from handlers.signing import signing_secret_from
 from service.config import ConfigError, Settings
 
 SECRET_FILE = "secret"  # noqa: S105 - a file name
 
-log = logging.getLogger("leaf7")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 
 def load_secret(settings: Settings) -> bytes:
@@ -31,6 +32,16 @@ def load_secret(settings: Settings) -> bytes:
             path.resolve(),
         )
     return _read_or_create(path)
+
+
+def signing_secret(settings: Settings, server_secret: bytes) -> bytes:
+    """What the verdict-signing keys are derived from (handlers/signing.py):
+    ``LEAF7_SIGNING_SECRET`` when set, else an HMAC of the server secret (so a default
+    install signs, and instances that share LEAF7_SECRET sign with the same keys). Changing
+    it changes every project's keys: loaders that embed the old public keys refuse answers."""
+    if settings.signing_secret:
+        return settings.signing_secret.encode()
+    return signing_secret_from(server_secret)
 
 
 def _read_or_create(path: Path) -> bytes:

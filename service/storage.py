@@ -18,7 +18,7 @@ from store import Store
 from store.client import aclose, connect
 from store.models import Limits
 
-log = logging.getLogger("leaf7")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 # Seconds between two looks at the embedded Valkey's AOF (rewrite_when_quiet).
 QUIET_CHECK_EVERY = 10.0

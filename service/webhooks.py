@@ -37,11 +37,12 @@ import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from handlers.targets import Network, address_allowed, endpoint, url_refusal
+from service import discordtext
 from service.config import Settings
 from store import Store
 from store.webhooks import Notification
 
-log = logging.getLogger("leaf7.webhooks")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 COLORS = {"Success": 0x2ECC71, "Warning": 0xF1C40F, "Critical": 0xE74C3C}
 TITLES = {
@@ -52,6 +53,8 @@ TITLES = {
     "UNBAN": "Key unbanned",
     "EXECUTION": "Execution refused",
     "KEY_SOLD": "Keys sold",
+    "LEAK": "Leak traced to a key",
+    "FORGED": "Forged answer refused",
     "TEST": "Test notification",
 }
 FIELD_NAMES = {
@@ -65,25 +68,31 @@ FIELD_NAMES = {
     "order_id": "Order",
     "provider": "Store",
     "email": "Buyer",
+    "reason": "Reason",
+    "executor": "Executor",
 }
 
 
 def embed(n: Notification) -> dict[str, Any]:
+    """The Discord webhook body of an event. Its values (a client's HWID, a store's order id
+    and buyer email, ...) are data: escaped, so none can end a code span, form a link or
+    mention anyone (service/discordtext.py), and ``allowed_mentions`` parses nothing."""
     f = n.fields
     fields = [
-        {"name": FIELD_NAMES[name], "value": f"`{f[name]}`", "inline": True}
+        {"name": FIELD_NAMES[name], "value": discordtext.code(f[name]), "inline": True}
         for name in FIELD_NAMES
         if f.get(name)
     ]
     ts = int(f.get("ts") or time.time())
     return {
         "username": "leaf7",
+        "allowed_mentions": discordtext.NO_MENTIONS,
         "embeds": [
             {
                 "title": TITLES.get(f.get("kind", ""), "leaf7 event"),
-                "description": f.get("message", ""),
+                "description": discordtext.escape(f.get("message", "")),
                 "color": COLORS.get(f.get("type", ""), 0x95A5A6),
-                "fields": [{"name": "Project", "value": f"`{n.project_id}`"}, *fields],
+                "fields": [{"name": "Project", "value": discordtext.code(n.project_id)}, *fields],
                 "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)),
             }
         ],

@@ -1,11 +1,13 @@
 """Analytics: the event feed, the overview counts and the hourly executions chart."""
 
 import asyncio
+from collections.abc import Callable
 from typing import NamedTuple
 
 from store import keyspace, paging
 from store.domain import ProjectDomain
-from store.models import Event, iso, pairs
+from store.errors import ProjectNotFound
+from store.models import Event, RateLimit, iso, pairs
 
 
 class Analytics(ProjectDomain):
@@ -135,6 +137,84 @@ class Analytics(ProjectDomain):
         )
         totals = [sum(int(r[i] or 0) for r in replies) for i in range(hours)]
         return span, totals
+
+    async def report(
+        self,
+        project_id: str,
+        reason: str,
+        subject: str,
+        ip: str,
+        executor: str,
+        limits: tuple[int, int],
+    ) -> RateLimit:
+        """A loader's report of a forged answer it refused (store/lua/loader_report.lua): one
+        round trip. ``limits``: (reports per window per client, window in seconds; 0: none).
+        ProjectNotFound for a project that does not exist."""
+        now = self.core.now()
+        limit, window = limits
+        res = await self.core.script(
+            self.core.scripts.loader_report,
+            [
+                keyspace.project(project_id),
+                keyspace.report_rate(project_id, subject),
+                keyspace.daily_reports(project_id, now // 86400),
+                *keyspace.event_streams(project_id),
+            ],
+            [now, limit, window, reason, ip, executor, REPORT_EVENTS_PER_DAY, REPORTS_TTL],
+        )
+        if res[0] == "PROJECT_NOT_FOUND":
+            raise ProjectNotFound
+        allowed, remaining, reset, retry = (int(v) for v in res)
+        return RateLimit(bool(allowed), limit, remaining, reset, retry)
+
+    async def _scope(self, vendor_id: str, project_id: str | None) -> list[str]:
+        """``[project_id]`` once its owner is checked (ProjectNotFound), else every project of
+        the vendor."""
+        if project_id is not None:
+            await self.projects.get(vendor_id, project_id)
+            return [project_id]
+        return await self.vendors.project_ids(vendor_id)
+
+    async def _summed(
+        self, project_ids: list[str], name: Callable[[str, int], str], span: list[int]
+    ) -> list[tuple[int, dict[str, int]]]:
+        """(period, counts) for each period of ``span``: the hashes ``name(project, period)``
+        of every project summed field by field (one HGETALL each, one batch)."""
+        flats = await asyncio.gather(
+            *(self.core.call("HGETALL", name(p, t)) for p in project_ids for t in span)
+        )
+        rows: list[tuple[int, dict[str, int]]] = [(t, {}) for t in span]
+        for i, flat in enumerate(flats):
+            counts = rows[i % len(span)][1]
+            for f, v in pairs(flat).items():
+                counts[f] = counts.get(f, 0) + int(v)
+        return rows
+
+    async def executors(
+        self, vendor_id: str, project_id: str | None, hours: int
+    ) -> list[tuple[int, dict[str, int]]]:
+        """(epoch hour, valid executions by executor name) of the last ``hours`` hours, oldest
+        first, the current hour last; of one project or all the vendor's."""
+        project_ids = await self._scope(vendor_id, project_id)
+        now_hour = self.core.now() // 3600
+        span = [now_hour - hours + 1 + i for i in range(hours)]
+        return await self._summed(project_ids, keyspace.hourly_executors, span)
+
+    async def reports(
+        self, vendor_id: str, project_id: str | None, days: int
+    ) -> list[tuple[int, dict[str, int]]]:
+        """(epoch day, forged-answer reports by reason and ``total``) of the last ``days`` UTC
+        days, oldest first, today last; of one project or all the vendor's."""
+        project_ids = await self._scope(vendor_id, project_id)
+        today = self.core.now() // 86400
+        span = [today - days + 1 + i for i in range(days)]
+        return await self._summed(project_ids, keyspace.daily_reports, span)
+
+
+# A project's forged-answer reports that become events (and webhook notifications) per UTC
+# day; every report is counted. Their daily counts are kept 100 days.
+REPORT_EVENTS_PER_DAY = 100
+REPORTS_TTL = 100 * 86400
 
 
 class _EventRow(NamedTuple):

@@ -39,7 +39,9 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-log = logging.getLogger("leaf7")
+from store import redis_internals
+
+log = logging.getLogger(f"leaf7.{__name__}")
 
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
 _hiredis_reader: Any
@@ -141,7 +143,7 @@ class AutoPipeline:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        writer = conn._writer  # the stream itself: a sync write keeps order
+        writer = redis_internals.stream_writer(conn)  # the stream: a sync write keeps order
         if writer is None:
             self._fail(pending, RedisConnectionError("connection to Redis lost"), False)
             return
@@ -176,11 +178,11 @@ class AutoPipeline:
         reply over at once, instead of waking a reader task through a StreamReader (a task
         step, a future and a copy per read). False when the connection is not a plain
         asyncio stream (e.g. fakeredis): a reader task does the work then."""
-        stream = getattr(conn, "_reader", None)
-        writer = getattr(conn, "_writer", None)
+        stream = redis_internals.stream_reader(conn)
+        writer = redis_internals.stream_writer(conn)
         if _hiredis_reader is None or not isinstance(stream, asyncio.StreamReader):
             return False
-        if writer is None or stream._buffer:  # type: ignore[attr-defined]
+        if writer is None or redis_internals.buffered(stream):
             return False  # (nothing is buffered after the handshake; if it were, keep it)
         transport = writer.transport
         closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -271,7 +273,7 @@ class AutoPipeline:
         connection and the next call reconnects. The store calls it when the server stopped
         answering on this connection, which otherwise stays open (and stuck) for as long as
         the peer's socket does, e.g. a stopped server replaced behind the same address."""
-        writer = getattr(self._conn, "_writer", None)
+        writer = redis_internals.stream_writer(self._conn)
         if writer is not None:
             writer.transport.abort()  # the reader sees EOF: _lost() runs
 
@@ -307,7 +309,7 @@ def _reply_parser(conn: AbstractConnection) -> Any:
     encoder = conn.encoder
     kwargs: dict[str, Any] = {
         "protocolError": InvalidResponse,
-        "replyError": conn._parser.parse_error,
+        "replyError": redis_internals.error_parser(conn),
         "errors": encoder.encoding_errors,
     }
     if encoder.decode_responses:
@@ -331,7 +333,7 @@ class _Replies(asyncio.Protocol):
         self._conn = conn
         self._parser = parser
         self._closed = closed
-        writer = conn._writer
+        writer = redis_internals.stream_writer(conn)
         assert writer is not None
         self._stream: asyncio.BaseProtocol = writer.transport.get_protocol()
         self._transport = writer.transport

@@ -14,22 +14,32 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from store import keyspace
 from store.core import Core
 from store.errors import script_error
+from store.execute_contract import (
+    FREE,
+    LIMITED,
+    WIDE,
+    FailureReply,
+    LimitedReply,
+    ValidReply,
+    decode_check,
+    decode_hosted,
+    execute_call,
+)
 from store.licences import Licences
 from store.models import Execution, Hosted, Limits
 
 # Loader checks of one project per script call at most (see Checks._submit).
 DEFAULT_CHECK_BATCH = 8
+# Executor names counted per project and hour at most; valid runs of any other name that hour
+# are counted as "other" (store/lua/execute.lua).
+EXECUTOR_CAP = 16
 
 # A queued loader check: key_id, hwid, limit subject ("-": none), client IP, the IPv6 /48
-# subject ("": none), its future.
-Check = tuple[str, str, str, str, str, "asyncio.Future[tuple[list[Any], Hosted | None]]"]
-
-# How a batch's checks are limited (checks batch apart by it): not at all; per client; per
-# client and per IPv6 /48 (one more KEY per check, see store/lua/execute.lua).
-FREE, LIMITED, WIDE = 0, 1, 2
+# subject ("": none), executor name (store/execute_contract.py's CheckArgs), its future.
+# Checks batch apart by how they are limited (FREE, LIMITED, WIDE there).
+Check = tuple[str, str, str, str, str, str, "asyncio.Future[tuple[list[Any], Hosted | None]]"]
 
 
 class Checks:
@@ -63,40 +73,54 @@ class Checks:
         client: str | None = None,
         ip: str = "",
         wide: str | None = None,
+        executor: str = "unknown",
     ) -> Execution:
         """One execution check, in one round trip (see the module's docstring). ``client``
         (an IP address or IPv6 /64) is what the per-client limits count, inside the same
         script; None applies none. ``wide`` (an IPv6 client's /48, with ``client``) gets a
         failure limit of its own (``Limits.failures_48``). ``ip`` is matched against the
-        vendor's blacklist (addresses and networks)."""
-        fut = self._submit(project_id, key_id, hwid, client, ip, wide)
+        vendor's blacklist (addresses and networks). A valid run is counted under
+        ``executor`` (a normalised name, handlers/executors.py) in the hour's executor hash."""
+        fut = self._submit(project_id, key_id, hwid, client, ip, wide, executor)
         self.core.deadlines.watch(fut)
         try:
             res, hosted = await fut
         except ResponseError as exc:
             raise script_error(exc) from None
-        if len(res) < 5:
-            return _failed_execution(res)
-        _, discord_id, total, expires, note, new, ffa, remaining, reset = res
-        if new == "1" and expires:
+        reply = decode_check(res)
+        if not isinstance(reply, ValidReply):
+            return _failed_execution(reply)
+        expires = reply.expires_at
+        if reply.redeemed_now and expires:
             # First run redeemed the key: its key -> project ref expires with it. Off the
-            # response path: the command rides in the next auto-pipeline batch.
-            ref = asyncio.ensure_future(self.licences.expire_ref(key_id, expires))
+            # response path: the commands ride in the next auto-pipeline batches.
+            ref = asyncio.ensure_future(self.licences.expire_ref(project_id, key_id, expires))
             ref.add_done_callback(_ignore_result)
+        unlimited = reply.remaining < 0
         return Execution(
             code="KEY_VALID",
             hosted=hosted,
-            discord_id=discord_id or None,
-            total_executions=total,
+            discord_id=reply.discord_id or None,
+            total_executions=reply.total_executions,
             expires_at=int(expires) if expires else None,
-            note=note,
-            ffa=ffa == "1",
-            remaining=None if remaining == "-1" else int(remaining),
-            reset=None if remaining == "-1" else int(reset),
+            note=reply.note,
+            ffa=reply.ffa,
+            remaining=None if unlimited else reply.remaining,
+            reset=None if unlimited else reply.reset,
+            sign_kid=reply.sign_kid,
+            prev_kid=reply.prev_kid,
+            premium=reply.premium,
         )
 
     def _submit(
-        self, project_id: str, key_id: str, hwid: str, client: str | None, ip: str, wide: str | None
+        self,
+        project_id: str,
+        key_id: str,
+        hwid: str,
+        client: str | None,
+        ip: str,
+        wide: str | None,
+        executor: str,
     ) -> "asyncio.Future[tuple[list[Any], Hosted | None]]":
         """Queues a check; its future gets (the script's result for it, what loaders receive).
         A project's checks queued in one tick go as one script call: at the tick's end, or as
@@ -119,7 +143,7 @@ class Checks:
                 # call_soon runs after every callback already ready in this tick: all
                 # handlers woken by the same poll have queued their checks by then.
                 loop.call_soon(self._send_checks)
-        batch.append((key_id, hwid, client or "-", ip, wide or "", fut))
+        batch.append((key_id, hwid, client or "-", ip, wide or "", executor, fut))
         if len(batch) >= self.check_batch:
             del self._checks[batch_key]
             self._send_safely(project_id, batch_key[1], batch, True)
@@ -148,28 +172,20 @@ class Checks:
     ) -> None:
         """One script call for ``batch`` (EVAL with the script's body when ``body``)."""
         cached = self._hosted.get(project_id)
-        now = self.core.now()
-        lim = self.limits
-        limit_args = (
-            (lim.execute, lim.execute_window, lim.failures, lim.failure_window)
-            if mode
-            else (0, 1, 0, 1)
+        keys, args = execute_call(
+            project_id,
+            batch,
+            mode=mode,
+            now=self.core.now(),
+            retention=self.core.retention,
+            cached_rev=cached.rev if cached else "",
+            limits=self.limits,
+            executor_cap=EXECUTOR_CAP,
         )
-        head, streams = keyspace.execute_fixed(project_id)
-        check_keys: list[str] = []
-        check_args: list[str] = []
-        for key_id, hwid, subject, ip, wide, _ in batch:
-            check_keys += (keyspace.key(project_id, key_id), keyspace.client(project_id, subject))
-            if mode == WIDE:
-                check_keys.append(keyspace.client(project_id, wide))
-            check_args += (hwid, key_id, ip)
         script = self.core.scripts.execute
         command = (
-            "EVAL" if body else "EVALSHA", script.source if body else script.sha,
-            8 + len(streams) + len(check_keys),
-            *head, keyspace.hourly_executions(project_id, now // 3600), *check_keys, *streams,
-            now, self.core.retention, cached.rev if cached else "", *limit_args,
-            lim.failures_48 if mode == WIDE else 0, *check_args,
+            "EVAL" if body else "EVALSHA", script.source if body else script.sha, len(keys),
+            *keys, *args,
         )  # fmt: skip
         fut = self.core.pipe.command(command, flush)
         fut.add_done_callback(
@@ -211,8 +227,7 @@ class Checks:
         # is current.
         hosted = cached
         if fresh is not None:
-            source, name, version, macros = fresh
-            hosted = Hosted(rev, source, name, version, tuple(macros.split(",")) if macros else ())
+            hosted = decode_hosted(rev, fresh)
             self._cache_hosted(project_id, hosted)
         for (*_, check), result in zip(batch, res[2:], strict=True):
             if not check.done():
@@ -226,17 +241,14 @@ class Checks:
             del cache[next(iter(cache))]
 
 
-def _failed_execution(res: list[Any]) -> Execution:
-    code = res[0]
-    if code == "RATE_LIMITED":
-        _, kind, reset, retry = res
-        return Execution(code=code, limited=kind, retry_after=int(retry), reset=int(reset))
-    if len(res) == 1:
-        return Execution(code=code)
-    _, remaining, reset = res
-    if remaining == "-1":
-        return Execution(code=code)
-    return Execution(code=code, remaining=int(remaining), reset=int(reset))
+def _failed_execution(reply: LimitedReply | FailureReply) -> Execution:
+    if isinstance(reply, LimitedReply):
+        return Execution(
+            code=reply.code, limited=reply.kind, retry_after=reply.retry_after, reset=reply.reset
+        )
+    if reply.remaining < 0:
+        return Execution(code=reply.code)
+    return Execution(code=reply.code, remaining=reply.remaining, reset=reply.reset)
 
 
 def _fail_checks(batch: list[Check], exc: BaseException) -> None:

@@ -131,25 +131,33 @@ def _sentinel_client(
     new connection (redis-py ``SentinelConnectionPool``), so after a failover the next
     connection goes to the promoted replica. A sentinel is asked within half the bound, so
     that one that does not answer leaves time to ask the next."""
-    ask: dict[str, Any] = {"ssl": s.tls}
-    if timeout is not None:
-        ask.update(
-            socket_timeout=timeout / 2,
-            socket_connect_timeout=timeout / 2,
-            retry=options["retry"],
-        )
+    wait = None if timeout is None else timeout / 2
+    ask = sentinel_options(s, wait, options.get("retry"))
     sentinel = Sentinel(list(s.sentinels), sentinel_kwargs=ask)  # type: ignore[no-untyped-call]
     client: Redis = sentinel.master_for(
         s.master,
         decode_responses=True,
         max_connections=max_connections,
-        db=s.db,
-        username=s.username,
-        password=s.password,
-        ssl=s.tls,
+        **primary_options(s),
         **options,
     )
     return client
+
+
+def sentinel_options(s: SentinelUrl, wait: float | None, retry: Any) -> dict[str, Any]:
+    """The settings of a client of the sentinels (this module's async ones, and the sync ones
+    of ``leaf7 backup``): TLS as the URL says, no credentials (those are the Redis servers');
+    with ``wait``, every socket wait bounded by it and ``retry`` as the retry policy."""
+    ask: dict[str, Any] = {"ssl": s.tls}
+    if wait is not None:
+        ask.update(socket_timeout=wait, socket_connect_timeout=wait, retry=retry)
+    return ask
+
+
+def primary_options(s: SentinelUrl) -> dict[str, Any]:
+    """The settings of a client of the primary the sentinels name: its database, the URL's
+    credentials, TLS."""
+    return {"db": s.db, "username": s.username, "password": s.password, "ssl": s.tls}
 
 
 async def aclose(client: "Redis | RedisCluster") -> None:

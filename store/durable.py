@@ -38,7 +38,7 @@ from redis.exceptions import ResponseError
 
 from store.errors import StoreUnavailable
 
-log = logging.getLogger("leaf7.store")
+log = logging.getLogger(f"leaf7.{__name__}")
 
 WAITAOF = "WAITAOF"
 WAIT = "WAIT"

@@ -15,7 +15,7 @@ import asyncio
 import base64
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
@@ -28,7 +28,7 @@ from store.errors import (
     UnmappedProduct,
 )
 from store.licences import new_key_id
-from store.models import iso
+from store.models import RateLimit, iso
 
 PROVIDERS = ("sellix", "sellauth", "sellapp", "shoppy", "stripe")
 MAX_INTEGRATIONS = 20  # per project
@@ -56,10 +56,12 @@ class Integration(msgspec.Struct, kw_only=True):
 
 
 class Hook(msgspec.Struct, kw_only=True):
-    """What a hook call needs: the integration, its secret included (never handed out)."""
+    """What a hook call needs: the integration, its secret included (never handed out), and
+    the vendor whose key-generation budget its orders spend."""
 
     integration_id: str
     project_id: str
+    vendor_id: str
     provider: str
     secret: str
     products: dict[str, Duration]
@@ -247,18 +249,42 @@ class Integrations(ProjectDomain):
     async def hook(self, integration_id: str) -> Hook:
         """The integration a hook URL names, secret included (to verify the call with)."""
         project_id = await self._project_of(integration_id)
-        provider, secret, products, _ = await self.core.call(
-            "HMGET", keyspace.integrations(project_id), *_fields(integration_id)
+        # One round trip: both reads ride the same auto-pipeline batch.
+        vendor_id, (provider, secret, products, _) = await asyncio.gather(
+            self.core.call("HGET", keyspace.project(project_id), "vendor_id"),
+            self.core.call("HMGET", keyspace.integrations(project_id), *_fields(integration_id)),
         )
-        if provider is None or secret is None:
+        if vendor_id is None or provider is None or secret is None:
             raise IntegrationNotFound
         return Hook(
             integration_id=integration_id,
             project_id=project_id,
+            vendor_id=vendor_id,
             provider=provider,
             secret=secret,
             products=_products_decode(products or "{}"),
         )
+
+    async def hit_bad_signature(self, hook: Hook, limit: int, window: int) -> RateLimit:
+        """One failed signature on the integration's hook (a fixed window in the project's
+        slot); refused once ``limit`` failed in the window."""
+        allowed, remaining, reset, retry = await self.core.script(
+            self.core.scripts.rate_limit,
+            [keyspace.hook_failures(hook.project_id, hook.integration_id)],
+            [self.core.now(), window, limit],
+        )
+        return RateLimit(bool(int(allowed)), limit, int(remaining), int(reset), int(retry))
+
+    async def _delivered(self, hook: Hook, field: str, idem: str) -> str | None:
+        """The record of an order delivered before (by its field, or idempotency field)."""
+        orders = keyspace.orders(hook.project_id)
+        seen: str | None = await self.core.call("HGET", orders, field)
+        if seen is None and idem:
+            by_idem = keyspace.order_idempotency(hook.project_id)
+            earlier = await self.core.call("HGET", by_idem, idem)
+            if earlier is not None:
+                seen = await self.core.call("HGET", orders, earlier)
+        return seen
 
     async def sell(
         self,
@@ -266,7 +292,8 @@ class Integrations(ProjectDomain):
         order_id: str,
         lines: Sequence[tuple[Sequence[str], int]],
         email: str | None,
-        idempotency_key: str | None,
+        idempotency_key: str | None = None,
+        admit: Callable[[], Awaitable[None]] | None = None,
     ) -> Order:
         """The keys of a paid order, exactly once per order (and idempotency key).
 
@@ -275,7 +302,18 @@ class Integrations(ProjectDomain):
         its ids the integration maps; lines none of whose ids are mapped are not ours (a store
         may sell other things too), and an order with no mapped line is ``UnmappedProduct``.
         Each unit makes one buyer key of the mapped duration. A delivery of an order seen
-        before answers the keys it got then, whatever its payload says now."""
+        before answers the keys it got then, whatever its payload says now.
+
+        ``idempotency_key``: a store's own id of the delivery, only ever from signed material
+        (none of today's stores signs one; SellAuth's header is not signed, so not used).
+
+        ``admit`` (the vendor's key-generation budget) is awaited only for an order not
+        delivered before, right before anything is written; it raises to refuse the order,
+        which then writes nothing and can be delivered again later. It cannot share the
+        script (the budget lives in the vendor's slot, the order in the project's), so it is
+        taken first: a concurrent duplicate of a new order may spend one unit more than the
+        keys it gets (harmless: the budget errs on refusing), but a retry or replay of a
+        delivered order spends nothing and gets its keys even when the budget is used up."""
         sold: list[tuple[str, int]] = []
         for candidates, quantity in lines:
             product = next((c for c in candidates if c in hook.products), None)
@@ -297,6 +335,11 @@ class Integrations(ProjectDomain):
                 per_key += [key_id, d.key_days, d.key_hours, d.key_minutes]
         field = f"{hook.provider}:{order_id}"
         idem = f"{hook.provider}:{idempotency_key}" if idempotency_key else ""
+        if admit is not None:
+            seen = await self._delivered(hook, field, idem)
+            if seen is not None:
+                return _order(project_id, seen)
+            await admit()
         record = _record_encode(
             _Record(
                 order_id=order_id,
@@ -337,7 +380,7 @@ class Integrations(ProjectDomain):
         # The key -> project refs are written before the script (like Licences.generate):
         # a key handed out always resolves. Refs of keys the script did not write (an order
         # seen before, or an error) are dropped after it.
-        refs = [keyspace.key_ref(i) for i in ids]
+        refs = [keyspace.key_ref(hook.vendor_id, i) for i in ids]
         await asyncio.gather(*(self.core.call("SET", r, project_id) for r in refs))
         try:
             written, raw = await self.core.script(

@@ -3,9 +3,10 @@
 All keys of one project carry the hash tag ``{<project_id>}`` so that every script and
 multi-key command about a project lands in one Redis Cluster slot. Vendor data is tagged with
 ``{v:<vendor_id>}``; the two lookups that start from a bare secret or id (API key digest,
-key_id -> project) are single keys in their own slots.
+vendor and key_id -> project) are single keys in their own slots.
 """
 
+import re
 from collections.abc import Callable
 
 PREFIX = "l7"
@@ -35,6 +36,10 @@ def _in_vendor(suffix: str, doc: str) -> Callable[[str], str]:
 def vendor(vendor_id: str) -> str:
     """Hash: name, discord_id, created_at, api_key_hash."""
     return f"{PREFIX}:{{v:{vendor_id}}}"
+
+
+# SCAN MATCH pattern of every vendor's keys (the start-up hint "no vendor yet").
+VENDOR_KEYS = f"{PREFIX}:{{v:*"
 
 
 vendor_projects = _in_vendor("projects", "Set of the vendor's project ids.")
@@ -73,8 +78,16 @@ def client(project_id: str, subject: str) -> str:
     return f"{PREFIX}:{{{project_id}}}:ip:{subject}"
 
 
-def key_ref(key_id: str) -> str:
-    """String: the project_id of a key, so a bare key_id in a path resolves in O(1)."""
+def key_ref(vendor_id: str, key_id: str) -> str:
+    """String: the project_id of one of the vendor's keys, so a bare key_id in a path resolves
+    in O(1). Per vendor: key ids are private to their vendor (two vendors may hold the same
+    id, each in a project of their own); unique within one vendor (store/keyrefs.py)."""
+    return f"{PREFIX}:kref:{vendor_id}:{key_id}"
+
+
+def legacy_key_ref(key_id: str) -> str:
+    """String: a key's project_id as versions before per-vendor refs wrote it (one name for
+    every vendor). Never written again; read after ``key_ref`` (store/keyrefs.py)."""
     return f"{PREFIX}:kref:{key_id}"
 
 
@@ -88,6 +101,19 @@ project_tombstone = _in_project(
 
 project_source = _in_project(
     "source", "String: the hosted Lua source the loader receives after a valid check."
+)
+
+
+project_original = _in_project(
+    "source_original",
+    "String: while the project's obfuscation is on, the source the vendor uploaded (what the "
+    "obfuscator reads; ``source`` holds its output); none while obfuscation is off.",
+)
+
+project_marks = _in_project(
+    "source_marks",
+    "String: the watermark plan of the hosted source (JSON, store/watermark.py): where each "
+    "key's copy differs, in both spellings; written with the source (empty: none).",
 )
 
 
@@ -174,32 +200,26 @@ def event_streams(project_id: str) -> list[str]:
 role_changes = _in_project(
     "roles",
     "Stream: Discord users whose role in the project's guild may have to change (written only "
-    "while the project has a Discord role); read by the bot's consumer group ``roles``, entries"
-    " deleted once applied (store/roles.py).",
+    "while the project has a Discord role); read by the consumer group ``roles`` of the role "
+    "sync routes, entries deleted once the vendor's bot acknowledged them (store/roles.py).",
 )
 
 
 role_checks = _in_project(
     "role_checks",
     "Sorted set: Discord id -> when the user's role must be checked again (score: epoch s of "
-    "the next expiry of one of their keys, or the end of a timed ban); the bot's sweep moves "
-    "the due ones to the role stream.",
+    "the next expiry of one of their keys, or the end of a timed ban); the role sync route's "
+    "sweep moves the due ones to the role stream.",
 )
 
 
-def role_revokes(guild_id: str) -> str:
-    """Stream: Discord users whose role is to be removed because the project that granted it
-    was deleted (``guild``, ``role``, ``discord_id``, ``vendor_id``, ``project_id``). Per
-    guild, in its own slot: it outlives the project; read by the consumer group ``roles`` of
-    every bot whose project uses the guild, entries deleted once applied (store/roles.py)."""
-    return f"{PREFIX}:roles:revoke:{{{guild_id}}}"
-
-
-def role_revoke_guild(project_id: str) -> str:
-    """String: the guild of a deleted project whose users' roles were queued for removal, so
-    the project's bot, restarted after the delete, still finds the revoke stream (TTL). Not
-    in the project's slot: nothing of a deleted project remains there."""
-    return f"{PREFIX}:roles:deleted:{project_id}"
+role_revokes = _in_vendor(
+    "roles:revoke",
+    "Stream: Discord users whose role is to be removed because a project of the vendor that "
+    "granted it was deleted (``guild``, ``role``, ``discord_id``, ``project_id``). Per vendor, "
+    "in the vendor's slot: it outlives the project, and only that vendor's role sync reads it "
+    "(consumer group ``roles``, entries deleted once acknowledged; store/roles.py).",
+)
 
 
 def synced_streams(project_id: str) -> list[str]:
@@ -211,6 +231,24 @@ def synced_streams(project_id: str) -> list[str]:
 def hourly_executions(project_id: str, hour: int) -> str:
     """Counter of valid executions in one hour (epoch hours); expires by itself."""
     return f"{PREFIX}:{{{project_id}}}:execs:{hour}"
+
+
+def hourly_executors(project_id: str, hour: int) -> str:
+    """Hash: valid executions in one hour (epoch hours) by executor name (normalised, at most
+    ``store.checks.EXECUTOR_CAP`` names, the rest under ``other``); expires by itself."""
+    return f"{PREFIX}:{{{project_id}}}:executors:{hour}"
+
+
+def daily_reports(project_id: str, day: int) -> str:
+    """Hash: the loader's reports of forged answers it refused on one UTC day (epoch days),
+    by reason (``POST /api/loader/report``); expires by itself."""
+    return f"{PREFIX}:{{{project_id}}}:reports:{day}"
+
+
+def report_rate(project_id: str, subject: str) -> str:
+    """Hash: the reports one client IP (or IPv6 /64) sent in the current window (``w``,
+    ``n``), with a TTL."""
+    return f"{PREFIX}:{{{project_id}}}:rl:report:{subject}"
 
 
 def integration_ref(integration_id: str) -> str:
@@ -245,6 +283,12 @@ order_idempotency = _in_project(
 )
 
 
+def hook_failures(project_id: str, integration_id: str) -> str:
+    """Hash: the failed-signature window of one store integration's hook (fields ``w``,
+    ``n``), with a TTL; in the project's slot."""
+    return f"{PREFIX}:{{{project_id}}}:rl:hookfail:{integration_id}"
+
+
 def webhook_projects() -> str:
     """Set of project ids with a webhook and notifications on (the deliverers' work list)."""
     return f"{PREFIX}:webhook_projects"
@@ -265,10 +309,55 @@ vendor_sessions = _in_vendor(
 )
 
 
+def oauth_state(state_digest: str) -> str:
+    """String: one "Sign in with Discord" in flight (JSON: the PKCE verifier, the digest of
+    its pre-auth cookie, the mode, the vendor when linking), found by the SHA-256 of its
+    OAuth2 ``state``; TTL 10 minutes, taken once (GETDEL)."""
+    return f"{PREFIX}:oauth:{{{state_digest}}}"
+
+
+def discord_vendor(discord_id: str) -> str:
+    """String: the vendor a Discord account signs in to (written when the account is linked;
+    believed only while that vendor's ``discord_id`` is still the account)."""
+    return f"{PREFIX}:discord:{{{discord_id}}}:vendor"
+
+
 def signin_rate(subject: str) -> str:
     """Hash: the dashboard sign-in rate-limit window of one client IP (or IPv6 /64), with a
     TTL."""
     return f"{PREFIX}:signin:{{{subject}}}:rl"
+
+
+# What a backup file may hold (service/backup/). leaf7's keyspace is every name that starts
+# with ``BACKUP_PREFIX``: a restore refuses a whole file that holds any other name. Of those,
+# the names ``NOT_RESTORED`` matches (the whole name) are never written to a backup nor
+# restored from one: a dashboard session is found by the plain SHA-256 of its cookie, so a
+# session restored from a file is a sign-in for whoever wrote the file; the rate-limit
+# windows only count recent requests. Adjust the tuple when a family is added or renamed.
+BACKUP_PREFIX = f"{PREFIX}:".encode()
+_TAG = r"\{[^{}]*\}"  # a hash tag: {<project_id>}, {v:<vendor_id>}, {<digest>}
+NOT_RESTORED = re.compile(
+    "|".join(
+        (
+            rf"{PREFIX}:session:.*",  # session()
+            rf"{PREFIX}:\{{v:[^{{}}]*\}}:sessions",  # vendor_sessions()
+            rf"{PREFIX}:signin:.*",  # signin_rate()
+            rf"{PREFIX}:oauth:.*",  # oauth_state()
+            rf"{PREFIX}:apikey:{_TAG}:rl",  # api_key_rate()
+            rf"{PREFIX}:{_TAG}:rl:.*",  # keygen_rate(), and any rate window of a vendor or project
+            rf"{PREFIX}:{_TAG}:ip:.*",  # client()
+        )
+    ).encode(),
+    re.DOTALL,
+)
+
+
+def backup_family(name: bytes) -> str:
+    """What a backup does with a key of this name: ``restore``, ``skip`` (never restored:
+    ``NOT_RESTORED``) or ``foreign`` (not leaf7's: the file is refused)."""
+    if not name.startswith(BACKUP_PREFIX):
+        return "foreign"
+    return "skip" if NOT_RESTORED.fullmatch(name) else "restore"
 
 
 def project_keys(project_id: str) -> list[str]:
@@ -276,6 +365,8 @@ def project_keys(project_id: str) -> list[str]:
     return [
         project(project_id),
         project_source(project_id),
+        project_original(project_id),
+        project_marks(project_id),
         buyer_index(project_id),
         active_index(project_id),
         key_discords(project_id),
@@ -291,6 +382,7 @@ def project_keys(project_id: str) -> list[str]:
         orders(project_id),
         order_index(project_id),
         order_idempotency(project_id),
+        free_config(project_id),
     ]
 
 
@@ -305,7 +397,13 @@ def _execute_fixed(project_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
             blacklist_ips(project_id),
             blacklist_attempts(project_id),
         ),
-        (role_changes(project_id), role_checks(project_id), events(project_id), notify(project_id)),
+        (
+            project_marks(project_id),
+            role_changes(project_id),
+            role_checks(project_id),
+            events(project_id),
+            notify(project_id),
+        ),
     )
 
 
@@ -316,10 +414,63 @@ _EXECUTE_FIXED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
 def execute_fixed(project_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The execute script's per-project KEYS (store/lua/execute.lua): the first seven, and
-    the four that end the list (``synced_streams``)."""
+    the five that end the list (the watermark plan, then ``synced_streams``)."""
     fixed = _EXECUTE_FIXED.get(project_id)
     if fixed is None:
         if len(_EXECUTE_FIXED) >= 4096:
             _EXECUTE_FIXED.clear()
         fixed = _EXECUTE_FIXED[project_id] = _execute_fixed(project_id)
     return fixed
+
+
+# ---- free keys through ad checkpoints (store/freekeys.py, docs/free-keys.md) -----------------
+
+free_config = _in_project(
+    "fk:config",
+    "Hash: the project's free-key settings: ``config`` (JSON, no secrets), ``secret:<k>`` (a "
+    "Linkvertise checkpoint's publisher token), ``postback:<k>`` (a LootLabs checkpoint's "
+    "postback path secret), ``turnstile`` (the Turnstile secret).",
+)
+
+
+def free_machine(project_id: str, machine_id: str) -> str:
+    """Hash: one machine of the get-key page, by its opaque id (an HMAC of the HWID): ``hwid``,
+    ``key_id`` (its last free key), ``day``/``n`` (keys issued on that UTC day), ``extends``;
+    with a TTL (refreshed by each loader run that asks for a key)."""
+    return f"{PREFIX}:{{{project_id}}}:fk:m:{machine_id}"
+
+
+def free_session(project_id: str, session_id: str) -> str:
+    """Hash: one get-key session (its id is the browser's cookie): ``mid``, ``ip``, ``ua`` (a
+    digest of the User-Agent), ``step``, ``started``, ``click``, ``mode``; with a TTL."""
+    return f"{PREFIX}:{{{project_id}}}:fk:s:{session_id}"
+
+
+def free_token(project_id: str, digest: str) -> str:
+    """String: a provider token, hash or LootLabs ``unique_id`` already used (by its SHA-256),
+    so each is accepted once; with a TTL."""
+    return f"{PREFIX}:{{{project_id}}}:fk:t:{digest}"
+
+
+def free_postback(project_id: str, click_id: str) -> str:
+    """String: the IP a LootLabs postback reported for one checkpoint start (``click_id``);
+    with a TTL."""
+    return f"{PREFIX}:{{{project_id}}}:fk:pb:{click_id}"
+
+
+def free_funnel(project_id: str, day: int) -> str:
+    """Hash: the get-key funnel of one UTC day (epoch days): ``views``, ``start:<k>``,
+    ``done:<k>``, ``issued``, ``extended``, ``refused:<reason>``; with a TTL."""
+    return f"{PREFIX}:{{{project_id}}}:fk:funnel:{day}"
+
+
+def free_getkey_rate(project_id: str, subject: str) -> str:
+    """Hash: ``POST /api/loader/getkey`` calls of one client IP (or IPv6 /64) in the project in
+    the current window (``w``, ``n``), with a TTL: each call may write a machine record."""
+    return f"{PREFIX}:{{{project_id}}}:rl:gk:{subject}"
+
+
+def free_sessions_rate(project_id: str, subject: str) -> str:
+    """Hash: the get-key sessions one client IP (or IPv6 /64) started in the current window
+    (``w``, ``n``), with a TTL."""
+    return f"{PREFIX}:{{{project_id}}}:rl:fk:{subject}"

@@ -1,20 +1,23 @@
 """Licence keys: buyer keys, their redemption, and the active (script) keys they become.
 
 A key is one hash in its project's slot (``keyspace.key``), indexed by the project's sets;
-a bare key id resolves to its project through ``keyspace.key_ref``. Ownership is checked inside
+a bare key id resolves to its project through the vendor's ref (store/keyrefs.py: key ids are
+private to their vendor). Ownership is checked inside
 the script that reads or writes, so a vendor can never act on another's key (it looks missing).
 """
 
 import asyncio
 import bisect
+import re
 import secrets
 import string
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
+import msgspec
 from redis.exceptions import NoScriptError, ResponseError
 
-from store import keyspace, paging
+from store import keyrefs, keyspace, paging
 from store.domain import ProjectDomain
 from store.errors import (
     DiscordNotLinked,
@@ -37,6 +40,21 @@ KEY_LENGTH = 32  # 32 * log2(62) = 190.5 bits of entropy
 # Script calls of one listing page at most (a page of expired keys or empty projects may end
 # short, with a cursor: bounded time per request).
 _PAGE_CALLS = 64
+# Keys a search reads per call at most by default: the dashboard's budget (docs/dashboard.md).
+SEARCH_BUDGET = 5_000
+_KEY_ID = re.compile("[A-Za-z0-9_-]{32}")  # handlers/ids.py's KEY_ID, as long as ours
+_DISCORD_ID = re.compile("[0-9]{1,20}")  # handlers/ids.py's DISCORD_ID
+
+K = TypeVar("K", bound=BuyerKey | ActiveKey)
+
+
+class KeySearch(msgspec.Struct, Generic[K], frozen=True):
+    """One page of what ``Licences.search`` found."""
+
+    rows: list[K]
+    next: str | None  # the cursor to continue from (None: nothing more to list or scan)
+    by: str  # "key id", "discord id" (one lookup, one index), "scan" or "" (a plain page)
+    scanned: int = 0  # keys a scan read
 
 
 def new_key_id() -> str:
@@ -44,8 +62,10 @@ def new_key_id() -> str:
 
 
 class Licences(ProjectDomain):
-    async def project_of(self, key_id: str) -> str:
-        project_id: str | None = await self.core.call("GET", keyspace.key_ref(key_id))
+    async def project_of(self, vendor_id: str, key_id: str) -> str:
+        """The project of the vendor's key (``KeyNotFound``: none; a project that turns out
+        not to be the vendor's is refused by the script that acts on it)."""
+        project_id = await keyrefs.resolve(self.core, vendor_id, key_id)
         if project_id is None:
             raise KeyNotFound
         return project_id
@@ -76,7 +96,7 @@ class Licences(ProjectDomain):
             # checks ownership and writes the keys atomically, then WAITAOF: the keys are
             # fsynced before they are handed out (store/durable.py).
             commands: list[tuple[Any, ...]] = [
-                ("SET", keyspace.key_ref(i), project_id) for i in ids
+                ("SET", keyspace.key_ref(vendor_id, i), project_id) for i in ids
             ]
             commands.append(("EVALSHA", script.sha, len(key_names), *key_names, *args))
             result = (await self.core.write(commands))[-1]
@@ -85,21 +105,23 @@ class Licences(ProjectDomain):
                 result = (await self.core.write([("EVAL", *eval_args)]))[0]
             if isinstance(result, ResponseError):
                 # Nothing was written by the script; drop the refs made for it.
-                drops = [self.core.call("DEL", keyspace.key_ref(i)) for i in ids]
-                await asyncio.gather(*drops, return_exceptions=True)
+                await asyncio.gather(
+                    keyrefs.drop(self.core, vendor_id, project_id, ids), return_exceptions=True
+                )
                 raise script_error(result)
             return self._buyer_keys(project_id, ids, now, key_days, key_hours, key_minutes, note)
         # One round trip: the key -> project refs are queued first, then the script that checks
         # ownership and writes the keys atomically, all in one auto-pipeline batch (on a
         # cluster the refs live in other slots: one write per node, all at once).
-        refs = [self.core.call("SET", keyspace.key_ref(i), project_id) for i in ids]
+        refs = [self.core.call("SET", keyspace.key_ref(vendor_id, i), project_id) for i in ids]
         try:
             await self.core.script(script, key_names, args)
         except BaseException:
             # Nothing was written by the script; drop the refs made for it.
             await asyncio.gather(*refs, return_exceptions=True)
-            drops = [self.core.call("DEL", keyspace.key_ref(i)) for i in ids]
-            await asyncio.gather(*drops, return_exceptions=True)
+            await asyncio.gather(
+                keyrefs.drop(self.core, vendor_id, project_id, ids), return_exceptions=True
+            )
             raise
         await asyncio.gather(*refs)
         return self._buyer_keys(project_id, ids, now, key_days, key_hours, key_minutes, note)
@@ -218,7 +240,7 @@ class Licences(ProjectDomain):
         return [buyer_key_from_hash(p, k, h) for p, k, h in rows], nxt
 
     async def delete_buyer(self, vendor_id: str, key_id: str) -> None:
-        project_id = await self.project_of(key_id)
+        project_id = await self.project_of(vendor_id, key_id)
         await self.core.script(
             self.core.scripts.delete_buyer_key,
             [
@@ -230,12 +252,12 @@ class Licences(ProjectDomain):
             [vendor_id, key_id],
             durable=True,
         )
-        await self.core.call("DEL", keyspace.key_ref(key_id))
+        await keyrefs.drop(self.core, vendor_id, project_id, [key_id])
 
     # ---- redemption and active keys -------------------------------------------------------
 
     async def redeem(self, vendor_id: str, key_id: str, discord_id: str) -> ActiveKey:
-        project_id = await self.project_of(key_id)
+        project_id = await self.project_of(vendor_id, key_id)
         flat = await self.core.script(
             self.core.scripts.redeem,
             [
@@ -250,14 +272,17 @@ class Licences(ProjectDomain):
             durable=True,
         )
         h = pairs(flat)
-        await self.expire_ref(key_id, h.get("expires_at", ""))
+        await keyrefs.expire(self.core, vendor_id, project_id, key_id, h.get("expires_at", ""))
         return active_key_from_hash(project_id, key_id, h, now=self.core.now())
 
-    async def expire_ref(self, key_id: str, expires_at: str) -> None:
-        """The key -> project ref lives exactly as long as the key hash it points at."""
-        if expires_at:
-            at_ms = (int(expires_at) + self.core.retention) * 1000
-            await self.core.call("PEXPIREAT", keyspace.key_ref(key_id), at_ms)
+    async def expire_ref(self, project_id: str, key_id: str, expires_at: str) -> None:
+        """The ref of a key the loader check redeemed lives exactly as long as the key hash
+        (off the response path: the project's owner is read here, not in the check)."""
+        vendor_id: str | None = await self.core.call(
+            "HGET", keyspace.project(project_id), "vendor_id"
+        )
+        if vendor_id:
+            await keyrefs.expire(self.core, vendor_id, project_id, key_id, expires_at)
 
     @staticmethod
     def _active_index(discord_id: str | None) -> tuple[str, Callable[[str], str]]:
@@ -294,7 +319,7 @@ class Licences(ProjectDomain):
         return keys, nxt
 
     async def _key_action(self, script: Script, vendor_id: str, key_id: str, *args: Any) -> Any:
-        project_id = await self.project_of(key_id)
+        project_id = await self.project_of(vendor_id, key_id)
         return await self.core.script(
             script,
             [
@@ -317,7 +342,7 @@ class Licences(ProjectDomain):
     ) -> None:
         """Bans for good (and blocks the key's HWID), or, with ``duration`` (seconds), until
         then (the key only); a ban replaces the key's current one (see lua/ban.lua)."""
-        project_id = await self.project_of(key_id)
+        project_id = await self.project_of(vendor_id, key_id)
         now = self.core.now()
         until = "" if duration is None else now + duration
         await self.core.script(
@@ -349,7 +374,7 @@ class Licences(ProjectDomain):
 
     async def _get_key(self, vendor_id: str, key_id: str) -> tuple[str, dict[str, str]]:
         """The project and hash of one of the vendor's keys (redeemed or not)."""
-        project_id = await self.project_of(key_id)
+        project_id = await self.project_of(vendor_id, key_id)
         flat = await self.core.script(
             self.core.scripts.get_key,
             [keyspace.project(project_id), keyspace.key(project_id, key_id)],
@@ -366,7 +391,7 @@ class Licences(ProjectDomain):
     async def _set_note(
         self, vendor_id: str, key_id: str, note: str | None, redeemed: bool
     ) -> tuple[str, dict[str, str]]:
-        project_id = await self.project_of(key_id)
+        project_id = await self.project_of(vendor_id, key_id)
         flat = await self.core.script(
             self.core.scripts.set_note,
             [
@@ -408,7 +433,7 @@ class Licences(ProjectDomain):
                 durable=True,
             )
             if gone:
-                await asyncio.gather(*(self.core.call("DEL", keyspace.key_ref(i)) for i in gone))
+                await keyrefs.drop(self.core, vendor_id, project_id, gone)
             deleted += len(gone)
         return deleted
 
@@ -432,6 +457,90 @@ class Licences(ProjectDomain):
             it = iter(res)
             pairs_ = list(zip(it, it, strict=True))
             # Each key's ref keeps the same TTL as the key itself.
-            await asyncio.gather(*(self.expire_ref(i, exp) for i, exp in pairs_))
+            await asyncio.gather(
+                *(keyrefs.expire(self.core, vendor_id, project_id, i, e) for i, e in pairs_)
+            )
             extended += len(pairs_)
         return extended
+
+    # ---- search ---------------------------------------------------------------------------
+
+    async def search(
+        self,
+        vendor_id: str,
+        project_id: str | None,
+        query: str,
+        kind: type[K],
+        *,
+        status: str = "all",
+        cursor: str | None = None,
+        limit: int = 50,
+        budget: int = SEARCH_BUDGET,
+    ) -> KeySearch[K]:
+        """A page of the vendor's keys of ``kind`` (``BuyerKey``: every key; ``ActiveKey``: the
+        redeemed ones; the rows' type) in ``project_id`` (None: every project) that ``query``
+        and ``status`` pick: the dashboard's key tables and banned count, and for any caller
+        (the API, the bot) that searches keys.
+
+        ``query``: a key id (32 characters) is one lookup of the vendor's key, in any of its
+        projects; on active keys a Discord ID is that user's index, paged; else a HWID (exact)
+        or a note (substring, any case). ``status``: "all", "banned", "unbanned", "redeemed" or
+        "unredeemed". With neither, a plain page of at most ``limit`` (<= 1000) keys. Else a
+        bounded scan of the listing: at most ``budget`` keys read per call, at most ``limit``
+        rows kept, and ``next`` continues from where it stopped (a caller's next page)."""
+        if limit < 1 or budget < 1:
+            raise ValueError("limit")
+        active = kind is ActiveKey
+        if _KEY_ID.fullmatch(query):  # a key id: one exact lookup
+            try:
+                key: Any = await (self.get_active if active else self.get_buyer)(vendor_id, query)
+                return KeySearch([key], None, "key id")
+            except KeyNotFound:
+                pass  # not one of the vendor's keys: a HWID or note, below
+        discord = query if active and _DISCORD_ID.fullmatch(query) else None
+
+        def fetch(c: str | None, n: int) -> Awaitable[tuple[Sequence[Any], str | None]]:
+            if active:
+                return self.active_page(vendor_id, project_id, discord, c, n)
+            return self.buyer_page(vendor_id, project_id, c, n)
+
+        match = _matcher("" if discord else query, status)
+        if match is None:
+            items, nxt = await fetch(cursor, min(limit, paging.MAX_LIMIT))
+            return KeySearch(list(items), nxt, "discord id" if discord else "")
+        rows: list[Any] = []
+        scanned = 0
+        nxt = cursor
+        while scanned < budget and len(rows) < limit:
+            items, nxt = await fetch(nxt, min(paging.MAX_LIMIT, budget - scanned))
+            scanned += len(items)
+            rows.extend(k for k in items if match(k))
+            if nxt is None:
+                break
+        return KeySearch(rows[:limit], nxt, "scan", scanned)
+
+
+def _matcher(query: str, status: str) -> Callable[[Any], bool] | None:
+    """The predicate of a scanned search (HWID exact, or note substring) and/or filter; None
+    when there is nothing to filter."""
+    if not query and status == "all":
+        return None
+    needle = query.casefold()
+
+    def match(k: Any) -> bool:
+        if query:
+            hwid = getattr(k, "hwid", None)
+            note = k.note if isinstance(k.note, str) else ""
+            if hwid != query and needle not in note.casefold():
+                return False
+        if status == "banned":
+            return bool(getattr(k, "banned", False))
+        if status == "unbanned":
+            return not getattr(k, "banned", False)
+        if status == "redeemed":
+            return bool(getattr(k, "redeemed", False))
+        if status == "unredeemed":
+            return not getattr(k, "redeemed", True)
+        return True
+
+    return match

@@ -1,7 +1,9 @@
 """Records the store hands out, as msgspec structs (encoded straight to JSON by handlers)."""
 
+import enum
 import functools
 import time
+from typing import Any
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -45,6 +47,24 @@ class Project(Base):
     discord_role_id: str | None
     version: str
     created_at: str | None
+    # Valid verdicts carry an Ed25519 signature the loader checks (docs/loader-security.md).
+    signed_verdicts: bool
+    # Each copy served carries its key's watermark (store/watermark.py).
+    watermark: bool = False
+    # The hosted source is the vendor's upload obfuscated with this preset (handlers/obfuscation),
+    # and its last job (None: none since obfuscation was last off).
+    obfuscation: str = "off"
+    obfuscation_job: "ObfuscationJob | None" = None
+
+
+class ObfuscationJob(Base):
+    """The state of a project's last obfuscation job."""
+
+    status: str  # pending (waits for a worker), running, done, failed
+    error: str | None  # why it failed
+    version: str | None  # the version its output is served as (done)
+    started_at: str | None
+    finished_at: str | None
 
 
 class BuyerKey(Base):
@@ -57,6 +77,8 @@ class BuyerKey(Base):
     key_hours: int
     key_minutes: int
     note: str | UnsetType = UNSET
+    # "free": issued by the get-key page (docs/free-keys.md); "paid": sold or vendor-made.
+    type: str = "paid"
 
 
 class ActiveKey(Base):
@@ -75,6 +97,7 @@ class ActiveKey(Base):
     ban_reason: str | None
     ban_expires_at: str | None
     note: str | UnsetType = UNSET
+    type: str = "paid"  # "free" or "paid", as BuyerKey.type
 
 
 PROJECT_BOOLS = ("ffa_active", "is_active", "notify_enabled", "silent_mode")
@@ -95,7 +118,79 @@ def project_from_hash(project_id: str, h: dict[str, str]) -> Project:
         discord_role_id=h.get("discord_role_id") or None,
         version=h.get("version", "0.0.0"),
         created_at=iso(h.get("created_at")),
+        signed_verdicts=h.get("signed_verdicts") == "1",
+        watermark=h.get("watermark") == "1",
+        **_obfuscation(h),
     )
+
+
+# Why a job past its deadline failed: the instance running it stopped (a live one ends it, or
+# fails it, within LEAF7_OBFUSCATE_TIMEOUT).
+OBFUSCATION_LOST = "the instance running it stopped before it ended: upload again"
+
+
+def _obfuscation(h: dict[str, str]) -> dict[str, Any]:
+    """The obfuscation fields of a project hash; a job past its deadline is failed (its lease
+    ended: nothing ever leaves it running)."""
+    status = h.get("obf_status") or None
+    error = h.get("obf_error") or None
+    finished = h.get("obf_finished") or None
+    if status in ("pending", "running") and int(h.get("obf_deadline") or 0) < time.time():
+        status, error, finished = "failed", OBFUSCATION_LOST, h.get("obf_deadline")
+    job = None
+    if status is not None:
+        job = ObfuscationJob(
+            status=status,
+            error=error,
+            version=h.get("obf_version") or None,
+            started_at=iso(h.get("obf_started") or None),
+            finished_at=iso(finished),
+        )
+    return {"obfuscation": h.get("obfuscation") or "off", "obfuscation_job": job}
+
+
+class SigningKey(Base):
+    """A project's verdict-signing key id (the key itself is derived, never stored)."""
+
+    kid: str
+    created_at: int  # epoch s
+    accepted_until: int | None = None  # a previous key's grace end (epoch s)
+
+
+class Signing(Base):
+    """A project's signed-verdict state: on or off, its key id and, during a rotation's grace
+    period, the previous one (None once the grace ended)."""
+
+    enabled: bool
+    current: SigningKey | None
+    previous: SigningKey | None
+
+
+def signing_from_fields(values: list[str | None], now: int) -> Signing:
+    """``values``: the project hash's ``SIGNING_FIELDS``, in order."""
+    enabled, kid, created, prev_kid, prev_created, prev_until = values
+    current = SigningKey(kid=kid, created_at=int(created or 0)) if kid else None
+    previous = None
+    if current and prev_kid and int(prev_until or 0) > now:
+        previous = SigningKey(
+            kid=prev_kid, created_at=int(prev_created or 0), accepted_until=int(prev_until or 0)
+        )
+    return Signing(enabled=enabled == "1", current=current, previous=previous)
+
+
+SIGNING_FIELDS = (
+    "signed_verdicts",
+    "sign_kid",
+    "sign_created",
+    "sign_prev_kid",
+    "sign_prev_created",
+    "sign_prev_until",
+)
+
+
+def key_type(h: dict[str, str]) -> str:
+    """A key's ``type``: ``free`` (the get-key page's) or ``paid`` (sold or vendor-made)."""
+    return "free" if h.get("type") == "free" else "paid"
 
 
 def buyer_key_from_hash(project_id: str, key_id: str, h: dict[str, str]) -> BuyerKey:
@@ -110,6 +205,7 @@ def buyer_key_from_hash(project_id: str, key_id: str, h: dict[str, str]) -> Buye
         key_hours=int(h.get("key_hours", "0")),
         key_minutes=int(h.get("key_minutes", "0")),
         note=UNSET if note is None else note,
+        type=key_type(h),
     )
 
 
@@ -134,6 +230,7 @@ def active_key_from_hash(project_id: str, key_id: str, h: dict[str, str], *, now
         ban_reason=h.get("ban_reason") if banned else None,
         ban_expires_at=iso(until) if banned else None,
         note=UNSET if note is None else note,
+        type=key_type(h),
     )
 
 
@@ -154,19 +251,28 @@ class Hosted(msgspec.Struct, frozen=True):
     script_name: str
     version: str
     macros: tuple[str, ...]
+    # The watermark plan (store/watermark.py) when the project marks its copies, else "".
+    marks: str = ""
+
+
+class Limit(enum.StrEnum):
+    """The limit a RATE_LIMITED loader check hit (its letter in lua/execute.lua's reply)."""
+
+    EXECUTIONS = "x"  # the client's executions per window
+    FAILURES = "f"  # the client is blocked after failed checks
+    FAILURES_48 = "w"  # the client's IPv6 /48 is blocked after failed checks
 
 
 class Execution(Base):
-    """The outcome of one loader execution check (see lua/execute.lua).
+    """The outcome of one loader execution check (see lua/execute.lua, and
+    store/execute_contract.py for its reply).
 
-    ``code`` ``RATE_LIMITED`` is internal (the handler answers 429): ``limited`` is ``"x"``
-    (execution rate), ``"f"`` (blocked after failed checks) or ``"w"`` (the client's IPv6 /48
-    blocked after failed checks), ``retry_after`` the seconds
-    until the client may try again. ``remaining``/``reset`` describe the client's execution
-    window (None without a limit)."""
+    ``code`` ``RATE_LIMITED`` is internal (the handler answers 429): ``limited`` is the limit
+    hit, ``retry_after`` the seconds until the client may try again. ``remaining``/``reset``
+    describe the client's execution window (None without a limit)."""
 
     code: str
-    limited: str = ""
+    limited: Limit | None = None
     retry_after: int = 0
     remaining: int | None = None
     reset: int | None = None
@@ -176,6 +282,12 @@ class Execution(Base):
     expires_at: int | None = None
     note: str | None = None
     ffa: bool = False
+    # Signed verdicts: the key id a valid verdict is signed with (None: unsigned), and the
+    # previous key id while its grace period runs (handlers/signing.py).
+    sign_kid: str | None = None
+    prev_kid: str | None = None
+    # False for a free key (docs/free-keys.md) and free-for-all runs: the L7_IsPremium macro.
+    premium: bool = True
 
 
 class Event(Base):

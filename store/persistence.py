@@ -9,10 +9,10 @@ of a busy spell.
 
 from typing import NamedTuple
 
-from redis._parsers.helpers import parse_info
 from redis.exceptions import ResponseError
 
 from store.core import Core
+from store.redis_internals import parse_info
 
 
 class AofState(NamedTuple):
@@ -28,7 +28,7 @@ class Persistence:
     async def aof(self) -> AofState:
         # The auto-pipeline hands INFO over as text: parsed as redis-py's own info() does.
         reply = await self.core.call("INFO", "persistence", "stats")
-        info = parse_info(reply)  # type: ignore[no-untyped-call]
+        info = parse_info(reply)
         if not int(info.get("aof_enabled", 0)):
             return AofState(False, 0, int(info.get("instantaneous_ops_per_sec", 0)))
         return AofState(

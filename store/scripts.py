@@ -2,7 +2,8 @@
 
 ``_common.lua`` holds the helpers every script shares and is prepended to each of them.
 Scripts run by SHA (EVALSHA); a server that lost its script cache answers NOSCRIPT once and
-the script is re-sent with EVAL (see ``Store._script``).
+the script is re-sent with EVAL (see ``Core.script`` in store/core.py, and the loader-check
+batcher in store/checks.py, which does the same for its batches).
 """
 
 import hashlib
@@ -43,6 +44,9 @@ class Scripts:
         self.delete_project_keys = _load("delete_project_keys", prelude)
         self.delete_project_rest = _load("delete_project_rest", prelude)
         self.set_source = _load("set_source", prelude)
+        self.set_marks = _load("set_marks", prelude)
+        self.obfuscation_job = _load("obfuscation_job", prelude)
+        self.leak_event = _load("leak_event", prelude)
         self.execute = _load("execute", prelude)
         self.self_reset_hwid = _load("self_reset_hwid", prelude)
         self.delete_unredeemed = _load("delete_unredeemed", prelude)
@@ -58,11 +62,21 @@ class Scripts:
         self.integration_delete = _load("integration_delete", prelude)
         self.record_order = _load("record_order", prelude)
         self.import_keys = _load("import_keys", prelude)
+        self.key_ref = _load("key_ref", prelude)
         self.role_state = _load("role_state", prelude)
         self.role_sweep = _load("role_sweep", prelude)
+        self.role_ack = _load("role_ack", prelude)
+        self.role_queue = _load("role_queue", prelude)
         self.session_resume = _load("session_resume", prelude)
         self.session_update = _load("session_update", prelude)
+        self.discord_claim = _load("discord_claim", prelude)
         self.webhook_test = _load("webhook_test", prelude)
+        self.signing_key = _load("signing_key", prelude)
+        self.loader_report = _load("loader_report", prelude)
+        self.free_keys_set = _load("free_keys_set", prelude)
+        self.free_keys_start = _load("free_keys_start", prelude)
+        self.free_keys_complete = _load("free_keys_complete", prelude)
+        self.free_keys_postback = _load("free_keys_postback", prelude)
 
     def all(self) -> list[Script]:
         return [v for v in vars(self).values() if isinstance(v, Script)]

@@ -127,6 +127,19 @@ class Sessions:
             await self.core.call("ZREM", index, *digests)
             ended += len(digests)
 
+    async def start_oauth(self, state: str, record: str, ttl: int) -> None:
+        """Keeps one "Sign in with Discord" in flight (``record``: the caller's, with its PKCE
+        verifier) under its OAuth2 ``state`` for ``ttl`` seconds."""
+        await self.core.call("SET", keyspace.oauth_state(_digest(state)), record, "EX", ttl)
+
+    async def take_oauth(self, state: str) -> str | None:
+        """The record of ``state``, once: taken and deleted in one command (a replayed or
+        forged ``state`` finds nothing)."""
+        if not 0 < len(state) <= 128:
+            return None
+        found: str | None = await self.core.call("GETDEL", keyspace.oauth_state(_digest(state)))
+        return found
+
     async def hit_signin(self, subject: str, limit: int, window: int) -> RateLimit:
         """One sign-in attempt of a client IP (or IPv6 /64) against its fixed window."""
         allowed, remaining, reset, retry = await self.core.script(

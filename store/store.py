@@ -16,6 +16,7 @@ from store.autopipe import DEFAULT_MAX_BATCH
 from store.blacklist import Blacklist
 from store.checks import DEFAULT_CHECK_BATCH, Checks
 from store.core import Core
+from store.freekeys import FreeKeys
 from store.integrations import Integrations
 from store.licences import Licences
 from store.models import Limits
@@ -67,6 +68,7 @@ class Store:
         self.roles = Roles(core)
         self.sessions = Sessions(core)
         self.persistence = Persistence(core)
+        self.freekeys = FreeKeys(core, self.projects)
 
     @property
     def redis(self) -> "Redis | RedisCluster":

@@ -9,10 +9,13 @@ unredeemed key, an ``active_key`` line for a redeemed one), the vendor's blackli
 is not a snapshot: a key that changes while it runs is exported in either state.
 
 **Import** (``import_keys``) brings at most ``MAX_IMPORT`` keys into a project, keeping their
-ids. The ``key_id`` -> project refs live in slots of their own, so they are claimed first,
+ids. Key ids are private to their vendor (store/keyrefs.py): only the vendor's own refs are
+read or claimed, so an import answers the same whether or not another vendor holds an id. The
+vendor's ``key_id`` -> project refs live in slots of their own, so they are claimed first,
 each with ``SET NX`` (``PXAT`` the key's end for an expiring key, as a redeemed key's ref
-here); an id whose ref names another project (another vendor's included) is refused for that
-entry and nothing of it is written. Then one script (``store/lua/import_keys.lua``) checks
+here); an id the vendor holds in another of its projects (its ref, or an old-layout ref that
+names one of the vendor's projects) is refused for that entry and nothing of it is written.
+Then one script (``store/lua/import_keys.lua``) checks
 the owner and writes every accepted key in the project's slot at once: the hash with the
 fields and TTL a key made here has (``generate_keys.lua``, ``redeem.lua``, ``ban.lua``), its
 indexes, the HWID block of a permanent ban. A key already in the project is never changed
@@ -27,10 +30,10 @@ from typing import Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from store import keyspace, paging
+from store import keyrefs, keyspace, paging
 from store.blacklist import Blacklist, BlacklistEntry
 from store.core import Core
-from store.models import Base, Project, iso, pairs
+from store.models import Base, Project, iso, key_type, pairs
 from store.projects import Projects
 
 # Keys of one import call at most (one script call in the project's slot).
@@ -61,6 +64,7 @@ class BuyerKeyLine(Base, tag_field="type", tag="buyer_key"):
     key_minutes: int
     redeemed: bool = False
     note: str | UnsetType = UNSET
+    key_type: str = "paid"  # "free" (docs/free-keys.md) or "paid" (`type` is the line's tag)
 
 
 class ActiveKeyLine(Base, tag_field="type", tag="active_key"):
@@ -82,6 +86,7 @@ class ActiveKeyLine(Base, tag_field="type", tag="active_key"):
     last_self_reset: str | None
     redeemed: bool = True
     note: str | UnsetType = UNSET
+    key_type: str = "paid"
 
 
 class BlacklistLine(BlacklistEntry, tag_field="type", tag="blacklist"):
@@ -114,6 +119,7 @@ def key_line(key_id: str, h: dict[str, str], now: int) -> BuyerKeyLine | ActiveK
             key_hours=_int(h, "key_hours"),
             key_minutes=_int(h, "key_minutes"),
             note=UNSET if note is None else note,
+            key_type=key_type(h),
         )
     until = h.get("ban_until")
     # A timed ban that has ended counts as none (as everywhere: store/models.py).
@@ -134,6 +140,7 @@ def key_line(key_id: str, h: dict[str, str], now: int) -> BuyerKeyLine | ActiveK
         last_reset=iso(h.get("last_reset")),
         last_self_reset=iso(h.get("last_self_reset")),
         note=UNSET if note is None else note,
+        key_type=key_type(h),
     )
 
 
@@ -185,7 +192,7 @@ class ImportSummary(Base):
     results: list[ImportResult]
 
 
-EXISTS_ELSEWHERE = "key_id already exists in another project"
+EXISTS_ELSEWHERE = "key_id already exists in another of your projects"
 EXPIRED = "expired longer ago than the retention (LEAF7_EXPIRED_RETENTION): it would be gone"
 
 
@@ -332,12 +339,16 @@ class Transfer:
                 status[e.key_id] = ("refused", EXPIRED)
             else:
                 prepared.append(p)
-        claimed = await self._claim_refs(project_id, prepared, status)
+        await self._refuse_legacy(vendor_id, project_id, prepared, status)
+        prepared = [p for p in prepared if p.entry.key_id not in status]
+        claimed = await self._claim_refs(vendor_id, project_id, prepared, status)
         accepted = [p for p in prepared if p.entry.key_id not in status]
         try:
             replies = await self._write(vendor_id, project_id, accepted) if accepted else []
         except BaseException:
-            await self._drop_refs(claimed)
+            await asyncio.gather(
+                keyrefs.drop(self.core, vendor_id, project_id, claimed), return_exceptions=True
+            )
             raise
         fixes: list[Any] = []
         for p, (code, expires) in zip(accepted, _pairs(replies), strict=True):
@@ -345,11 +356,11 @@ class Transfer:
             if code == "1":
                 status[key_id] = ("imported", "")
                 if key_id not in claimed:  # a ref left behind (a crash): the key's TTL now
-                    fixes.append(self._expire_ref(key_id, expires))
+                    fixes.append(self._expire_ref(vendor_id, project_id, key_id, expires))
             else:
                 status[key_id] = ("unchanged", "")
                 if key_id in claimed:  # its ref was missing: it lives as long as the key
-                    fixes.append(self._expire_ref(key_id, expires))
+                    fixes.append(self._expire_ref(vendor_id, project_id, key_id, expires))
         if fixes:
             await asyncio.gather(*fixes)
         results = []
@@ -367,11 +378,38 @@ class Transfer:
     def _ref_at(self, expires: str) -> list[str | int]:
         return ["PXAT", (int(expires) + self.core.retention) * 1000] if expires else []
 
+    async def _refuse_legacy(
+        self,
+        vendor_id: str,
+        project_id: str,
+        prepared: list[_Prepared],
+        status: dict[str, tuple[Status, str]],
+    ) -> None:
+        """Refuses (in ``status``) the ids whose old-layout ref (``keyspace.legacy_key_ref``,
+        never written again) names another of the vendor's projects; one that names another
+        vendor's project is none of this import's business (and is never changed by it)."""
+        if not prepared:
+            return
+        mine, legacy = await asyncio.gather(
+            self.projects.vendors.project_ids(vendor_id),
+            asyncio.gather(
+                *(self.core.call("GET", keyspace.legacy_key_ref(p.entry.key_id)) for p in prepared)
+            ),
+        )
+        for p, owner in zip(prepared, legacy, strict=True):
+            if owner is not None and owner != project_id and owner in mine:
+                status[p.entry.key_id] = ("refused", EXISTS_ELSEWHERE)
+
     async def _claim_refs(
-        self, project_id: str, prepared: list[_Prepared], status: dict[str, tuple[Status, str]]
+        self,
+        vendor_id: str,
+        project_id: str,
+        prepared: list[_Prepared],
+        status: dict[str, tuple[Status, str]],
     ) -> set[str]:
-        """Claims each entry's ref (``SET NX``); an id whose ref names another project is
-        refused in ``status``. Returns the ids whose ref this call created."""
+        """Claims each entry's ref (``SET NX``, the vendor's own); an id whose ref names
+        another of the vendor's projects is refused in ``status``. Returns the ids whose ref
+        this call created."""
         claimed: set[str] = set()
         todo = prepared
         for _ in range(3):  # a ref that vanished between SET NX and GET: claim it again
@@ -379,7 +417,7 @@ class Transfer:
                 *(
                     self.core.call(
                         "SET",
-                        keyspace.key_ref(p.entry.key_id),
+                        keyspace.key_ref(vendor_id, p.entry.key_id),
                         project_id,
                         "NX",
                         *self._ref_at(p.expires),
@@ -390,7 +428,7 @@ class Transfer:
             taken = [p for p, ok in zip(todo, made, strict=True) if not ok]
             claimed.update(p.entry.key_id for p, ok in zip(todo, made, strict=True) if ok)
             owners = await asyncio.gather(
-                *(self.core.call("GET", keyspace.key_ref(p.entry.key_id)) for p in taken)
+                *(self.core.call("GET", keyspace.key_ref(vendor_id, p.entry.key_id)) for p in taken)
             )
             todo = []
             for p, owner in zip(taken, owners, strict=True):
@@ -404,16 +442,8 @@ class Transfer:
             status[p.entry.key_id] = ("refused", "key_id in use (its ref kept changing): retry")
         return claimed
 
-    async def _drop_refs(self, key_ids: set[str]) -> None:
-        drops = [self.core.call("DEL", keyspace.key_ref(k)) for k in key_ids]
-        await asyncio.gather(*drops, return_exceptions=True)
-
-    async def _expire_ref(self, key_id: str, expires: str) -> None:
-        if expires:
-            at_ms = (int(expires) + self.core.retention) * 1000
-            await self.core.call("PEXPIREAT", keyspace.key_ref(key_id), at_ms)
-        else:
-            await self.core.call("PERSIST", keyspace.key_ref(key_id))
+    async def _expire_ref(self, vendor_id: str, project_id: str, key_id: str, expires: str) -> None:
+        await keyrefs.expire(self.core, vendor_id, project_id, key_id, expires, persist=True)
 
     async def _write(self, vendor_id: str, project_id: str, accepted: list[_Prepared]) -> Any:
         args: list[str | int] = [

@@ -42,9 +42,12 @@ class Vendors:
     def api_key_digest(self, api_key: str) -> str:
         return api_key_digest(self.secret, api_key)
 
-    async def create(self, name: str, discord_id: str | None) -> tuple[str, str]:
-        """Returns (vendor_id, api_key). The key is shown once; only its digest is kept."""
-        vendor_id = str(uuid.uuid4())
+    async def create(
+        self, name: str, discord_id: str | None, vendor_id: str | None = None
+    ) -> tuple[str, str]:
+        """Returns (vendor_id, api_key). The key is shown once; only its digest is kept.
+        ``vendor_id``: one already reserved (a Discord sign-up claims the account first)."""
+        vendor_id = vendor_id or str(uuid.uuid4())
         api_key = new_api_key()
         digest = self.api_key_digest(api_key)
         fields = {"name": name, "created_at": self.core.now(), "api_key_hash": digest}
@@ -57,6 +60,8 @@ class Vendors:
             ]
         )
         raise_first(results)
+        if discord_id:
+            await self._claim_record(vendor_id, discord_id)
         return vendor_id, api_key
 
     async def get(self, vendor_id: str) -> Vendor:
@@ -70,6 +75,23 @@ class Vendors:
             created_at=iso(h.get("created_at")),
         )
 
+    async def exist(self, budget: int = 10_000) -> bool:
+        """Whether any vendor exists: a SCAN for vendor keys that stops at the first one. A
+        store of more than ``budget`` keys without a vendor key in them is taken to have
+        vendors (its keys are some vendor's data): bounded work at start-up."""
+        cursor, seen = 0, 0
+        while True:
+            cursor, found = await self.core.call(
+                "SCAN", cursor, "MATCH", keyspace.VENDOR_KEYS, "COUNT", 1000
+            )
+            if found:
+                return True
+            seen += 1000
+            if int(cursor) == 0:
+                return False
+            if seen >= budget:
+                return True
+
     async def discord_id(self, vendor_id: str) -> str | None:
         """The Discord account linked to the vendor, if any."""
         found: str | None = await self.core.call("HGET", keyspace.vendor(vendor_id), "discord_id")
@@ -82,7 +104,55 @@ class Vendors:
         raise_first(
             await self.core.write([("HSET", keyspace.vendor(vendor_id), "discord_id", discord_id)])
         )
+        # The operator's link: Discord sign-in too, unless another vendor holds the account.
+        await self._claim_record(vendor_id, discord_id)
         return await self.get(vendor_id)
+
+    # ---- Sign in with Discord: the account -> vendor record (keyspace.discord_vendor) -----
+
+    async def by_discord(self, discord_id: str) -> str | None:
+        """The vendor a Discord account signs in to: its record, while that vendor's linked
+        account is still this one (a vendor linked to another account since lost it)."""
+        holder: str | None = await self.core.call("GET", keyspace.discord_vendor(discord_id))
+        if holder and await self.discord_id(holder) == discord_id:
+            return holder
+        return None
+
+    async def _claim_record(self, vendor_id: str, discord_id: str) -> str:
+        """Writes the account's record for ``vendor_id`` unless another vendor holds the
+        account; returns the vendor the record names afterwards."""
+        key = keyspace.discord_vendor(discord_id)
+        holder: str | None = await self.core.call("GET", key)
+        stale = ""
+        if holder and holder != vendor_id and await self.discord_id(holder) != discord_id:
+            stale = holder  # that vendor was linked to another account since
+        named: str = await self.core.script(
+            self.core.scripts.discord_claim, [key], [vendor_id, stale]
+        )
+        return str(named)
+
+    async def reserve_discord(self, discord_id: str) -> str:
+        """A new vendor id holding the account's record (a Discord sign-up: the vendor is
+        created next, under this id); or the vendor that already holds it."""
+        return await self._claim_record(str(uuid.uuid4()), discord_id)
+
+    async def claim_discord(self, vendor_id: str, discord_id: str) -> str | None:
+        """Links the account to the vendor (it signs in with it, and may generate buyer keys);
+        None when done, else the other vendor that holds the account (nothing changed)."""
+        if not await self.core.call("EXISTS", keyspace.vendor(vendor_id)):
+            raise VendorNotFound
+        named = await self._claim_record(vendor_id, discord_id)
+        if named != vendor_id:
+            return named
+        raise_first(
+            await self.core.write([("HSET", keyspace.vendor(vendor_id), "discord_id", discord_id)])
+        )
+        return None
+
+    async def key_digest(self, vendor_id: str) -> str | None:
+        """The digest of the vendor's current API key (what a dashboard session is bound to)."""
+        found: str | None = await self.core.call("HGET", keyspace.vendor(vendor_id), "api_key_hash")
+        return found
 
     async def project_ids(self, vendor_id: str) -> list[str]:
         """The vendor's project ids, sorted."""

@@ -313,27 +313,16 @@ async def test_panel_command(api: Api, clock: Clock) -> None:
 
 
 def test_role_sync_configuration() -> None:
-    assert role_sync_from_env({}) is None  # no store: no role sync
-    assert role_sync_from_env({"REDIS_URL": "redis://x", "LEAF7_ROLE_SYNC": "0"}) is None
-    got = role_sync_from_env({"REDIS_URL": "redis://x"})
+    """On by default, with nothing but the bot's API key: no REDIS_URL (the changes come from
+    the HTTP API)."""
+    got = role_sync_from_env({})
     assert got is not None
     base, config = got
     assert base == "https://discord.com/api/v10"
-    assert (config.sweep, config.claim_idle) == (10.0, 60.0)
-    env = {
-        "REDIS_URL": "unix:///d/valkey.sock",
-        "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10",
-        "LEAF7_ROLE_SWEEP": "2.5",
-        "LEAF7_ROLE_CLAIM_IDLE": "30",
-    }
-    got = role_sync_from_env(env)
+    assert (config.wait, config.batch) == (30.0, 50)
+    for off in ("0", "false", "no", "off"):
+        assert role_sync_from_env({"LEAF7_ROLE_SYNC": off}) is None
+    got = role_sync_from_env({"DISCORD_API_BASE": "http://127.0.0.1:9/api/v10"})
     assert got is not None and got[0] == "http://127.0.0.1:9/api/v10"
-    assert (got[1].sweep, got[1].claim_idle) == (2.5, 30.0)
-    for name, bad in (
-        ("LEAF7_ROLE_SWEEP", "soon"),
-        ("LEAF7_ROLE_SWEEP", "0"),
-        ("LEAF7_ROLE_CLAIM_IDLE", "inf"),
-        ("DISCORD_API_BASE", "discord.com"),
-    ):
-        with pytest.raises(BotConfigError, match=name):
-            role_sync_from_env({"REDIS_URL": "redis://x", name: bad})
+    with pytest.raises(BotConfigError, match="DISCORD_API_BASE"):
+        role_sync_from_env({"DISCORD_API_BASE": "discord.com"})

@@ -17,6 +17,7 @@ from handlers.openapi import Operation
 from service.config import Settings
 from store import Store, StoreUnavailable
 from store.integrations import Duration, Hook
+from store.models import BuyerKey
 from store.transfer import ImportEntry
 from store.webhooks import Notification
 from tests.support.api import EXECUTE, Api, store_of
@@ -79,6 +80,7 @@ ARGS: dict[str, Any] = {
     "hook": Hook(
         integration_id="0" * 32,
         project_id=PID,
+        vendor_id="00000000-0000-4000-8000-00000000000f",
         provider="sellix",
         secret="s",
         products={"p": Duration()},
@@ -94,6 +96,39 @@ ARGS: dict[str, Any] = {
     "lifetime": 120,
     "batch": "[]",
     "subject": "1.2.3.4",
+    "message": "m",
+    "marks": "",
+    "op": "run",
+    "job": "j",
+    "query": "q",
+    "kind": BuyerKey,
+    "executor": "synapse",
+    "limits": (10, 60),
+    "days": 7,
+    "change_ids": [f"{PID}:1-0:1"],
+    "lease": 60.0,
+    "state": "s" * 43,
+    "record": "{}",
+    "ttl": 60,
+    "step": 0,
+    "machine_id": "m" * 32,
+    "browser": "b",
+    "token": "t",
+    "click": "c",
+    "checkpoints": 1,
+    "min_seconds": 10,
+    "keys_per_day": 1,
+    "allow_extend": False,
+    "max_extends": 1,
+    "field": "views",
+    "unique_id": "u",
+    "enabled": True,
+    "config": "{}",
+    "turnstile_secret": "",
+    "checkpoint_secrets": [],
+    "mode": "new",
+    "ip_limit": 10,
+    "ip_window": 3600,
     "guild": "1100000000000000001",
     "role": "1200000000000000002",
 }
@@ -214,6 +249,8 @@ async def test_each_route_alone_answers_503_within_the_bound_and_recovers(
         "/api/vendor/keys/active/{key_id}/hwid": {"new_hwid": "H"},
         "/api/vendor/blacklist": {"hwid": "y"},
         "/api/vendor/users/{discord_id}/reset_hwid": {"project_id": pid},
+        "/api/loader/getkey": {"project_id": pid, "hwid": "PC"},
+        "/api/loader/report": {"project_id": pid, "reason": "unsigned"},
         EXECUTE: run,
     }
     routes = _redis_routes(client)

@@ -99,5 +99,7 @@ async def test_concurrent_generation_1000_distinct_keys(real_api: Api) -> None:
     assert await api.store.redis.scard(keyspace.buyer_index(pid)) == 1000
     # Every key resolves to its project (the key -> project refs were all written).
     # (One GET each: on a cluster the refs are spread over every node.)
-    refs = await asyncio.gather(*(api.store.core.call("GET", keyspace.key_ref(k)) for k in created))
+    refs = await asyncio.gather(
+        *(api.store.core.call("GET", keyspace.key_ref(api.vendor_id, k)) for k in created)
+    )
     assert refs == [pid] * 1000

@@ -3,13 +3,11 @@
 tests/test_dashboard_browser.py."""
 
 import dataclasses
-import re
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient
 
-from handlers.dashboard import views
+from handlers.dashboard import overview
 from handlers.dashboard.base import CSP, IDLE, LIFETIME
 from service.app import create_app
 from service.config import Settings
@@ -18,33 +16,9 @@ from store import keyspace
 from store.models import pairs
 from store.webhooks import Notification
 from tests.support.api import Api, Clock, store_of
+from tests.support.dashboard import csrf_of, sign_in
 
 XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
-_CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-
-
-def csrf_of(html: str) -> str:
-    found = _CSRF.search(html)
-    assert found, html[:500]
-    return found.group(1)
-
-
-async def sign_in(client: TestClient[Any, Any], api_key: str, status: int = 303) -> str:
-    """Signs in through the form; returns the session's CSRF token ('' when refused)."""
-    form = await client.get("/dashboard/signin")
-    assert form.status == 200
-    token = csrf_of(await form.text())
-    resp = await client.post(
-        "/dashboard/signin",
-        data={"csrf": token, "api_key": api_key},
-        allow_redirects=False,
-    )
-    assert resp.status == status, (resp.status, await resp.text())
-    if status != 303:
-        return ""
-    page = await client.get("/dashboard/settings")
-    assert page.status == 200
-    return csrf_of(await page.text())
 
 
 async def test_root_redirects_and_pages_need_a_session(api: Api) -> None:
@@ -557,7 +531,7 @@ async def test_overview_counts_banned_keys_and_settings_show_discord(
     assert '<span class="num" id="stat-banned">1</span>' in html
     assert "banned keys (1 for good, 0 timed)" in html
     # Past the scan's budget: the count so far, marked as such.
-    monkeypatch.setattr(views, "SCAN_BUDGET", 2)
+    monkeypatch.setattr(overview, "SCAN_BUDGET", 2)
     html = await (await c.get("/dashboard/overview/banned")).text()
     assert "+</span>" in html and "in the first 2 active keys" in html
     monkeypatch.undo()

@@ -7,7 +7,6 @@ Playwright's sync API: these tests are plain functions (no event loop of pytest'
 
 import contextlib
 import json
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -33,12 +32,9 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
 XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
-# Every page is screenshotted at both widths on every run; LEAF7_SCREENSHOTS=1 writes them into
-# docs/img/ (to refresh the committed ones), otherwise into a temporary folder, so that a test
-# run leaves the checkout as it was.
-SHOTS_TO_DOCS = os.environ.get("LEAF7_SCREENSHOTS") == "1"
+# Every page is screenshotted at both widths on every run, into a temporary folder (the ones of
+# docs/img/, with realistic data, are made by `make screenshots`: bench/screenshots.py).
 
 # The browser tests must run wherever the suite runs (.ci/run installs chromium): a missing
 # browser is a failure, not a skip.
@@ -95,8 +91,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def shoot(w: World, name: str) -> None:
-    """The current page at 1280 and 375 px wide (into docs/img/ with LEAF7_SCREENSHOTS=1)."""
-    img = DOCS_IMG if SHOTS_TO_DOCS else w.shots
+    """The current page at 1280 and 375 px wide (into the test's temporary folder)."""
+    img = w.shots
     img.mkdir(parents=True, exist_ok=True)
     page = w.page
     for width in (1280, 375):

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis._parsers.helpers import parse_info
 
 from service import embedded, storage
 from service.config import ConfigError, Settings
 from service.embedded import EmbeddedValkey, jemalloc_path, server_env
 from service.storage import open_store
 from store import Store
+from store.redis_internals import parse_info
 
 
 def test_last_user_stops_the_server(tmp_path: Path) -> None:

@@ -103,10 +103,11 @@ async def test_hwid_from_executor_headers(api: Api, header: str) -> None:
     assert (await api.active(kid))["hwid"] == "fp-123"
 
 
-async def test_body_hwid_wins_over_header(api: Api) -> None:
+async def test_header_hwid_wins_over_body(api: Api) -> None:
+    # The executor's header is the HWID; the body (the script's to write) only without one.
     pid, kid = await setup_key(api)
     await execute(api, pid, kid, hwid="body", headers={"Syn-Fingerprint": "header"})
-    assert (await api.active(kid))["hwid"] == "body"
+    assert (await api.active(kid))["hwid"] == "header"
 
 
 async def test_banned_key_and_hwid(api: Api) -> None:
@@ -277,8 +278,13 @@ async def test_loader_lua_route(api: Api) -> None:
 async def test_first_run_ref_expires_with_key(api: Api) -> None:
     pid, kid = await setup_key(api, key_days=1)
     await execute(api, pid, kid)
-    await asyncio.sleep(0.05)  # the ref's expiry rides in the next auto-pipeline batch
-    ttl = await api.store.redis.pttl(keyspace.key_ref(kid))
+    # The ref's expiry rides in the next auto-pipeline batches (off the response path).
+    ref = keyspace.key_ref(api.vendor_id, kid)
+    for _ in range(200):
+        ttl = await api.store.redis.pttl(ref)
+        if ttl != -1:
+            break
+        await asyncio.sleep(0.01)
     assert 0 < ttl <= (86400 + 3600) * 1000
 
 

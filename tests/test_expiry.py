@@ -52,7 +52,7 @@ async def test_ttl_is_expiry_plus_retention(real_api: Api, settings: Settings) -
     assert settings.expired_retention == 3600
     pid, kid, _ = await _one_minute_key(api)
     expected_ms = (60 + settings.expired_retention) * 1000
-    for name in (keyspace.key(pid, kid), keyspace.key_ref(kid)):
+    for name in (keyspace.key(pid, kid), keyspace.key_ref(api.vendor_id, kid)):
         pttl = await api.store.redis.pttl(name)
         assert expected_ms - 3000 <= pttl <= expected_ms, (name, pttl)
     # The indexes themselves never expire (they are shared by every key of the project).
@@ -81,9 +81,9 @@ async def test_lifetime_and_unredeemed_keys_never_expire(real_api: Api) -> None:
     assert active["expires_at"] is None
     redis = api.store.redis
     assert await redis.pttl(keyspace.key(pid, lifetime["key_id"])) == -1
-    assert await redis.pttl(keyspace.key_ref(lifetime["key_id"])) == -1
+    assert await redis.pttl(keyspace.key_ref(api.vendor_id, lifetime["key_id"])) == -1
     assert await redis.pttl(keyspace.key(pid, unredeemed["key_id"])) == -1
-    assert await redis.pttl(keyspace.key_ref(unredeemed["key_id"])) == -1
+    assert await redis.pttl(keyspace.key_ref(api.vendor_id, unredeemed["key_id"])) == -1
     # Vendor actions do not add a TTL either.
     for action in ("ban", "unban", "reset_hwid"):
         await api.call("POST", f"/api/vendor/keys/active/{lifetime['key_id']}/{action}")
@@ -147,7 +147,7 @@ async def test_expired_key_is_removed_and_forgotten(short_retention_api: Api, cl
     await api.redeem(other_user["key_id"], discord_id="777")
 
     await _wait_until(lambda: _gone(redis, keyspace.key(pid, kid)), within=15.0)
-    await _wait_until(lambda: _gone(redis, keyspace.key_ref(kid)), within=10.0)
+    await _wait_until(lambda: _gone(redis, keyspace.key_ref(api.vendor_id, kid)), within=10.0)
 
     # No listing shows it any more...
     active_rows = await api.call("GET", "/api/vendor/keys/active")
@@ -169,7 +169,7 @@ async def test_expired_key_is_removed_and_forgotten(short_retention_api: Api, cl
     assert not await redis.sismember(keyspace.active_index(pid), kid)
     assert not await redis.sismember(keyspace.discord_index(pid, "555"), kid)
     assert not await redis.hexists(keyspace.key_discords(pid), kid)
-    assert await redis.exists(keyspace.key_ref(kid)) == 0
+    assert await redis.exists(keyspace.key_ref(api.vendor_id, kid)) == 0
     for name in await keys_matching(redis, f"*{{{pid}}}*"):
         kind = await redis.type(name)
         if kind == "set":
@@ -190,7 +190,7 @@ async def test_expired_key_is_removed_and_forgotten(short_retention_api: Api, cl
     got = await api.call("DELETE", f"/api/vendor/keys/buyer/{kid}", status=404)
     assert got == {"detail": "Key not found"}
     assert await api.redeem(kid, status=404) == {"detail": "Key not found"}
-    assert await redis.exists(keyspace.key(pid, kid), keyspace.key_ref(kid)) == 0
+    assert await redis.exists(keyspace.key(pid, kid), keyspace.key_ref(api.vendor_id, kid)) == 0
 
 
 async def test_expired_key_forgotten_via_each_listing(
@@ -223,7 +223,7 @@ async def test_expired_key_forgotten_via_each_listing(
         assert await redis.smembers(keyspace.active_index(pid)) == set()
         assert await redis.hgetall(keyspace.key_discords(pid)) == {}
         assert await redis.exists(keyspace.discord_index(pid, "555")) == 0
-        assert await redis.exists(keyspace.key_ref(kid)) == 0
+        assert await redis.exists(keyspace.key_ref(api.vendor_id, kid)) == 0
 
 
 async def _gone(redis: Redis, name: str) -> bool:

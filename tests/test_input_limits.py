@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from handlers.common import MAX_CONTAINERS, MAX_DEPTH, check_depth
+from handlers.body import MAX_CONTAINERS, MAX_DEPTH, check_depth
 from handlers.errors import ApiError
 from service.app import create_app
 from service.config import Settings

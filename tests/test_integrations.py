@@ -2,151 +2,27 @@
 once per order; the vendor's integration and order routes.
 
 Each provider's payload is built in its documented shape (docs/stores.md names the sources and
-the assumptions) and signed the way that provider signs it.
+the assumptions) and signed the way that provider signs it (tests/support/stores.py).
 """
 
 import asyncio
-import hashlib
-import hmac
 import json
-import time
 from typing import Any
 
 import pytest
 
 from store import keyspace
 from tests.support.api import Api, Clock, keys_matching
-
-SECRET = "whsec_test_secret_123"
-
-
-def _hex(secret: str, body: bytes, digest: Any) -> str:
-    return hmac.new(secret.encode(), body, digest).hexdigest()
-
-
-def payload(
-    provider: str,
-    order: str = "ord-1",
-    product: str = "prod-1",
-    quantity: int = 1,
-    email: str = "buyer@example.com",
-) -> dict[str, Any]:
-    """A paid order for ``quantity`` units of ``product``, as ``provider`` sends it."""
-    if provider == "sellix":  # docs.sellix.io/api-reference/webhooks (order:paid)
-        return {
-            "event": "order:paid",
-            "data": {
-                "uniqid": order,
-                "type": "PRODUCT",
-                "product_id": product,
-                "quantity": quantity,
-                "customer_email": email,
-                "status": "COMPLETED",
-            },
-        }
-    if provider == "shoppy":
-        return {
-            "event": "order:paid",
-            "data": {
-                "order": {"id": order, "product_id": product, "quantity": quantity, "email": email},
-                "product": {"id": product},
-            },
-        }
-    if provider == "sellapp":  # the dynamic webhook: the completed order itself
-        return {
-            "id": order,
-            "status": "COMPLETED",
-            "customer_information": {"email": email},
-            "products": [{"product_variant_id": product, "quantity": quantity}],
-        }
-    if provider == "sellauth":  # docs.sellauth.com/guides/dynamic-delivery
-        return {
-            "event": "INVOICE.ITEM.DELIVER-DYNAMIC",
-            "id": order,
-            "unique_id": f"8e32b8f24c4a0-{order}",
-            "status": "partially_completed",
-            "email": email,
-            "customer": {"id": 501, "email": email},
-            "item": {"id": 1, "product_id": 762, "variant_id": product, "quantity": quantity},
-        }
-    assert provider == "stripe"  # an Event wrapping a Checkout Session
-    return {
-        "id": f"evt_{order}",
-        "object": "event",
-        "type": "checkout.session.completed",
-        "data": {
-            "object": {
-                "id": order,
-                "object": "checkout.session",
-                "mode": "payment",
-                "payment_status": "paid",
-                "customer_details": {"email": email},
-                "payment_link": product,
-                "metadata": {"leaf7_quantity": str(quantity)},
-            }
-        },
-    }
-
-
-def sign(
-    provider: str, body: bytes, secret: str = SECRET, now: float | None = None
-) -> dict[str, str]:
-    """The headers ``provider`` sends with ``body``."""
-    if provider == "sellix":
-        try:
-            event = json.loads(body).get("event", "")
-        except (ValueError, AttributeError):
-            event = "order:paid"
-        return {"X-Sellix-Signature": _hex(secret, body, hashlib.sha512), "X-Sellix-Event": event}
-    if provider == "shoppy":
-        return {"X-Shoppy-Signature": _hex(secret, body, hashlib.sha512)}
-    if provider == "sellapp":
-        return {"Signature": _hex(secret, body, hashlib.sha256)}
-    if provider == "sellauth":
-        return {
-            "X-Signature": _hex(secret, body, hashlib.sha256),
-            "X-Timestamp": str(int(time.time())),
-            "Idempotency-Key": hashlib.sha256(body).hexdigest(),
-        }
-    t = str(int(time.time() if now is None else now))
-    v1 = _hex(secret, t.encode() + b"." + body, hashlib.sha256)
-    return {"Stripe-Signature": f"t={t},v1={v1}"}
-
-
-PROVIDERS = ["sellix", "sellauth", "sellapp", "shoppy", "stripe"]
-
-
-async def integrate(
-    api: Api, project_id: str, provider: str, products: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    body = {
-        "provider": provider,
-        "secret": SECRET,
-        "products": products or {"prod-1": {"key_days": 7}, "prod-2": {"key_hours": 5}},
-    }
-    path = f"/api/vendor/projects/{project_id}/integrations"
-    return await api.call("POST", path, body, status=201)  # type: ignore[no-any-return]
-
-
-def hook_path(integration: dict[str, Any]) -> str:
-    return "/api/hooks/" + integration["integration_id"]
-
-
-async def deliver(
-    api: Api, integration: dict[str, Any], body: bytes, headers: dict[str, str]
-) -> tuple[int, str]:
-    resp = await api.client.post(
-        hook_path(integration),
-        data=body,
-        headers={"Content-Type": "application/json", **headers},
-    )
-    return resp.status, await resp.text()
-
-
-async def data_keys(api: Api) -> set[str]:
-    """Every Redis key but rate-limit bookkeeping."""
-    names = await keys_matching(api.store.redis, "l7:*")
-    return {n for n in names if ":rl" not in n}
+from tests.support.stores import (
+    NEW_SECRET,
+    PROVIDERS,
+    SECRET,
+    data_keys,
+    deliver,
+    integrate,
+    payload,
+    sign,
+)
 
 
 async def buyer_count(api: Api, pid: str) -> int:
@@ -171,8 +47,8 @@ async def test_create_get_patch_delete_and_the_secret_is_never_returned(api: Api
     got = await api.call("GET", path)
     assert got == made and SECRET not in json.dumps(got)
 
-    patched = await api.call("PATCH", path, {"secret": "new-secret"})
-    assert "secret" not in patched and "new-secret" not in json.dumps(patched)
+    patched = await api.call("PATCH", path, {"secret": NEW_SECRET})
+    assert "secret" not in patched and NEW_SECRET not in json.dumps(patched)
     assert patched["products"] == made["products"]
     patched = await api.call("PATCH", path, {"products": {"p9": {"key_days": 1}}})
     assert list(patched["products"]) == ["p9"]
@@ -181,13 +57,13 @@ async def test_create_get_patch_delete_and_the_secret_is_never_returned(api: Api
     # The old secret no longer signs; the new one does.
     body = json.dumps(payload("sellix", product="p9")).encode()
     assert (await deliver(api, made, body, sign("sellix", body)))[0] == 401
-    status, text = await deliver(api, made, body, sign("sellix", body, "new-secret"))
+    status, text = await deliver(api, made, body, sign("sellix", body, NEW_SECRET))
     assert status == 200 and len(text.split("\n")) == 1
 
     assert await api.call("DELETE", path) == {"status": "success"}
     await api.call("GET", path, status=404)
     await api.call("DELETE", path, status=404)
-    assert (await deliver(api, made, body, sign("sellix", body, "new-secret")))[0] == 404
+    assert (await deliver(api, made, body, sign("sellix", body, NEW_SECRET)))[0] == 404
     # The order is kept.
     [order] = await api.call("GET", "/api/vendor/orders")
     assert order["order_id"] == "ord-1"
@@ -199,9 +75,9 @@ async def test_foreign_vendor_sees_nothing(api: Api) -> None:
     other = await api.as_other()
     path = f"/api/vendor/integrations/{made['integration_id']}"
     await other.call("GET", path, status=404)
-    await other.call("PATCH", path, {"secret": "mine"}, status=404)
+    await other.call("PATCH", path, {"secret": NEW_SECRET}, status=404)
     await other.call("DELETE", path, status=404)
-    body = {"provider": "sellix", "secret": "s", "products": {"a": {}}}
+    body = {"provider": "sellix", "secret": SECRET, "products": {"a": {}}}
     await other.call("POST", f"/api/vendor/projects/{pid}/integrations", body, status=404)
     await other.call("GET", f"/api/vendor/orders?project_id={pid}", status=404)
     assert await other.call("GET", "/api/vendor/orders") == []
@@ -211,16 +87,18 @@ async def test_foreign_vendor_sees_nothing(api: Api) -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        {"provider": "paypal", "secret": "s", "products": {"a": {}}},
+        {"provider": "paypal", "secret": SECRET, "products": {"a": {}}},
         {"provider": "sellix", "secret": "", "products": {"a": {}}},
+        {"provider": "sellix", "secret": "s", "products": {"a": {}}},
+        {"provider": "sellix", "secret": "s" * 15, "products": {"a": {}}},
         {"provider": "sellix", "secret": "s" * 513, "products": {"a": {}}},
-        {"provider": "sellix", "secret": "s", "products": {}},
-        {"provider": "sellix", "secret": "s", "products": {f"p{i}": {} for i in range(101)}},
-        {"provider": "sellix", "secret": "s", "products": {"x" * 129: {}}},
-        {"provider": "sellix", "secret": "s", "products": {"a": {"key_days": 36501}}},
-        {"provider": "sellix", "secret": "s", "products": {"a": {"key_minutes": -1}}},
-        {"provider": "sellix", "secret": "s", "products": {"a": {"days": 1}}},
-        {"provider": "sellix", "secret": "s", "products": {"a": {}}, "extra": 1},
+        {"provider": "sellix", "secret": SECRET, "products": {}},
+        {"provider": "sellix", "secret": SECRET, "products": {f"p{i}": {} for i in range(101)}},
+        {"provider": "sellix", "secret": SECRET, "products": {"x" * 129: {}}},
+        {"provider": "sellix", "secret": SECRET, "products": {"a": {"key_days": 36501}}},
+        {"provider": "sellix", "secret": SECRET, "products": {"a": {"key_minutes": -1}}},
+        {"provider": "sellix", "secret": SECRET, "products": {"a": {"days": 1}}},
+        {"provider": "sellix", "secret": SECRET, "products": {"a": {}}, "extra": 1},
     ],
 )
 async def test_create_validates_like_buyer_keys(api: Api, body: dict[str, Any]) -> None:
@@ -233,9 +111,9 @@ async def test_limits_and_unknown_ids(api: Api) -> None:
     pid = (await api.project())["project_id"]
     for _ in range(20):
         await integrate(api, pid, "shoppy")
-    body = {"provider": "sellix", "secret": "s", "products": {"a": {}}}
+    body = {"provider": "sellix", "secret": SECRET, "products": {"a": {}}}
     path = f"/api/vendor/projects/{pid}/integrations"
-    await api.call("POST", path, body, status=400)
+    await api.call("POST", path, body, status=409)
     missing = "/api/vendor/projects/00000000-0000-4000-8000-000000000000/integrations"
     await api.call("POST", missing, body, status=404)
     await api.call("POST", "/api/vendor/projects/nope/integrations", body, status=404)
@@ -304,17 +182,23 @@ async def test_sellix_cart_sells_its_mapped_lines(api: Api) -> None:
     assert order["product"] == "prod-1,prod-2"
 
 
-async def test_sellauth_idempotency_key_is_honoured(api: Api) -> None:
+async def test_sellauth_idempotency_key_decides_nothing(api: Api) -> None:
+    # The header is not signed: the signed invoice and item ids name the delivery.
     pid = (await api.project())["project_id"]
     made = await integrate(api, pid, "sellauth")
     body = json.dumps(payload("sellauth", order="inv-1")).encode()
     headers = sign("sellauth", body)
-    first = await deliver(api, made, body, headers)
-    # The same delivery (same Idempotency-Key) with a body that names another item.
+    status, first = await deliver(api, made, body, headers)
+    assert status == 200
+    # Another signed order sent with the first one's Idempotency-Key: its own keys.
     other = json.dumps(payload("sellauth", order="inv-2")).encode()
     again = sign("sellauth", other) | {"Idempotency-Key": headers["Idempotency-Key"]}
-    assert await deliver(api, made, other, again) == first
-    assert await buyer_count(api, pid) == 1
+    status, second = await deliver(api, made, other, again)
+    assert status == 200 and second != first and len(second.split("\n")) == 1
+    # The first order again under a new Idempotency-Key: still its own keys, none made.
+    fresh = headers | {"Idempotency-Key": "another-key"}
+    assert await deliver(api, made, body, fresh) == (200, first)
+    assert await buyer_count(api, pid) == 2
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)

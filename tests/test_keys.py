@@ -18,6 +18,7 @@ BUYER_FIELDS = {
     "key_days",
     "key_hours",
     "key_minutes",
+    "type",  # "paid", or "free" for a get-key page's key (tests/test_free_keys.py)
 }
 ACTIVE_FIELDS = {
     "key_id",
@@ -33,6 +34,7 @@ ACTIVE_FIELDS = {
     "banned",
     "ban_reason",
     "ban_expires_at",
+    "type",
 }
 KEY_ID_RE = re.compile(r"^[A-Za-z0-9]{32,}$")
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
@@ -83,6 +85,7 @@ async def test_generate_default_one_key(api: Api, clock: Clock) -> None:
         "key_days": 30,
         "key_hours": 0,
         "key_minutes": 0,
+        "type": "paid",
     }
 
 
@@ -203,7 +206,7 @@ async def test_delete_buyer_key(api: Api) -> None:
     assert await api.call("DELETE", f"/api/vendor/keys/buyer/{a['key_id']}") == SUCCESS
     assert await api.call("DELETE", f"/api/vendor/keys/buyer/{b['key_id']}/") == SUCCESS
     assert await api.call("GET", "/api/vendor/keys/buyer") == [c]
-    assert await api.store.redis.exists(keyspace.key_ref(a["key_id"])) == 0
+    assert await api.store.redis.exists(keyspace.key_ref(api.vendor_id, a["key_id"])) == 0
     assert await api.store.redis.exists(keyspace.key(project["project_id"], a["key_id"])) == 0
     # Gone: deleting or redeeming it again is 404.
     again = await api.call("DELETE", f"/api/vendor/keys/buyer/{a['key_id']}", status=404)
@@ -257,6 +260,7 @@ async def test_redeem_shape(api: Api, clock: Clock) -> None:
         "banned": False,
         "ban_reason": None,
         "ban_expires_at": None,
+        "type": "paid",
     }
     assert await api.active(key["key_id"]) == active
 

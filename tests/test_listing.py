@@ -333,8 +333,8 @@ async def test_delete_large_project_leaves_nothing(real_api: Api) -> None:
     before += 2  # the blacklist entry, and its mirror in the other project
     await api.call("DELETE", f"/api/vendor/projects/{pid}")
     assert await left_of(redis, pid) == []
-    refs = {keyspace.key_ref(i) for i in ids}
-    assert not refs & set(await keys_matching(redis, keyspace.key_ref("*")))
+    refs = {keyspace.key_ref(api.vendor_id, i) for i in ids}
+    assert not refs & set(await keys_matching(redis, keyspace.key_ref(api.vendor_id, "*")))
     assert await data_size(redis) == before  # type: ignore[arg-type]
     await api.call("DELETE", f"/api/vendor/projects/{pid}", status=404)
     assert len(await api.call("GET", f"{BUYER}?project_id={keep}")) == 10

@@ -42,18 +42,20 @@ def test_literal_round_trips_in_real_lua(value: str) -> None:
 
 @pytest.mark.lua
 def test_prelude_with_hostile_values_round_trips() -> None:
-    values: dict[str, str | int] = {
+    values: dict[str, str | int | bool] = {
         "L7_LinkedDiscordID": '123"]]\n',
         "L7_ScriptName": "name\\",
         "L7_ScriptVersion": "1.0.0",
         "L7_TotalExecutions": 7,
         "L7_SecondsLeft": "Lifetime",
         "L7_UserNote": HOSTILE[-1] + HOSTILE[5],
+        "L7_IsPremium": False,
     }
     chunk = macro_prelude(values, MACROS)
-    chunk += "".join(f'io.write({m}, "\\255\\254")\n' for m in MACROS)
+    chunk += "".join(f'io.write(tostring({m}), "\\255\\254")\n' for m in MACROS)
     out = lua_eval(chunk).split(b"\xff\xfe")[:-1]
-    assert out == [str(values[m]).encode() for m in MACROS]
+    expected = [str(values[m]).lower() if m == "L7_IsPremium" else str(values[m]) for m in MACROS]
+    assert out == [e.encode() for e in expected]
 
 
 def test_used_macros() -> None:
@@ -90,7 +92,8 @@ def test_valid_verdict_bytes_equal_the_reference_encoding(
             note=note or None,
         )
         left: str | int = "Lifetime" if expires_at is None else max(0, expires_at - now)
-        values: dict[str, str | int] = {
+        values: dict[str, str | int | bool] = {
+            "L7_IsPremium": True,
             "L7_LinkedDiscordID": discord_id,
             "L7_ScriptName": name,
             "L7_ScriptVersion": version,

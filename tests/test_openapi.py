@@ -26,8 +26,8 @@ async def test_every_route_is_documented(app_client: TestClient[Any, Any]) -> No
     routes = set()
     for route in app_client.app.router.routes():
         path = route.resource.canonical  # type: ignore[union-attr]
-        if path == "/" or path.startswith("/dashboard"):
-            continue  # the dashboard's HTML pages (docs/dashboard.md), not the API
+        if path in ("/", "/favicon.ico") or path.startswith(("/dashboard", "/getkey/")):
+            continue  # the dashboard's and get-key HTML pages and icon, not the API
         if path.endswith("/"):
             assert (route.method, path[:-1]) in documented or path == "/"
             continue
@@ -112,18 +112,42 @@ async def test_schemas_come_from_the_structs(app_client: TestClient[Any, Any]) -
 
 
 async def test_docs_page(app_client: TestClient[Any, Any]) -> None:
+    """/docs is the vendored Swagger UI over /openapi.json: every file from this server (no
+    CDN), under the dashboard's CSP (no 'unsafe-inline'); tests/test_explorer_browser.py runs
+    it in Chromium."""
     resp = await app_client.get("/docs")
     assert resp.status == 200
     assert resp.content_type == "text/html"
+    csp = resp.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     page = await resp.text()
-    assert "<script" not in page and "http://" not in page and "https://" not in page
-    doc = await _doc(app_client)
-    for path, item in doc["paths"].items():
-        for method in item:
-            assert f"<span class=m>{method.upper()}</span> {path}</h3>" in page
-    for name in doc["components"]["schemas"]:
-        assert f'id="schema-{name}"' in page
+    assert "http://" not in page and "https://" not in page
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    styles = re.findall(r'<link rel="stylesheet" href="([^"]+)"', page)
+    assert "/dashboard/static/explorer/swagger-ui-bundle.js" in scripts
+    assert len(re.findall(r"<script", page)) == len(scripts)  # no inline script
+    assert "<style" not in page and " style=" not in page
+    for url in scripts + styles:
+        asset = await app_client.get(url)
+        assert asset.status == 200, url
+        assert "unsafe-inline" not in asset.headers["Content-Security-Policy"]
+    init = await (await app_client.get("/dashboard/static/explorer/explorer.js")).text()
+    assert 'url: "/openapi.json"' in init and "validatorUrl: null" in init
     assert (await app_client.get("/docs/")).status == 200
+
+
+async def test_favicon(app_client: TestClient[Any, Any]) -> None:
+    resp = await app_client.get("/favicon.ico")
+    assert resp.status == 200
+    assert resp.content_type == "image/x-icon"
+    body = await resp.read()
+    assert body[:4] == b"\x00\x00\x01\x00"  # an ICO file
+    svg = await app_client.get("/dashboard/static/favicon.svg")
+    assert svg.status == 200 and svg.content_type == "image/svg+xml"
+    for page in ("/docs", "/dashboard/signin"):
+        text = await (await app_client.get(page)).text()
+        assert '<link rel="icon" href="/dashboard/static/favicon.svg"' in text, page
+        assert '<link rel="icon" href="/favicon.ico"' in text, page
 
 
 async def test_integral_floats_are_integers(api: Api) -> None:

@@ -23,6 +23,10 @@ PROJECT_FIELDS = {
     "discord_role_id",
     "version",
     "created_at",
+    "signed_verdicts",
+    "watermark",
+    "obfuscation",
+    "obfuscation_job",
 }
 TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 NOT_FOUND = {"detail": "Project not found"}
@@ -46,6 +50,10 @@ async def test_create_defaults(api: Api) -> None:
         "discord_guild_id": None,
         "discord_role_id": None,
         "version": "0.0.0",
+        "signed_verdicts": True,
+        "watermark": False,
+        "obfuscation": "off",
+        "obfuscation_job": None,
     }
 
 
@@ -60,6 +68,8 @@ async def test_create_every_field(api: Api) -> None:
         "hwid_reset_cooldown": 0,
         "discord_guild_id": "1100000000000000001",
         "discord_role_id": "1200000000000000002",
+        "signed_verdicts": False,
+        "watermark": True,
     }
     project = await api.project(**fields)
     assert set(project) == PROJECT_FIELDS
@@ -174,7 +184,7 @@ async def test_delete_removes_project_and_keys(api: Api) -> None:
     assert await api.call("GET", "/api/vendor/keys/active") == []
     assert await keys_matching(api.store.redis, f"*{{{pid}}}*") == []
     for key in buyer:
-        assert await api.store.redis.exists(keyspace.key_ref(key["key_id"])) == 0
+        assert await api.store.redis.exists(keyspace.key_ref(api.vendor_id, key["key_id"])) == 0
         kid = key["key_id"]
         ban = await api.call("POST", f"/api/vendor/keys/active/{kid}/ban", status=404)
         assert ban == {"detail": "Key not found"}

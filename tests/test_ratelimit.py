@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 from redis.asyncio import Redis
 
 from handlers.appkeys import SETTINGS
-from handlers.common import client_ip, rate_subject, rate_subjects
+from handlers.clientip import client_ip, rate_subject, rate_subjects
 from service.app import create_app
 from service.config import Settings
 from store import keyspace

@@ -162,8 +162,8 @@ async def test_bulk_delete_unredeemed(api: Api) -> None:
     assert body == {"deleted": 25}
     left = await api.call("GET", f"/api/vendor/keys/buyer?project_id={pid}")
     assert [k["key_id"] for k in left] == [more[0]["key_id"]]
-    assert await api.store.redis.exists(keyspace.key_ref(kid)) == 0
-    assert await api.store.redis.exists(keyspace.key_ref(more[0]["key_id"])) == 1
+    assert await api.store.redis.exists(keyspace.key_ref(api.vendor_id, kid)) == 0
+    assert await api.store.redis.exists(keyspace.key_ref(api.vendor_id, more[0]["key_id"])) == 1
     base = f"/api/vendor/keys/buyer?project_id={pid}"
     await api.call("DELETE", base, status=422)
     await api.call("DELETE", base + "&redeemed=true", status=422)
@@ -199,7 +199,7 @@ async def test_extend(api: Api, clock: Clock) -> None:
     assert (await execute(api, pid, short["key_id"]))["code"] == "KEY_EXPIRED"
     ttl = await api.store.redis.pttl(keyspace.key(pid, kid))
     assert (3 * 86400 + 3600 - 130) * 1000 < ttl <= (3 * 86400 + 3600 + 3600) * 1000
-    ref_ttl = await api.store.redis.pttl(keyspace.key_ref(kid))
+    ref_ttl = await api.store.redis.pttl(keyspace.key_ref(api.vendor_id, kid))
     assert abs(ref_ttl - ttl) < 5000
     assert (await api.call("GET", f"/api/vendor/keys/buyer/{unused['key_id']}"))[
         "redeemed"

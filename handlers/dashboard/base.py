@@ -1,5 +1,6 @@
 """The dashboard's plumbing: sessions in cookies, CSRF, security headers, rendering and
-errors. Pages (handlers/dashboard/views.py) are plain functions of (request, ``Ctx``)."""
+errors. Pages (handlers/dashboard/*.py, one module per area) are plain functions of
+(request, ``Ctx``)."""
 
 import hmac
 import secrets
@@ -11,8 +12,8 @@ import aiohttp_jinja2
 import msgspec
 from aiohttp import web
 
-from handlers.appkeys import SETTINGS
-from handlers.common import store
+from handlers.appkeys import SETTINGS, store
+from handlers.clientip import is_https
 from handlers.errors import STORE_ERRORS, ApiError
 from store import errors
 from store.sessions import Session
@@ -37,20 +38,31 @@ SECURITY_HEADERS = {
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: every dashboard answer (pages, fragments, errors, static files)."""
-    if request.path.startswith("/dashboard") or request.path == "/":
+    """on_response_prepare: every dashboard answer (pages, fragments, errors, static files),
+    the API explorer (/docs) and the icon."""
+    if request.path.startswith(("/dashboard", "/docs")) or request.path in ("/", "/favicon.ico"):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        discord = request.app[SETTINGS].discord_client_id
+        if discord and response.headers["Content-Security-Policy"] == CSP:
+            # Settings' "Link your Discord account" form is answered by a redirect to
+            # Discord: form-action covers redirects, so Discord's origin (only) is allowed.
+            base = request.app[SETTINGS].discord_oauth_base
+            origin = "/".join(base.split("/", 3)[:3])
+            response.headers["Content-Security-Policy"] = CSP.replace(
+                "form-action 'self'", f"form-action 'self' {origin}"
+            )
         if "Cache-Control" not in response.headers and not request.path.startswith(
-            "/dashboard/static/"
+            ("/dashboard/static/", "/favicon.ico")
         ):
             response.headers["Cache-Control"] = "no-store"
 
 
 def secure(request: web.Request) -> bool:
-    """Cookies get ``Secure`` when the request came over HTTPS or the public URL is https."""
+    """Cookies get ``Secure`` when the request came over HTTPS (leaf7's own TLS, or a trusted
+    proxy's ``X-Forwarded-Proto: https``) or the public URL is https."""
     public = request.app[SETTINGS].public_url or ""
-    return request.secure or public.startswith("https://")
+    return is_https(request) or public.startswith("https://")
 
 
 def set_cookie(
@@ -103,6 +115,7 @@ def render(
     context.setdefault("csrf", ctx.session.csrf if ctx else "")
     context.setdefault("signed_in", ctx is not None)
     context.setdefault("path", request.path)
+    context.setdefault("discord_oauth", bool(request.app[SETTINGS].discord_client_id))
     response = aiohttp_jinja2.render_template(template, request, context, status=status)
     if headers:
         response.headers.update(headers)

@@ -1,4 +1,5 @@
--- Shared helpers: store/scripts.py prepends this file to every script below.
+-- Shared helpers: store/scripts.py prepends this file to every script below. Each script's
+-- first line lists what it takes from here (tests/test_lua_scripts.py holds it to the truth).
 local unpack = unpack or table.unpack
 -- Numbers are written with %d so both Lua 5.1 (Redis) and 5.4 (fakeredis) store "123", not "123.0".
 local function int(n)

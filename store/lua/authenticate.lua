@@ -1,3 +1,4 @@
+-- uses _common.lua: hit
 -- Finds the vendor of an API key (by its keyed digest) and, for a known key only, counts the
 -- request against the key's fixed-window rate limit (windows aligned to epoch multiples, a
 -- refused request is not counted, the hash expires with its window). Unknown keys write

@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, event, role_sync
 -- Bans an active key: for good, or until a time (a timed ban). A permanent ban also blocks
 -- the key's HWID project-wide in the same step, so no execution can slip between the two; the
 -- HWID ban is counted per banned key, so unbanning one of two keys that share a HWID keeps the

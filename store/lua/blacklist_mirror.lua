@@ -1,3 +1,4 @@
+-- uses _common.lua: nothing
 -- Mirrors one blacklist entry into a project: its HWID, and its address or network; a
 -- network's prefix length joins the IP hash's '/' list (tokens such as '4/24' or '6/64',
 -- longest prefix first), the lengths the loader check computes a client's network for.

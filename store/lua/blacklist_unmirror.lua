@@ -1,3 +1,4 @@
+-- uses _common.lua: nothing
 -- Removes one blacklist entry's mirror from a project, leaving mappings that another entry
 -- has taken over, and returns the attempts the entry counted there.
 -- KEYS[1] blacklisted HWIDs, KEYS[2] blacklisted IPs, KEYS[3] blacklist attempts

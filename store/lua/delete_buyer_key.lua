@@ -1,3 +1,4 @@
+-- uses _common.lua: unredeemed_refusal, event
 -- Deletes a buyer key unless it was redeemed; check and delete are one step so a redemption
 -- racing the delete either wins (400) or never happens.
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] buyer index set,

@@ -1,3 +1,4 @@
+-- uses _common.lua: owned
 -- Deleting a project, step 1 of 3: the project disappears at once. Its hash is renamed to
 -- the tombstone, so every API and loader call (which all check the project hash) finds no
 -- project from now on; its keys are then deleted in bounded batches (delete_project_keys)

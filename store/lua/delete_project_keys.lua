@@ -1,3 +1,4 @@
+-- uses _common.lua: owned
 -- Deleting a project, step 2 of 3: one bounded batch of its keys (see delete_project). Pops
 -- up to ARGV[4] ids off the buyer index (then the active index, then the key -> Discord id
 -- hash) and deletes their hashes and Discord index entries.

@@ -1,3 +1,4 @@
+-- uses _common.lua: unpack, owned
 -- Deleting a project, step 3 of 3: its fixed keys, once its keys are gone (see
 -- delete_project), and the tombstone last: from then on deleting again is a 404.
 -- KEYS[1] tombstone, KEYS[2..] the fixed keys of the project (source, indexes, blacklist

@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, event
 -- Deletes the unredeemed keys among one batch of a project's buyer keys (bulk delete walks
 -- the index with SSCAN and calls this per batch, so memory stays bounded). Each key is
 -- checked and deleted in this step, so a key redeemed meanwhile is never deleted.

@@ -1,3 +1,4 @@
+-- uses _common.lua: unpack, int, redeem_key, EVENTS_CAP, event, live_for, role_sync
 -- The loader's execution checks: a batch of checks of one project (those that arrived
 -- together), each with every verdict decided in one atomic step, all in one round trip.
 -- Each check runs in turn, in batch order, exactly as if it were alone: the batch only
@@ -7,6 +8,9 @@
 --   HWID_BANNED (the vendor's blacklist: HWID or client IP; the entry's attempts are
 --   counted), (free-for-all: HWID_BANNED, else KEY_VALID), KEY_INCORRECT, KEY_BANNED,
 --   HWID_BANNED, KEY_EXPIRED, KEY_HWID_LOCKED, KEY_VALID.
+-- On a project with free keys on (the hash's free_keys), KEY_INCORRECT and KEY_EXPIRED are
+-- KEY_REQUIRED (the handler adds the get-key page's URL); a run with no key at all is not
+-- counted as a failed guess there.
 -- (HWID_MISSING is decided by the handler before Redis is asked.) KEY_BANNED: a timed ban
 -- (the key's ban_until) only until its end; it blocks no HWID.
 -- Limits are per project and client (IP, or IPv6 /64), kept in one hash in the project's
@@ -26,28 +30,41 @@
 -- a check is valid and the caller's cached revision (ARGV[3]) is not the current one, so a
 -- large script does not cross the wire on every run.
 -- Every verdict but PROJECT_NOT_FOUND and RATE_LIMITED appends an event; valid ones also
--- count the executions per project and per hour (the counter expires by itself after 13 h).
+-- count the executions per project and per hour (the counter expires by itself after 13 h),
+-- and per executor name and hour (KEYS[9]: at most ARGV[9] names per hour, the rest counted
+-- as 'other'; the hash expires by itself after 8 days).
 -- KEYS[1] project hash, KEYS[2] HWID ban hash, KEYS[3] hosted source, KEYS[4] active index,
 -- KEYS[5] blacklisted HWIDs, KEYS[6] blacklisted IPs, KEYS[7] blacklist attempts,
--- KEYS[8] this hour's execution counter, then per check: its key hash and its client's
+-- KEYS[8] this hour's execution counter, KEYS[9] this hour's executions by executor, then
+-- per check: its key hash and its client's
 -- limit hash (fields w, n: execution window number and count; f, fn: first failure time
 -- and failure count; b: blocked until), and, when ARGV[8] > 0, its IPv6 /48's limit hash
--- (fields f, fn, b), then the role stream and role re-check set (role_sync: a first run of a
--- key that names a Discord user), the event stream and the notification stream.
+-- (fields f, fn, b), then the source's watermark plan, the role stream and role re-check set
+-- (role_sync: a first run of a key that names a Discord user), the event stream and the
+-- notification stream.
 -- ARGV[1] now (epoch s), ARGV[2] retention (s), ARGV[3] source revision the caller has
 -- cached ('' = none), ARGV[4] executions per window (0 = no limit), ARGV[5] execution window
 -- (s), ARGV[6] failures before a block (0 = no brute-force defence), ARGV[7] failure window
 -- and block length (s), ARGV[8] failures before an IPv6 /48 is blocked (0: the checks have
--- no /48 KEY), then per check: hwid, key_id, client IP.
--- returns: {'PROJECT_NOT_FOUND'}, or {rev, {source, name, version, macros} or false (no
---   valid check, or the caller's revision is current), one result per check}: a result is
---   {'RATE_LIMITED', 'x' (executions), 'f' (failures) or 'w' (failures of the client's /48),
---   reset (epoch s), retry_after (s)};
---   another failure {code, remaining, reset}; or {'KEY_VALID', discord_id, total_executions,
---   expires_at, note or false, redeemed_now, ffa, remaining, reset}. remaining is the
---   client's executions left in the window (-1 without a limit), reset the window's end (0
---   without a limit).
-local p = redis.call('HMGET', KEYS[1], 'vendor_id', 'is_active', 'ffa_active', 'rev')
+-- no /48 KEY), ARGV[9] executor names per hour at most, then per check: hwid, key_id, client
+-- IP, executor name (normalised by the service: lower-case, 'unknown' when absent).
+-- (KEYS and ARGV are built by execute_call in store/execute_contract.py, whose structs are
+-- the reply's layout below, field for field.)
+-- returns: {'PROJECT_NOT_FOUND'}, or {rev, hosted or false (no valid check, or the caller's
+--   revision is current), one result per check}: hosted is
+--   HostedReply {source, name, version, macros, watermark plan or false (the project marks
+--   no copies)}; a result is
+--   LimitedReply {'RATE_LIMITED', kind ('x' executions, 'f' failures, 'w' failures of the
+--   client's /48), reset (epoch s), retry_after (s)}, or another failure
+--   FailureReply {code, remaining, reset}, or
+--   ValidReply {'KEY_VALID', discord_id, total_executions, expires_at, note or false,
+--   redeemed_now, ffa, remaining, reset, sign_kid, prev_kid, premium ('0': a free key or
+--   free-for-all, '1': a sold or vendor-made key)}.
+--   remaining is the client's executions left in the window (-1 without a limit), reset the
+--   window's end (0 without a limit); sign_kid the project's signing key id (false: signed
+--   verdicts off), prev_kid its previous one while still accepted (else false).
+local p = redis.call('HMGET', KEYS[1], 'vendor_id', 'is_active', 'ffa_active', 'rev',
+  'signed_verdicts', 'sign_kid', 'sign_prev_kid', 'sign_prev_until', 'free_keys')
 if not p[1] then
   return {'PROJECT_NOT_FOUND'}
 end
@@ -63,8 +80,15 @@ local window_end = (idx + 1) * xwindow
 local inactive = p[2] == '0'
 local ffa = p[3] == '1'
 local rev = p[4] or '0'
-local nchecks = (#ARGV - 8) / 3
+local nchecks = (#ARGV - 9) / 4
+local executor_cap = tonumber(ARGV[9])
 local stamp = ARGV[1]
+-- Signed verdicts (handlers/signing.py): the project's key id, and its previous one while in
+-- its grace period, returned with each valid result; the service signs after this returns.
+local sign_kid = p[5] == '1' and p[6] or false
+local prev_kid = sign_kid and p[7] and (tonumber(p[8]) or 0) > now and p[7] or false
+-- Free keys (docs/free-keys.md): a run without a valid key is sent to the get-key page.
+local free = p[9] == '1'
 
 -- Limit state per client, read once per batch and written back once at its end.
 local clients, order = {}, {}
@@ -189,6 +213,9 @@ local function ip_listed(ip)
 end
 
 local valid_count = 0
+-- Valid executions of the batch by executor name, written once at its end.
+local executors, executor_names = {}, {}
+local executor
 
 -- The check being decided, for fail() and valid(): set as each check starts (functions
 -- defined once per batch rather than closures made per check).
@@ -200,22 +227,27 @@ local function fail(code, etype, message, notify, extra)
   return {code, int(remaining), int(reset)}
 end
 
-local function valid(discord_id, n, expires, note, redeemed_now, is_ffa)
+local function valid(discord_id, n, expires, note, redeemed_now, is_ffa, premium)
   valid_count = valid_count + 1
+  local seen = executors[executor]
+  if not seen then
+    executor_names[#executor_names + 1] = executor
+  end
+  executors[executor] = (seen or 0) + 1
   -- event('Success', 'EXECUTION', 'Script executed', key_id, false, nil, stamp), spelt out:
   -- the hot path's one XADD without building a field table.
   redis.call('XADD', events_key, 'MAXLEN', '~', EVENTS_CAP, '*', 'type', 'Success', 'kind',
     'EXECUTION', 'message', 'Script executed', 'key_id', key_id, 'ts', stamp)
   return {'KEY_VALID', discord_id, n, expires, note, redeemed_now, is_ffa,
-    int(remaining), int(reset)}
+    int(remaining), int(reset), sign_kid, prev_kid, premium}
 end
 
 local function check(i)
-  local base = 8 + stride * (i - 1)
+  local base = 9 + stride * (i - 1)
   local key_hash, client = KEYS[base + 1], KEYS[base + 2]
-  local a = 6 + 3 * i
+  local a = 6 + 4 * i
   local hwid, ip = ARGV[a], ARGV[a + 2]
-  key_id, remaining, reset = ARGV[a + 1], -1, 0
+  key_id, remaining, reset, executor = ARGV[a + 1], -1, 0, ARGV[a + 3]
   local c, w
   if limited then
     c = limits(client)
@@ -262,17 +294,22 @@ local function check(i)
       return fail('HWID_BANNED', 'Critical', 'Banned HWID refused', false)
     end
     local n = redis.call('HINCRBY', KEYS[1], 'ffa_executions', 1)
-    return valid('', n, '', 'FFA', '0', '1')
+    return valid('', n, '', 'FFA', '0', '1', '0')
   end
   local k = redis.call('HMGET', key_hash, 'created_at', 'redeemed_at', 'banned', 'expires_at',
-    'hwid', 'discord_id', 'note', 'total_executions', 'ban_until')
+    'hwid', 'discord_id', 'note', 'total_executions', 'ban_until', 'type')
   if not k[1] then
-    -- A KEY_INCORRECT counts towards the client's block, and its /48's.
-    if c and flimit > 0 then
+    -- A KEY_INCORRECT counts towards the client's block, and its /48's (a free-keys run
+    -- without any key is no guess).
+    local guess = not free or key_id ~= ''
+    if c and flimit > 0 and guess then
       count_failure(c, flimit)
     end
-    if w then
+    if w and guess then
       count_failure(w, wlimit)
+    end
+    if free then
+      return fail('KEY_REQUIRED', 'Warning', 'Run without a key: sent to the get-key page', false)
     end
     return fail('KEY_INCORRECT', 'Warning', 'Invalid key refused', false)
   end
@@ -284,7 +321,8 @@ local function check(i)
   end
   local expires = k[4] or ''
   if k[2] and expires ~= '' and now >= tonumber(expires) then
-    return fail('KEY_EXPIRED', 'Warning', 'Expired key refused', false)
+    return fail(free and 'KEY_REQUIRED' or 'KEY_EXPIRED', 'Warning', 'Expired key refused',
+      false)
   end
   if k[5] and k[5] ~= hwid then
     return fail('KEY_HWID_LOCKED', 'Warning', 'Key used from another HWID', true,
@@ -307,7 +345,8 @@ local function check(i)
     redis.call('HSET', key_hash, 'total_executions', int(n), 'last_execution', stamp,
       'hwid', hwid)
   end
-  return valid(k[6] or '', n, expires, k[7] or false, redeemed_now, '0')
+  return valid(k[6] or '', n, expires, k[7] or false, redeemed_now, '0',
+    k[10] == 'free' and '0' or '1')
 end
 
 local out = {rev, false}
@@ -348,9 +387,27 @@ if valid_count > 0 then
     redis.call('EXPIRE', KEYS[8], 13 * 3600)
   end
   redis.call('HINCRBY', KEYS[1], 'executions', valid_count)
+  -- By executor: a name not yet in this hour's hash once it holds executor_cap names is
+  -- counted as 'other' (bounded cardinality whatever loaders send).
+  local size
+  for _, name in ipairs(executor_names) do
+    local n = executors[name]
+    if name ~= 'other' and redis.call('HEXISTS', KEYS[9], name) == 0 then
+      size = size or redis.call('HLEN', KEYS[9])
+      if size >= executor_cap then
+        name = 'other'
+      else
+        size = size + 1
+      end
+    end
+    if redis.call('HINCRBY', KEYS[9], name, n) == n then  -- a new field: the hash outlives it
+      redis.call('EXPIRE', KEYS[9], 8 * 86400)
+    end
+  end
 end
 if valid_count > 0 and rev ~= ARGV[3] then
-  local h = redis.call('HMGET', KEYS[1], 'name', 'version', 'source_macros')
-  out[2] = {redis.call('GET', KEYS[3]) or '', h[1] or '', h[2] or '0.0.0', h[3] or ''}
+  local h = redis.call('HMGET', KEYS[1], 'name', 'version', 'source_macros', 'watermark')
+  out[2] = {redis.call('GET', KEYS[3]) or '', h[1] or '', h[2] or '0.0.0', h[3] or '',
+    h[4] == '1' and (redis.call('GET', KEYS[#KEYS - 4]) or '') or false}
 end
 return out

@@ -1,3 +1,4 @@
+-- uses _common.lua: int, owned, event, role_sync
 -- Adds time to the unexpired, non-lifetime active keys among one batch of a project's active
 -- keys (bulk extend walks the index with SSCAN and calls this per batch). Each key's TTL
 -- moves with its expires_at in the same step.

@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, sadd_all, event
 -- Creates buyer keys in one step, so a failed ownership check writes nothing.
 -- KEYS[1] project hash, KEYS[2] buyer index set, KEYS[3..n-2] the new key hashes,
 -- KEYS[n-1] event stream, KEYS[n] notification stream

@@ -1,3 +1,4 @@
+-- uses _common.lua: owned
 -- Reads one key of a vendor's project.
 -- KEYS[1] project hash, KEYS[2] key hash
 -- ARGV[1] vendor_id

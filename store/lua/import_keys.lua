@@ -1,3 +1,4 @@
+-- uses _common.lua: unpack, int, owned, sadd_all, event
 -- Writes a batch of imported keys into a project in one step (store/transfer.py): each key
 -- that is not in the project yet gets the hash, indexes and TTL a key made here has
 -- (generate_keys.lua; redeem.lua for a redeemed key: the active index, the Discord index and
@@ -5,7 +6,7 @@
 -- HWID blocked in the project). A key already in the project is left exactly as it is.
 -- KEYS[1] project hash, KEYS[2] buyer index, KEYS[3] active index, KEYS[4] key -> Discord id
 -- hash, KEYS[5] HWID ban hash (hwid -> number of bans), KEYS[n-3] role stream, KEYS[n-2] role
--- re-check set (role_sync: a redeemed key that names a Discord user), KEYS[n-1] event stream,
+-- re-check set (unused: an import queues no role change), KEYS[n-1] event stream,
 -- KEYS[n] notification stream
 -- ARGV[1] vendor_id, ARGV[2] key hash prefix, ARGV[3] Discord index prefix, ARGV[4] retention
 -- (s), then per key: key_id, '1' when redeemed ('0' not), its Discord id ('' none), the HWID a
@@ -36,7 +37,8 @@ while i <= #ARGV do
       if discord ~= '' then
         redis.call('SADD', ARGV[3] .. discord, id)
         redis.call('HSET', KEYS[4], id, discord)
-        role_sync(discord, 'IMPORT', expires)
+        -- No role_sync: an import only says who redeemed, which anyone can claim; the role
+        -- follows once the vendor acts on the key or saves the project's role settings.
       end
       if expires ~= '' then
         redis.call('PEXPIREAT', key, int((tonumber(expires) + retention) * 1000))

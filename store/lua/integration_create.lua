@@ -1,3 +1,4 @@
+-- uses _common.lua: owned
 -- Adds a store integration to a project the vendor owns (its four fields in the project's
 -- integrations hash), unless the project has as many as it may have.
 -- KEYS[1] project hash, KEYS[2] integrations hash

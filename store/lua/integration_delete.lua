@@ -1,3 +1,4 @@
+-- uses _common.lua: owned
 -- Removes a store integration, when the vendor owns its project (its orders are kept).
 -- KEYS[1] project hash, KEYS[2] integrations hash
 -- ARGV[1] vendor_id, ARGV[2] integration_id

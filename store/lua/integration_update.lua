@@ -1,3 +1,4 @@
+-- uses _common.lua: owned
 -- Changes a store integration's secret and/or products, when the vendor owns its project.
 -- KEYS[1] project hash, KEYS[2] integrations hash
 -- ARGV[1] vendor_id, ARGV[2] integration_id, ARGV[3] new secret ('' keeps it),

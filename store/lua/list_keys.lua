@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, forget_discord
 -- One page step of a key listing: walks the index with SSCAN (bounded: at most ARGV[5] keys
 -- are read) and returns the live keys found. Ownership is checked before the index is read.
 -- A member whose hash Redis has expired is forgotten by every index of the project in this

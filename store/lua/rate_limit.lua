@@ -1,3 +1,4 @@
+-- uses _common.lua: hit
 -- One hit on a fixed-window rate limit (the `hit` helper of _common.lua): nothing accumulates.
 -- KEYS[1] the limit's hash (fields w = window number, n = hits in it)
 -- ARGV[1] now (epoch s), ARGV[2] window (s), ARGV[3] limit (hits per window, >= 1)

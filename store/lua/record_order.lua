@@ -1,3 +1,4 @@
+-- uses _common.lua: sadd_all, event
 -- A paid store order, exactly once: the order (and the store's idempotency key, when it sent
 -- one) is looked up first, and a delivery seen before gets the record written then, keys and
 -- all, with nothing written now; otherwise the order's buyer keys (the same fields and index

@@ -1,3 +1,4 @@
+-- uses _common.lua: unredeemed_refusal, redeem_key, event, role_sync
 -- Redeems a buyer key for a Discord user; the check and the write are one step, so of two
 -- concurrent redemptions exactly one succeeds.
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] active index, KEYS[4] the user's Discord

@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, event
 -- Clears an active key's HWID and counts the reset (vendor reset: no cooldown).
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[n-1] event stream, KEYS[n] notification stream
 -- ARGV[1] vendor_id, ARGV[2] now, ARGV[3] key_id

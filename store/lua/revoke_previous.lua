@@ -1,3 +1,4 @@
+-- uses _common.lua: nothing
 -- Ends every previous API key of a vendor now (their grace periods cut short): hands back
 -- their digests, whose records (other slots) the caller deletes. Only the current key (or the
 -- operator, caller '') may do this.

@@ -1,3 +1,4 @@
+-- uses _common.lua: int
 -- Role sync (store/roles.py): does a Discord user hold a valid key in the project right now?
 -- The bot reads this right before it grants or removes the role, so what it applies is the
 -- state of the user's keys, whichever entry brought it here (replays and reordering are

@@ -1,3 +1,4 @@
+-- uses _common.lua: ROLES_CAP
 -- Role sync (store/roles.py): moves the Discord users whose re-check time has come from the
 -- re-check set to the role stream, in one step (a user is moved once, whoever sweeps; a
 -- crash cannot lose one between the two). Key expiry is found this way, not by Redis'

@@ -1,3 +1,4 @@
+-- uses _common.lua: nothing
 -- Makes a new API key digest the vendor's current one and hands back the previous one (whose
 -- record the caller then expires after the grace period, or deletes). Read and write are one
 -- step, so of two concurrent rotations by the same key only one finds it current. Only the

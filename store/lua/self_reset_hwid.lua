@@ -1,3 +1,4 @@
+-- uses _common.lua: unpack, owned, event
 -- Self-service HWID reset for one Discord user (what the bot calls). The project's
 -- hwid_reset_cooldown is checked and the reset written in one step, so two simultaneous
 -- requests can never both reset. A key without a HWID needs no reset and starts no cooldown;

@@ -1,3 +1,4 @@
+-- uses _common.lua: int
 -- Resumes a dashboard session: a live one gets its idle timeout again, never past its absolute
 -- end (then it is deleted). The vendor's current API key is checked by the caller.
 -- KEYS[1] the session hash (vendor_id, digest, csrf, ends, batch)

@@ -1,3 +1,4 @@
+-- uses _common.lua: unpack
 -- Sets fields of a live dashboard session (its API key digest after a rotation from the
 -- dashboard, the last generated key batch); a missing session is left missing.
 -- KEYS[1] the session hash

@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, event
 -- Sets (or, with the empty string, clears) an active key's HWID.
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[n-1] event stream, KEYS[n] notification stream
 -- ARGV[1] vendor_id, ARGV[2] new HWID ('' = none), ARGV[3] key_id

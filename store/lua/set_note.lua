@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, event
 -- Sets (or removes) a key's note, checking in the same step that the key is the vendor's
 -- (and, on the active-key route, that it was redeemed).
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[n-1] event stream, KEYS[n] notification stream

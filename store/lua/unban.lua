@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, event, role_sync
 -- Lifts a key's ban (its reason and end too) and the HWID block that ban made, in one step.
 -- KEYS[1] project hash, KEYS[2] key hash, KEYS[3] HWID ban hash, KEYS[n-3] role stream,
 -- KEYS[n-2] role re-check set (role_sync), KEYS[n-1] event stream, KEYS[n] notification stream

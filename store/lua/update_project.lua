@@ -1,3 +1,4 @@
+-- uses _common.lua: unpack, owned, event, ROLES_CAP
 -- Applies a partial update to a project the vendor owns.
 -- Role sync: an update that sets is_active, discord_guild_id or discord_role_id while the
 -- project has (or had) a Discord role appends one entry '*' to the role stream: the bot then

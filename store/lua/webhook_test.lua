@@ -1,3 +1,4 @@
+-- uses _common.lua: owned, event
 -- Queues a test notification for the project's webhook through the same durable path as real
 -- events (_common.lua `event`: the project's event stream, and its notification stream while
 -- the project has a webhook with notifications on), so the deliverers send it like any other.

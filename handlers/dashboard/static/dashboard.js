@@ -3,18 +3,21 @@
 (function () {
   "use strict";
 
+  // A chart of data-series ({"x": epoch seconds, "y": counts}); data-label and data-color
+  // name its series (default: the overview's valid executions).
   function drawChart(el) {
     if (!el || el.dataset.drawn || typeof uPlot === "undefined") return;
     var data = JSON.parse(el.dataset.series || '{"x":[],"y":[]}');
     el.dataset.drawn = "1";
     var width = Math.max(260, el.clientWidth || 600);
+    var color = el.dataset.color || "#2563eb";
     var opts = {
       width: width,
       height: 220,
       legend: { show: false },
       scales: { x: { time: true } },
       axes: [{ stroke: "#555" }, { stroke: "#555" }],
-      series: [{}, { label: "Valid executions", stroke: "#2563eb", width: 2, fill: "rgba(37,99,235,0.12)" }],
+      series: [{}, { label: el.dataset.label || "Valid executions", stroke: color, width: 2, fill: color + "20" }],
     };
     var plot = new uPlot(opts, [data.x, data.y], el);
     window.addEventListener("resize", function () {
@@ -33,7 +36,10 @@
   }
 
   function init(root) {
-    drawChart(root.querySelector ? root.querySelector("#chart") : null);
+    if (root.querySelector) {
+      drawChart(root.querySelector("#chart"));
+      drawChart(root.querySelector("#reports-chart"));
+    }
     var buttons = (root.querySelectorAll ? root : document).querySelectorAll("button.copy");
     buttons.forEach(function (b) {
       if (!b.dataset.bound) {

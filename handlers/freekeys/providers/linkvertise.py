@@ -1,0 +1,42 @@
+"""Linkvertise: the vendor's link sends the player to the return URL with ``?hash=<64 hex>``;
+``POST {LEAF7_LINKVERTISE_API}/anti_bypassing?token=<publisher token>&hash=<hash>`` answers
+``TRUE`` when that hash is of a completed visit (once: Linkvertise forgets it then)."""
+
+import re
+from collections.abc import Mapping
+
+from handlers.freekeys.providers.base import Checkpoint, Http
+
+NAME = "linkvertise"
+_HASH = re.compile(r"[0-9a-fA-F]{64}")
+
+
+class Linkvertise:
+    name = NAME
+    title = "Linkvertise"
+    needs_secret = True
+    needs_link_id = False
+    needs_postback = False
+
+    def return_query(self) -> str:
+        return ""
+
+    def link_url(self, checkpoint: Checkpoint, click: str) -> str:
+        return checkpoint.link
+
+    def token_of(self, query: Mapping[str, str]) -> str | None:
+        value = query.get("hash") or ""
+        return value.lower() if _HASH.fullmatch(value) else None
+
+    async def verify(self, http: Http, checkpoint: Checkpoint, token: str, ip: str) -> str | None:
+        status, body = await http.request(
+            "POST",
+            f"{http.linkvertise}/anti_bypassing",
+            params={"token": checkpoint.secret or "", "hash": token},
+        )
+        if status == 200 and body.strip().upper() == b"TRUE":
+            return None
+        return "FORGED"
+
+
+PROVIDER = Linkvertise()
