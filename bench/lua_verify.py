@@ -1,4 +1,4 @@
-"""The loader's Ed25519 verifier (handlers/lua/ed25519.lua): what it costs an executor.
+"""The loader's Ed25519 verifier (handlers/lua/vendor/ed25519.lua): what it costs an executor.
 
 Runs the module in Luau (``-O2``, the interpreter: executors have no codegen) and in Lua 5.1,
 and prints, each a median over the runs: the time to load it (compile and run the chunk), one
@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent))  # the checkout: tests/support (not shipped
 
 from tests.support import ed25519_ref as ref  # noqa: E402
 
-MODULE = HERE.parent / "handlers" / "lua" / "ed25519.lua"
+MODULE = HERE.parent / "handlers" / "lua" / "vendor" / "ed25519.lua"
 LUAU = HERE.parent.parent / "shared" / "tools" / "luau" / "luau"
 
 # Prints "name ms" lines; `keys` holds (public key, message, signature) hex triples, each key
@@ -103,7 +103,8 @@ def main() -> None:
         ("SHA-512 of 64 KiB", "sha512_64k"),
         ("SHA-256 of 64 KiB", "sha256_64k"),
     ]
-    print(f"handlers/lua/ed25519.lua: {MODULE.stat().st_size} bytes; medians of {args.runs} runs")
+    size = MODULE.stat().st_size
+    print(f"handlers/lua/vendor/ed25519.lua: {size} bytes; medians of {args.runs} runs")
     print(f"{'ms':<38}" + "".join(f"{name:>12}" for name in results))
     for label, key in rows:
         print(f"{label:<38}" + "".join(f"{r[key]:>12.2f}" for r in results.values()))

@@ -15,36 +15,19 @@ UNKNOWN = "unknown"
 OTHER = "other"
 MAX_LEN = 32
 
-# Known executors: the name counted, then the spellings (after lower-casing and dropping the
-# version) that are the same executor.
+# Known executors: the name counted, then the other spellings (after lower-casing and dropping
+# the version) that are the same executor. One with no other spelling (krnl, fluxus, solara...)
+# needs no entry: a name that is no alias is counted as it is.
 KNOWN: dict[str, tuple[str, ...]] = {
     "synapse": ("synapse x", "synapse z", "synapsex", "syn"),
     "script-ware": ("scriptware", "script ware", "sw"),
-    "krnl": ("krnl",),
-    "fluxus": ("fluxus",),
-    "electron": ("electron",),
-    "delta": ("delta", "delta x"),
-    "codex": ("codex",),
+    "delta": ("delta x",),
     "arceus x": ("arceus", "arceusx", "arceus x neo"),
-    "hydrogen": ("hydrogen",),
-    "wave": ("wave",),
-    "solara": ("solara",),
-    "awp": ("awp", "awp.gg"),
-    "seliware": ("seliware",),
-    "macsploit": ("macsploit",),
-    "sirhurt": ("sirhurt",),
-    "celery": ("celery",),
-    "xeno": ("xeno",),
-    "swift": ("swift",),
-    "velocity": ("velocity",),
-    "zenith": ("zenith",),
-    "trigon": ("trigon", "trigon evo"),
-    "evon": ("evon",),
+    "awp": ("awp.gg",),
+    "trigon": ("trigon evo",),
     "oxygen u": ("oxygen", "oxygenu"),
-    "comet": ("comet",),
-    "nezur": ("nezur",),
 }
-_ALIASES = {alias: name for name, aliases in KNOWN.items() for alias in (name, *aliases)}
+_ALIASES = {alias: name for name, aliases in KNOWN.items() for alias in aliases}
 # A trailing version: "2.1.3", "v2", "build 5", "(x64)"...
 _VERSION = re.compile(r"(\s+(v(ersion)?\.?\s*)?\d[\w.\-+]*|\s*\([^()]*\)|\s+build\s*\S+)+$")
 _UNSAFE = re.compile(r"[^a-z0-9 ._\-]+")

@@ -10,7 +10,7 @@ page's encoding at a time, however long the list.
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
@@ -28,6 +28,7 @@ NEXT_CURSOR = "X-Next-Cursor"
 Fetch = Callable[[str | None, int], Awaitable[tuple[Sequence[Any], str | None]]]
 
 _encoder = msgspec.json.Encoder()
+_D = TypeVar("_D")
 
 
 def limit_param(maximum: int = MAX_LIMIT, default: int | None = None) -> Param:
@@ -71,7 +72,8 @@ def paged(*filters: Param) -> dict[str, Any]:
     return {"query": (*filters, *PARAMS), "headers": NEXT_CURSOR_HEADER, "description": ORDER}
 
 
-def _limit(request: web.Request, maximum: int, default: int | None) -> int | None:
+def limit_query(request: web.Request, maximum: int, default: _D) -> int | _D:
+    """``?limit=``: 1 to ``maximum`` (else 422), ``default`` when absent."""
     raw = request.query.get("limit")
     if raw is None:
         return default
@@ -96,7 +98,7 @@ async def respond(
 ) -> web.StreamResponse:
     """The answer of a list route: one page with ``?limit=`` (or a ``default``), else the
     whole list, streamed. ``?cursor=`` continues where a previous page stopped."""
-    limit = _limit(request, maximum, default)
+    limit = limit_query(request, maximum, default)
     cursor = _cursor(request)
     if limit is not None:
         items, nxt = await fetch(cursor, limit)

@@ -309,7 +309,7 @@ async def _signed(
     expires = now + signing.LIFETIME
     hwid_hash = _text_hash(hwid)
     nonce = req.nonce
-    leaf = signing.leaf_hex(
+    leaf = signing.leaf(
         kid, project_id, nonce, now, expires, _text_hash(req.script_key), hwid_hash,
         len(prelude), chunk,
     )  # fmt: skip

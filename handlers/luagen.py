@@ -51,14 +51,9 @@ def macro_prelude(values: dict[str, str | int | bool], used: tuple[str, ...]) ->
     return "".join(lines)
 
 
-LOADER_TEMPLATE = """\
--- leaf7 loader for project {project_id}
--- Usage:
---   script_key = "YOUR_KEY"
---   loadstring(game:HttpGet("{loader_url}"))()
-local PROJECT_ID = {project_literal}
-local ENDPOINT = {endpoint_literal}
-
+# Lua both loaders share (the plain one and the signed one below), spliced into their
+# templates. Placeholders are @NAME@ (Lua has braces), filled in one pass by _fill.
+_LUA_NOTIFY = """\
 local env = (getgenv and getgenv()) or _G
 local key = env.script_key or script_key
 
@@ -66,7 +61,9 @@ local function notify(message)
   message = "[leaf7] " .. tostring(message)
   if warn then warn(message) else print(message) end
 end
+"""
 
+_LUA_REQUEST = """\
 local request = (syn and syn.request) or (http and http.request) or http_request
   or request or (fluxus and fluxus.request)
 if type(request) ~= "function" then
@@ -74,18 +71,21 @@ if type(request) ~= "function" then
 end
 
 local HttpService = game:GetService("HttpService")
-local body = {{project_id = PROJECT_ID, script_key = key}}
+"""
+
+# Sends `body` with the machine's hwid and decodes the answer; opens the KEY_VALID branch.
+_LUA_SEND = """\
 if type(gethwid) == "function" then
   local ok, hwid = pcall(gethwid)
   if ok and type(hwid) == "string" and hwid ~= "" then body.hwid = hwid end
 end
 
-local ok, response = pcall(request, {{
+local ok, response = pcall(request, {
   Url = ENDPOINT,
   Method = "POST",
-  Headers = {{["Content-Type"] = "application/json"}},
+  Headers = {["Content-Type"] = "application/json"},
   Body = HttpService:JSONEncode(body),
-}})
+})
 if not ok or type(response) ~= "table" then
   return notify("could not reach the key server")
 end
@@ -95,6 +95,10 @@ if not decoded or type(data) ~= "table" then
   return notify("key server error (HTTP " .. tostring(response.StatusCode) .. ")")
 end
 if data.valid == true and data.code == "KEY_VALID" and type(data.script) == "string" then
+"""
+
+# Runs the checked script (closing the KEY_VALID branch), or shows the get-key link or why not.
+_LUA_RUN = """\
   local fn, err = loadstring(data.script)
   if not fn then
     return notify("the script failed to load: " .. tostring(err))
@@ -113,21 +117,42 @@ end
 notify(data.message or data.detail or data.code or "key check failed")
 """
 
+LOADER_TEMPLATE = (
+    """\
+-- leaf7 loader for project @PROJECT_ID@
+-- Usage:
+--   script_key = "YOUR_KEY"
+--   loadstring(game:HttpGet("@LOADER_URL@"))()
+local PROJECT_ID = @PROJECT_LITERAL@
+local ENDPOINT = @ENDPOINT_LITERAL@
+
+"""
+    + _LUA_NOTIFY
+    + "\n"
+    + _LUA_REQUEST
+    + "local body = {project_id = PROJECT_ID, script_key = key}\n"
+    + _LUA_SEND
+    + _LUA_RUN
+)
+
 
 def loader_lua(project_id: str, base_url: str) -> str:
-    loader_url = f"{base_url}/api/loader/{project_id}/loader.lua"
-    return LOADER_TEMPLATE.format(
-        project_id=project_id,
-        loader_url=loader_url,
-        project_literal=lua_string(project_id),
-        endpoint_literal=lua_string(f"{base_url}/api/loader/execute"),
+    return _fill(
+        LOADER_TEMPLATE,
+        {
+            "@PROJECT_ID@": project_id,
+            "@LOADER_URL@": f"{base_url}/api/loader/{project_id}/loader.lua",
+            "@PROJECT_LITERAL@": lua_string(project_id),
+            "@ENDPOINT_LITERAL@": lua_string(f"{base_url}/api/loader/execute"),
+        },
     )
 
 
 # The loader of a project with signed verdicts (docs/loader-security.md): the same request as
 # LOADER_TEMPLATE plus a nonce, and the chunk runs only once the answer's signature, nonce,
 # times and chunk hash all check out. Placeholders are @NAME@ (the verifier has braces).
-SIGNED_LOADER_TEMPLATE = """\
+SIGNED_LOADER_TEMPLATE = (
+    """\
 -- leaf7 loader for project @PROJECT_ID@ (signed verdicts)
 -- Usage:
 --   script_key = "YOUR_KEY"
@@ -146,26 +171,18 @@ local PUBLIC_KEYS = {
 -- Seconds the game's clock may differ from the key server's.
 local MAX_SKEW = 30
 
-local env = (getgenv and getgenv()) or _G
-local key = env.script_key or script_key
-
-local function notify(message)
-  message = "[leaf7] " .. tostring(message)
-  if warn then warn(message) else print(message) end
-end
+"""
+    + _LUA_NOTIFY
+    + """\
 
 local ed25519 = (function()
 @VERIFIER@
 end)()
 local sha256, tohex, fromhex = ed25519.sha256, ed25519.tohex, ed25519.fromhex
 
-local request = (syn and syn.request) or (http and http.request) or http_request
-  or request or (fluxus and fluxus.request)
-if type(request) ~= "function" then
-  return notify("this executor has no HTTP request function")
-end
-
-local HttpService = game:GetService("HttpService")
+"""
+    + _LUA_REQUEST
+    + """\
 
 -- Called once when an answer fails verification (forged, replayed, stale or altered): tells
 -- the key server, so the vendor sees crack attempts. A signal, not a defence: the hook that
@@ -286,55 +303,24 @@ end
 local EXECUTOR = executor_name()
 local body = {project_id = PROJECT_ID, script_key = key, nonce = NONCE, kid = KID}
 body.executor = EXECUTOR
-if type(gethwid) == "function" then
-  local ok, hwid = pcall(gethwid)
-  if ok and type(hwid) == "string" and hwid ~= "" then body.hwid = hwid end
-end
-
-local ok, response = pcall(request, {
-  Url = ENDPOINT,
-  Method = "POST",
-  Headers = {["Content-Type"] = "application/json"},
-  Body = HttpService:JSONEncode(body),
-})
-if not ok or type(response) ~= "table" then
-  return notify("could not reach the key server")
-end
-
-local decoded, data = pcall(HttpService.JSONDecode, HttpService, response.Body or "")
-if not decoded or type(data) ~= "table" then
-  return notify("key server error (HTTP " .. tostring(response.StatusCode) .. ")")
-end
-if data.valid == true and data.code == "KEY_VALID" and type(data.script) == "string" then
+"""
+    + _LUA_SEND
+    + """\
   local checked, reason, code = pcall(verify, data)
   if not checked or reason then
     if not checked then reason, code = "malformed answer", "malformed" end
     notify("refused the key server's answer: " .. reason)
     return report(code, EXECUTOR)
   end
-  local fn, err = loadstring(data.script)
-  if not fn then
-    return notify("the script failed to load: " .. tostring(err))
-  end
-  return fn()
-end
-if data.code == "KEY_REQUIRED" and type(data.getkey_url) == "string" then
-  -- A free-keys project: the machine's get-key page, on the clipboard where the executor can.
-  local copy = setclipboard or toclipboard or (syn and syn.write_clipboard)
-  if type(copy) == "function" and pcall(copy, data.getkey_url) then
-    return notify("you need a key: the get-key link is copied to your clipboard, paste it "
-      .. "in your browser: " .. data.getkey_url)
-  end
-  return notify("you need a key: open this link in your browser: " .. data.getkey_url)
-end
-notify(data.message or data.detail or data.code or "key check failed")
 """
+    + _LUA_RUN
+)
 
 
 @functools.cache
 def verifier_lua() -> str:
-    """The vendored Ed25519 verifier (handlers/lua/ed25519.lua): one chunk returning a module."""
-    return resources.files("handlers").joinpath("lua/ed25519.lua").read_text("utf-8")
+    """The vendored Ed25519 verifier (handlers/lua/vendor/ed25519.lua): a chunk, a module."""
+    return resources.files("handlers").joinpath("lua/vendor/ed25519.lua").read_text("utf-8")
 
 
 def signed_loader_lua(project_id: str, base_url: str, keys: list[tuple[str, bytes]]) -> str:
@@ -351,8 +337,12 @@ def signed_loader_lua(project_id: str, base_url: str, keys: list[tuple[str, byte
         "@PUBLIC_KEYS@": lines,
         "@VERIFIER@": verifier_lua().rstrip("\n"),
     }
-    # One pass: nothing inserted (a URL, the verifier) is taken for a placeholder.
-    return _PLACEHOLDER.sub(lambda m: values[m.group(0)], SIGNED_LOADER_TEMPLATE)
+    return _fill(SIGNED_LOADER_TEMPLATE, values)
 
 
 _PLACEHOLDER = re.compile(r"@[A-Z_]+@")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    # One pass: nothing inserted (a URL, the verifier) is taken for a placeholder.
+    return _PLACEHOLDER.sub(lambda m: values[m.group(0)], template)

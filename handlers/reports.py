@@ -63,25 +63,28 @@ async def report(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=headers)
 
 
-def _int_query(request: web.Request, name: str, default: int, maximum: int) -> int:
-    raw = request.query.get(name, str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        raise ApiError(422, f"{name}: must be an integer from 1 to {maximum}")
-    return int(raw)
+class _Window:
+    """A window of time to count over, a query parameter (``hours``, ``days``): its
+    documentation and its parser."""
+
+    def __init__(self, name: str, default: int, maximum: int, text: str) -> None:
+        self.name, self.default, self.maximum = name, default, maximum
+        self.param = Param(
+            name,
+            {"type": "integer", "minimum": 1, "maximum": maximum},
+            f"{text}, 1 to {maximum} (default {default})",
+            errors=(422,),
+        )
+
+    def get(self, request: web.Request) -> int:
+        raw = request.query.get(self.name, str(self.default))
+        if not raw.isdigit() or not 1 <= int(raw) <= self.maximum:
+            raise ApiError(422, f"{self.name}: must be an integer from 1 to {self.maximum}")
+        return int(raw)
 
 
-HOURS_QUERY = Param(
-    "hours",
-    {"type": "integer", "minimum": 1, "maximum": MAX_HOURS},
-    f"Hours up to the current one (UTC), 1 to {MAX_HOURS} (default 24)",
-    errors=(422,),
-)
-DAYS_QUERY = Param(
-    "days",
-    {"type": "integer", "minimum": 1, "maximum": MAX_DAYS},
-    f"Days up to today (UTC), 1 to {MAX_DAYS} (default 7)",
-    errors=(422,),
-)
+HOURS = _Window("hours", 24, MAX_HOURS, "Hours up to the current one (UTC)")
+DAYS = _Window("days", 7, MAX_DAYS, "Days up to today (UTC)")
 
 
 def _iso_hour(hour: int) -> str:
@@ -122,7 +125,7 @@ async def report_counts(
 @route(
     "Valid executions by executor, per hour",
     {200: schemas.Executors},
-    query=(PROJECT_QUERY, HOURS_QUERY),
+    query=(PROJECT_QUERY, HOURS.param),
     description="Valid executions of one project (or, without `project_id`, of all the "
     "vendor's) by executor name over the last `hours` hours (UTC), the current hour so far "
     "included: `totals` (most first) and `hourly` (oldest first). Names are normalised "
@@ -131,20 +134,18 @@ async def report_counts(
     "of any other counted as `other`.",
 )
 async def executors_(request: web.Request, vendor_id: str) -> web.Response:
-    hours = _int_query(request, "hours", 24, MAX_HOURS)
-    data = await executor_counts(request, vendor_id, project_query(request), hours)
+    data = await executor_counts(request, vendor_id, project_query(request), HOURS.get(request))
     return json_response(data)
 
 
 @route(
     "Forged answers refused by the loaders, per day",
     {200: schemas.Reports},
-    query=(PROJECT_QUERY, DAYS_QUERY),
+    query=(PROJECT_QUERY, DAYS.param),
     description="Reports of the signed loader (`POST /api/loader/report`) for one project "
     "(or, without `project_id`, all the vendor's) over the last `days` UTC days, oldest "
     "first, today last: each day's total and counts by reason.",
 )
 async def reports(request: web.Request, vendor_id: str) -> web.Response:
-    days = _int_query(request, "days", 7, MAX_DAYS)
-    data = await report_counts(request, vendor_id, project_query(request), days)
+    data = await report_counts(request, vendor_id, project_query(request), DAYS.get(request))
     return json_response(data)

@@ -12,6 +12,7 @@ from handlers.appkeys import SETTINGS, store
 from handlers.auth import vendor_operations
 from handlers.body import json_response, read_json
 from handlers.errors import ApiError
+from handlers.listing import limit_query
 from handlers.openapi import Param
 from store.roles import RoleChange
 
@@ -53,15 +54,6 @@ def _wait(request: web.Request) -> float:
     return value
 
 
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIMIT):
-        raise ApiError(422, f"limit: must be an integer from 1 to {MAX_LIMIT}")
-    return int(raw)
-
-
 @route(
     "Role changes for the vendor's Discord bot (long poll)",
     {200: list[RoleChange]},
@@ -76,7 +68,7 @@ def _limit(request: web.Request) -> int:
 )
 async def changes(request: web.Request, vendor_id: str) -> web.Response:
     """GET /api/vendor/role_sync/changes?wait=&limit=: the vendor's role changes."""
-    wait, limit = _wait(request), _limit(request)
+    wait, limit = _wait(request), limit_query(request, MAX_LIMIT, DEFAULT_LIMIT)
     roles = store(request).roles
     lease = request.app[SETTINGS].role_lease
     loop = asyncio.get_running_loop()

@@ -71,28 +71,12 @@ def leaf(
     key_hash: bytes,
     hwid_hash: bytes,
     split: int,
-    chunk: bytes,
+    chunk_hex: bytes,
 ) -> bytes:
     """The canonical byte string of a valid verdict: one field per line, each ended by LF
     (no field can hold one: hex, decimal, a UUID, fixed words). ``key_hash`` and ``hwid_hash``
-    are lowercase hex SHA-256s (``text_hash``); ``split`` is the prelude's length in bytes."""
-    return leaf_hex(
-        kid, project_id, nonce, issued, expires, key_hash, hwid_hash, split, chunk.hex().encode()
-    )
-
-
-def leaf_hex(
-    kid: str,
-    project_id: str,
-    nonce: str,
-    issued: int,
-    expires: int,
-    key_hash: bytes,
-    hwid_hash: bytes,
-    split: int,
-    chunk_hex: bytes,
-) -> bytes:
-    """``leaf`` from the chunk hash's hex (which the answer carries too: encoded once)."""
+    are lowercase hex SHA-256s (``text_hash``); ``split`` is the prelude's length in bytes;
+    ``chunk_hex`` the chunk hash's lowercase hex (the answer carries it too: encoded once)."""
     return b"%b\n%b\n%b\nKEY_VALID\n%b\n%d\n%d\n%b\n%b\n%d\n%b\n" % (
         LEAF_TAG, kid.encode(), project_id.encode(), nonce.encode(), issued, expires,
         key_hash, hwid_hash, split, chunk_hex,

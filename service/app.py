@@ -19,7 +19,7 @@ from handlers.signing import Signer
 from service.config import Settings
 from service.routes import setup_routes
 from service.secret import signing_secret
-from service.storage import open_store
+from service.storage import log_per_batch, open_store
 from service.webhooks import DelivererConfig, running
 from store import StoreUnavailable
 
@@ -56,13 +56,12 @@ def create_app(
             app[STORE] = store
             signer = app[SIGNER] = Signer(signing_secret(settings, store.vendors.secret))
             yield
-            if signer.signatures:
-                log.info(
-                    "signed verdicts: %d answers under %d signatures (%.1f per signature)",
-                    signer.leaves,
-                    signer.signatures,
-                    signer.leaves / signer.signatures,
-                )
+            log_per_batch(
+                log,
+                "signed verdicts: %d answers under %d signatures (%.1f per signature)",
+                signer.leaves,
+                signer.signatures,
+            )
 
     async def webhooks(app: web.Application) -> AsyncIterator[None]:
         async with running(app[STORE], DelivererConfig.from_settings(settings)):

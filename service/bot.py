@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -97,11 +97,17 @@ class Commands:
         else:
             await self._reply(interaction, "No HWID is bound to your key yet: nothing to reset.")
 
-    async def mykey(self, interaction: discord.Interaction) -> None:
+    async def _user_keys(self, interaction: discord.Interaction) -> list[ActiveKey] | None:
+        """The user's keys; None when the API refused (the user is told why)."""
         try:
-            keys = await self.client.user_keys(str(interaction.user.id))
+            return await self.client.user_keys(str(interaction.user.id))
         except ApiError as exc:
             await self._reply(interaction, escape(exc.detail))
+            return None
+
+    async def mykey(self, interaction: discord.Interaction) -> None:
+        keys = await self._user_keys(interaction)
+        if keys is None:
             return
         if not keys:
             await self._reply(
@@ -112,10 +118,8 @@ class Commands:
         await self._reply(interaction, "\n".join(describe(k, now) for k in keys))
 
     async def script(self, interaction: discord.Interaction) -> None:
-        try:
-            keys = await self.client.user_keys(str(interaction.user.id))
-        except ApiError as exc:
-            await self._reply(interaction, escape(exc.detail))
+        keys = await self._user_keys(interaction)
+        if keys is None:
             return
         now = self.clock()
         usable = [k for k in keys if not k.banned and ((_seconds_left(k, now) or 1) > 0)]
@@ -168,6 +172,23 @@ class RedeemModal(discord.ui.Modal, title="Redeem your key"):
         await self.commands.redeem(interaction, self.key.value)
 
 
+class _PanelButton(discord.ui.Button["PanelView"]):
+    """One of the panel's buttons: ``action`` answers the click."""
+
+    def __init__(
+        self,
+        label: str,
+        style: discord.ButtonStyle,
+        name: str,
+        action: Callable[[discord.Interaction], Awaitable[None]],
+    ) -> None:
+        super().__init__(label=label, style=style, custom_id=f"leaf7:panel:{name}")
+        self.action = action
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        await self.action(interaction)
+
+
 class PanelView(discord.ui.View):
     """The buyer panel's buttons. Persistent: no timeout and fixed ``custom_id``s, registered
     with ``add_view`` when the bot starts, so a panel posted before a restart keeps working."""
@@ -175,38 +196,16 @@ class PanelView(discord.ui.View):
     def __init__(self, commands: Commands) -> None:
         super().__init__(timeout=None)
         self.commands = commands
+        for label, style, name, action in (
+            ("Redeem", discord.ButtonStyle.success, "redeem", self.redeem),
+            ("Get script", discord.ButtonStyle.primary, "script", commands.script),
+            ("Reset HWID", discord.ButtonStyle.secondary, "resethwid", commands.resethwid),
+            ("Key info", discord.ButtonStyle.secondary, "keyinfo", commands.mykey),
+        ):
+            self.add_item(_PanelButton(label, style, name, action))
 
-    @discord.ui.button(
-        label="Redeem", style=discord.ButtonStyle.success, custom_id="leaf7:panel:redeem"
-    )
-    async def redeem(
-        self, interaction: discord.Interaction, _button: "discord.ui.Button[PanelView]"
-    ) -> None:
+    async def redeem(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_modal(RedeemModal(self.commands))
-
-    @discord.ui.button(
-        label="Get script", style=discord.ButtonStyle.primary, custom_id="leaf7:panel:script"
-    )
-    async def script(
-        self, interaction: discord.Interaction, _button: "discord.ui.Button[PanelView]"
-    ) -> None:
-        await self.commands.script(interaction)
-
-    @discord.ui.button(
-        label="Reset HWID", style=discord.ButtonStyle.secondary, custom_id="leaf7:panel:resethwid"
-    )
-    async def resethwid(
-        self, interaction: discord.Interaction, _button: "discord.ui.Button[PanelView]"
-    ) -> None:
-        await self.commands.resethwid(interaction)
-
-    @discord.ui.button(
-        label="Key info", style=discord.ButtonStyle.secondary, custom_id="leaf7:panel:keyinfo"
-    )
-    async def keyinfo(
-        self, interaction: discord.Interaction, _button: "discord.ui.Button[PanelView]"
-    ) -> None:
-        await self.commands.mykey(interaction)
 
 
 def build_bot(client: Leaf7Client) -> tuple[discord.Client, app_commands.CommandTree[Any]]:

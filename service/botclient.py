@@ -2,7 +2,7 @@
 so the bot holds no Redis connection and no business rules of its own."""
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import aiohttp
 import msgspec
@@ -42,7 +42,27 @@ _changes_decoder = msgspec.json.Decoder(list[RoleChange])
 _ack_decoder = msgspec.json.Decoder(_AckBody)
 
 
-class Leaf7Client:
+class SessionClient:
+    """A client that owns one aiohttp session; ``async with`` (or ``close``) closes it."""
+
+    _session: aiohttp.ClientSession
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+class Leaf7Client(SessionClient):
     def __init__(
         self,
         api_url: str,
@@ -58,20 +78,6 @@ class Leaf7Client:
             headers={"Authorization": f"Bearer {api_key}"},
             timeout=aiohttp.ClientTimeout(total=timeout),
         )
-
-    async def __aenter__(self) -> "Leaf7Client":
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self._session.close()
 
     async def _call(
         self, method: str, path: str, json: Any = None, seconds: float | None = None

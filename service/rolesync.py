@@ -20,13 +20,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 import msgspec
 
-from service.botclient import ApiError, Leaf7Client
+from service.botclient import ApiError, Leaf7Client, SessionClient
 
 log = logging.getLogger(f"leaf7.{__name__}")
 
@@ -73,7 +72,7 @@ class _Bucket:
     reset_at: float  # monotonic
 
 
-class DiscordRest:
+class DiscordRest(SessionClient):
     """The two role calls of Discord's REST API, rate-limited and retried."""
 
     def __init__(
@@ -101,20 +100,6 @@ class DiscordRest:
         self._global_until = 0.0
         self.calls = 0  # requests sent, retries included
         self.rate_limited = 0  # 429 answers
-
-    async def __aenter__(self) -> "DiscordRest":
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self._session.close()
 
     async def set_role(self, guild: str, user: str, role: str, present: bool) -> bool:
         """Grants (``present``) or removes the role; False when the user is not a member of

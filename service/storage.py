@@ -47,6 +47,13 @@ async def rewrite_when_quiet(store: Store, grown_mb: int, quiet_ops: int) -> Non
             log.debug("AOF housekeeping skipped: %s", exc)
 
 
+def log_per_batch(logger: logging.Logger, message: str, count: int, batches: int) -> None:
+    """Logs how well work was batched at shutdown: ``message`` with the count, the batches
+    and the count per batch; nothing when there was no batch."""
+    if batches:
+        logger.info(message, count, batches, count / batches)
+
+
 @contextlib.asynccontextmanager
 async def open_store(
     settings: Settings,
@@ -102,13 +109,12 @@ async def open_store(
                 await task
         await store.close()
         pipe = store.core.pipe
-        if pipe.batches:
-            log.info(
-                "auto-pipeline: %d commands in %d writes (%.1f per write)",
-                pipe.commands,
-                pipe.batches,
-                pipe.commands / pipe.batches,
-            )
+        log_per_batch(
+            log,
+            "auto-pipeline: %d commands in %d writes (%.1f per write)",
+            pipe.commands,
+            pipe.batches,
+        )
         if redis is None:
             await aclose(client)
         if embedded is not None:

@@ -293,15 +293,10 @@ def tokenize(text: str, lenient: bool = False) -> list[Token]:
                 out.append(Token(LONG, i, end, text[i:end]))
                 i = end
                 continue
-        if c == "`":
-            end, more = _interp_part(text, i + 1, lenient)
-            out.append(Token(ISTR, i, end, text[i:end]))
-            if more:
-                stack.append("`")
-            i = end
-            continue
-        if c == "}" and stack and stack[-1] == "`":
-            stack.pop()
+        # An interpolated string's start, or its text after a `{...}` expression ends.
+        if c == "`" or (c == "}" and stack and stack[-1] == "`"):
+            if c == "}":
+                stack.pop()
             end, more = _interp_part(text, i + 1, lenient)
             out.append(Token(ISTR, i, end, text[i:end]))
             if more:

@@ -66,18 +66,16 @@ async def _storage(request: pytest.FixtureRequest, kind: str) -> "Redis | RedisC
 async def redis_client(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[Redis]:
-    client = await _storage(request, request.param)
-    assert isinstance(client, Redis)  # fakeredis or one Valkey: never a cluster
-    yield client
-    await client.aclose()
+    async with await _storage(request, request.param) as client:
+        assert isinstance(client, Redis)  # fakeredis or one Valkey: never a cluster
+        yield client
 
 
 @pytest.fixture
 async def real_redis(valkey_server: EmbeddedValkey) -> AsyncIterator[Redis]:
     """For what only a real server can prove: Lua atomicity under load, TTLs, concurrency."""
-    client = await _real_client(valkey_server)
-    yield client
-    await client.aclose()
+    async with await _real_client(valkey_server) as client:
+        yield client
 
 
 @pytest.fixture
@@ -108,24 +106,21 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture(params=["fakeredis", "valkey", "cluster"])
 async def app_redis(request: pytest.FixtureRequest) -> AsyncIterator["Redis | RedisCluster"]:
     """The storage of the HTTP tests: fakeredis, one real Valkey, a real Valkey Cluster."""
-    client = await _storage(request, request.param)
-    yield client
-    await client.aclose()
+    async with await _storage(request, request.param) as client:
+        yield client
 
 
 @pytest.fixture(params=["valkey", "cluster"])
 async def real_storage(request: pytest.FixtureRequest) -> AsyncIterator["Redis | RedisCluster"]:
     """For what only real servers can prove: one Valkey, and a Valkey Cluster."""
-    client = await _storage(request, request.param)
-    yield client
-    await client.aclose()
+    async with await _storage(request, request.param) as client:
+        yield client
 
 
 @pytest.fixture
 async def cluster_redis(valkey_cluster: EmbeddedCluster) -> AsyncIterator[RedisCluster]:
-    client = await _cluster_client(valkey_cluster)
-    yield client
-    await client.aclose()
+    async with await _cluster_client(valkey_cluster) as client:
+        yield client
 
 
 @pytest.fixture

@@ -4,8 +4,10 @@ fake interaction (no Discord network)."""
 import socket
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import discord
 import pytest
@@ -120,59 +122,46 @@ async def test_client_unreachable_server() -> None:
     assert err.value.detail == "The key server is unreachable; try again later"
 
 
+async def reply(command: Callable[..., Awaitable[None]], *args: Any) -> str:
+    """What a command answers the user (its one ephemeral message)."""
+    i = FakeInteraction()
+    await command(i, *args)
+    return i.reply
+
+
 async def test_commands(api: Api, clock: Clock) -> None:
     pid, kid = await setup_key(api, key_days=1)
     commands, client = await bot_for(api, pid, clock)
     try:
-        i = FakeInteraction()
-        await commands.mykey(i)
-        assert i.reply == "You have no key for this script. Redeem one with /redeem."
-        i = FakeInteraction()
-        await commands.script(i)
-        assert "no usable key" in i.reply
-        i = FakeInteraction()
-        await commands.redeem(i, "  nope  ")
-        assert i.reply == "Key not found"
-        i = FakeInteraction()
-        await commands.redeem(i, f" {kid} ")
-        assert i.reply.startswith(f"Key redeemed: `{kid[:6]}…` expires ")
-        assert "(1d left)" in i.reply and "no HWID bound yet" in i.reply
-        i = FakeInteraction()
-        await commands.redeem(i, kid)
-        assert i.reply == "Key already redeemed"
-        i = FakeInteraction()
-        await commands.resethwid(i)
-        assert i.reply == "No HWID is bound to your key yet: nothing to reset."
+        text = await reply(commands.mykey)
+        assert text == "You have no key for this script. Redeem one with /redeem."
+        assert "no usable key" in await reply(commands.script)
+        assert await reply(commands.redeem, "  nope  ") == "Key not found"
+        text = await reply(commands.redeem, f" {kid} ")
+        assert text.startswith(f"Key redeemed: `{kid[:6]}…` expires ")
+        assert "(1d left)" in text and "no HWID bound yet" in text
+        assert await reply(commands.redeem, kid) == "Key already redeemed"
+        text = await reply(commands.resethwid)
+        assert text == "No HWID is bound to your key yet: nothing to reset."
         await execute(api, pid, kid, hwid="pc-1")
-        i = FakeInteraction()
-        await commands.mykey(i)
-        assert "1 executions; HWID bound" in i.reply
-        i = FakeInteraction()
-        await commands.resethwid(i)
-        assert i.reply == "Your HWID was reset. Run the script on your new device."
+        assert "1 executions; HWID bound" in await reply(commands.mykey)
+        text = await reply(commands.resethwid)
+        assert text == "Your HWID was reset. Run the script on your new device."
         await execute(api, pid, kid, hwid="pc-2")
-        i = FakeInteraction()
-        await commands.resethwid(i)
-        assert i.reply == "HWID reset is on cooldown: try again in 1d."
-        i = FakeInteraction()
-        await commands.script(i)
-        assert f'script_key = "{kid}"' in i.reply and "loader.lua" in i.reply
+        assert await reply(commands.resethwid) == "HWID reset is on cooldown: try again in 1d."
+        text = await reply(commands.script)
+        assert f'script_key = "{kid}"' in text and "loader.lua" in text
         # Someone else: their own (empty) view.
         i = FakeInteraction(user_id=1)
         await commands.resethwid(i)
         assert i.reply == "You have no key for this script. Redeem one with /redeem."
         # Banned: no loader, no reset.
         await api.call("POST", f"/api/vendor/keys/active/{kid}/ban")
-        i = FakeInteraction()
-        await commands.script(i)
-        assert "no usable key" in i.reply
+        assert "no usable key" in await reply(commands.script)
         clock.advance(86400)
-        i = FakeInteraction()
-        await commands.resethwid(i)
-        assert i.reply == "Key is banned"
-        i = FakeInteraction()
-        await commands.mykey(i)
-        assert "**banned**" in i.reply and "expired on" in i.reply
+        assert await reply(commands.resethwid) == "Key is banned"
+        text = await reply(commands.mykey)
+        assert "**banned**" in text and "expired on" in text
     finally:
         await client.close()
 

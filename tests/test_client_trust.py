@@ -10,12 +10,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from service.app import create_app
 from service.config import Settings
 from service.webhooks import Deliverer, DelivererConfig
 from tests.support.api import Api, Clock, execute, setup_key, store_of
+from tests.support.hooks import hook_receiver
 from tests.support.processes import Server, create_vendor, http, kill_valkeys
 
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -78,16 +77,8 @@ async def test_a_clients_hwid_reaches_discord_as_text(
     aiohttp_server: Any, api_with: Any, real_redis: Any
 ) -> None:
     api: Api = await api_with(real_redis, webhook_allow=LOOPBACK)
-    received: list[dict[str, Any]] = []
-
-    async def receive(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(status=204)
-
-    app = web.Application()
-    app.router.add_post("/hook", receive)
-    server = await aiohttp_server(app)
-    pid = (await api.project(webhook_url=str(server.make_url("/hook"))))["project_id"]
+    url, received = await hook_receiver(aiohttp_server)
+    pid = (await api.project(webhook_url=url))["project_id"]
     [key] = await api.keys(pid)
     kid = key["key_id"]
     assert verdict(await execute(api, pid, kid, hwid="pc-1")) == "KEY_VALID"

@@ -10,13 +10,13 @@ import time
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from handlers.executors import normalise
 from service.config import Settings
 from service.webhooks import Deliverer, DelivererConfig
 from store import analytics, checks, keyspace
 from tests.support.api import EXECUTE, Api, Clock, keys_matching, setup_key
+from tests.support.hooks import hook_receiver
 
 REPORT = "/api/loader/report"
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -48,16 +48,8 @@ async def run(api: Api, pid: str, key: str, executor: str | None, hwid: str = "p
 async def test_a_report_is_a_critical_event_on_the_feed_and_webhook_and_counted(
     api: Api, aiohttp_server: Any
 ) -> None:
-    received: list[dict[str, Any]] = []
-
-    async def hook(request: web.Request) -> web.Response:
-        received.append(await request.json())
-        return web.Response(status=204)
-
-    hook_app = web.Application()
-    hook_app.router.add_post("/hook", hook)
-    server = await aiohttp_server(hook_app)
-    pid = (await api.project(webhook_url=str(server.make_url("/hook"))))["project_id"]
+    url, received = await hook_receiver(aiohttp_server)
+    pid = (await api.project(webhook_url=url))["project_id"]
     other = (await api.project())["project_id"]
     body = {"project_id": pid, "reason": "bad_signature", "executor": "Synapse X 2.1"}
     await report(api, body)

@@ -5,7 +5,6 @@ docs/dashboard.md (docs/img/, at 1280 and 375 px wide).
 
 Playwright's sync API: these tests are plain functions (no event loop of pytest's runs)."""
 
-import contextlib
 import json
 import threading
 import time
@@ -17,32 +16,14 @@ from typing import Any, ClassVar
 
 import pytest
 
+from tests.support.browser import chromium
 from tests.support.processes import Server, create_vendor, http, serving
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 XSS = "<script>alert(1)</script><img src=x onerror=alert(1)>"
 # Every page is screenshotted at both widths on every run, into a temporary folder (the ones of
 # docs/img/, with realistic data, are made by `make screenshots`: bench/screenshots.py).
-
-# The browser tests must run wherever the suite runs (.ci/run installs chromium): a missing
-# browser is a failure, not a skip.
-assert Path(CHROMIUM).exists(), (
-    f"Debian's chromium is required at {CHROMIUM} (apt-get install chromium)"
-)
-
-from playwright import sync_api  # noqa: E402
 
 
 @dataclass
@@ -71,11 +52,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         "LEAF7_WEBHOOK_ALLOW": "127.0.0.0/8",
         "LEAF7_WEBHOOK_POLL": "0.2",
     }
-    with (
-        serving(data_dir, env) as server,
-        sync_api.sync_playwright() as pw,
-    ):
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with serving(data_dir, env) as server, chromium() as browser:
         context = browser.new_context(
             viewport={"width": 1280, "height": 900}, accept_downloads=True
         )
@@ -83,11 +60,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         page.set_default_timeout(10_000)
         w = World(server, vendor, browser, page, data_dir.parent / "shots")
         page.on("dialog", lambda d: (w.dialogs.append(d.message), d.dismiss()))
-        try:
-            yield w
-        finally:
-            with contextlib.suppress(Exception):
-                browser.close()
+        yield w
 
 
 def shoot(w: World, name: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import RECORD_CSP, csp_violations, launch
+from tests.support.browser import chromium, csp_violations, sign_in, watched_page
 from tests.support.fake_discord import CLIENT_ID, CLIENT_SECRET, FakeDiscord, serving_in_thread
 from tests.support.processes import create_vendor, serving
 
@@ -28,43 +28,34 @@ def test_link_sign_in_and_sign_up(tmp_path: Path) -> None:
             "LEAF7_DISCORD_OAUTH_BASE": discord_base,
             "LEAF7_SIGNUP": "discord",
         }
-        with serving(data_dir, env) as server, sync_api.sync_playwright() as pw:
-            browser = launch(pw)
-            try:
-                page = browser.new_page()
-                page.set_default_timeout(10_000)
-                page.add_init_script(RECORD_CSP)
-                page.goto(server.base + "/dashboard/signin")
-                page.get_by_label("API key").fill(vendor["api_key"])
-                page.get_by_role("button", name="Sign in", exact=True).click()
-                page.wait_for_url("**/dashboard/")
+        with serving(data_dir, env) as server, chromium() as browser:
+            page = watched_page(browser, 10_000)
+            sign_in(page, server.base, vendor["api_key"])
 
-                page.goto(server.base + "/dashboard/settings")
-                assert "not linked" in page.text_content("#discord-link")
-                with page.expect_response(lambda r: "/oauth/discord/callback" in r.url) as back:
-                    page.get_by_role("button", name="Link your Discord account").click()
-                assert back.value.status == 303  # through the fake Discord, back to Settings
-                expect = sync_api.expect(page.locator("#discord-link"))
-                expect.to_contain_text("linked to 700000000000000007")
-                assert fake.refused == [] and len(fake.issued) == 1
+            page.goto(server.base + "/dashboard/settings")
+            assert "not linked" in page.text_content("#discord-link")
+            with page.expect_response(lambda r: "/oauth/discord/callback" in r.url) as back:
+                page.get_by_role("button", name="Link your Discord account").click()
+            assert back.value.status == 303  # through the fake Discord, back to Settings
+            expect = sync_api.expect(page.locator("#discord-link"))
+            expect.to_contain_text("linked to 700000000000000007")
+            assert fake.refused == [] and len(fake.issued) == 1
 
-                page.get_by_role("button", name="Sign out", exact=True).click()
-                page.wait_for_url("**/dashboard/signin")
-                page.get_by_role("link", name="Sign in with Discord").click()
-                page.wait_for_url("**/dashboard/")
-                page.goto(server.base + "/dashboard/settings")
-                assert vendor["vendor_id"] in page.text_content("main")
-                assert csp_violations(page) == []
+            page.get_by_role("button", name="Sign out", exact=True).click()
+            page.wait_for_url("**/dashboard/signin")
+            page.get_by_role("link", name="Sign in with Discord").click()
+            page.wait_for_url("**/dashboard/")
+            page.goto(server.base + "/dashboard/settings")
+            assert vendor["vendor_id"] in page.text_content("main")
+            assert csp_violations(page) == []
 
-                # Another Discord user, new here: a vendor account of their own.
-                page.get_by_role("button", name="Sign out", exact=True).click()
-                fake.user = {"id": "700000000000000008", "username": "bo", "global_name": "Bo"}
-                page.get_by_role("link", name="Sign in with Discord").click()
-                page.wait_for_url("**/dashboard/")
-                page.goto(server.base + "/dashboard/settings")
-                main = page.text_content("main") or ""
-                assert "Bo ·" in main and vendor["vendor_id"] not in main
-                assert "linked to 700000000000000008" in page.text_content("#discord-link")
-                assert csp_violations(page) == []
-            finally:
-                browser.close()
+            # Another Discord user, new here: a vendor account of their own.
+            page.get_by_role("button", name="Sign out", exact=True).click()
+            fake.user = {"id": "700000000000000008", "username": "bo", "global_name": "Bo"}
+            page.get_by_role("link", name="Sign in with Discord").click()
+            page.wait_for_url("**/dashboard/")
+            page.goto(server.base + "/dashboard/settings")
+            main = page.text_content("main") or ""
+            assert "Bo ·" in main and vendor["vendor_id"] not in main
+            assert "linked to 700000000000000008" in page.text_content("#discord-link")
+            assert csp_violations(page) == []

@@ -42,6 +42,16 @@ async def _api(
     )
 
 
+@pytest.fixture
+async def ada(
+    api_with: ApiWith, app_redis: Redis, discord_server: TestServer, fake: FakeDiscord
+) -> Api:
+    """A vendor's app with Discord sign-in configured, and Discord's user "ada" (LINKED)."""
+    api = await _api(api_with, app_redis, discord_server)
+    fake.user = {"id": LINKED, "username": "ada"}
+    return api
+
+
 async def _to_discord(c: TestClient[Any, Any], link_csrf: str | None = None) -> str:
     """Starts a sign-in (or, with the Settings page's CSRF token, a link); the fake Discord
     answers at once: returns the callback URL it sends the browser to."""
@@ -78,10 +88,9 @@ async def _signed_in_as(c: TestClient[Any, Any]) -> str:
 
 
 async def test_linked_vendor_signs_in(
-    api_with: ApiWith, app_redis: Redis, discord_server: TestServer, fake: FakeDiscord
+    ada: Api, fake: FakeDiscord, discord_server: TestServer
 ) -> None:
-    api = await _api(api_with, app_redis, discord_server)
-    fake.user = {"id": LINKED, "username": "ada"}
+    api = ada
     resp = await api.client.get("/dashboard/signin")
     origin = str(discord_server.make_url("")).rstrip("/")
     # Only Discord's origin joins form-action (Settings' link form is redirected there).
@@ -179,11 +188,8 @@ async def test_account_linked_to_another_vendor_is_refused(
     assert await api.store.vendors.by_discord(LINKED) == api.vendor_id
 
 
-async def test_wrong_state_and_another_browser_are_refused(
-    api_with: ApiWith, app_redis: Redis, discord_server: TestServer, fake: FakeDiscord
-) -> None:
-    api = await _api(api_with, app_redis, discord_server)
-    fake.user = {"id": LINKED, "username": "ada"}
+async def test_wrong_state_and_another_browser_are_refused(ada: Api, fake: FakeDiscord) -> None:
+    api = ada
     callback = await _to_discord(api.client)
     q = parse_qs(urlsplit(callback).query)
     forged = callback.replace(q["state"][0], "x" + q["state"][0][1:])
@@ -199,11 +205,8 @@ async def test_wrong_state_and_another_browser_are_refused(
     assert (await api.client.get("/dashboard/", allow_redirects=False)).status == 303
 
 
-async def test_replayed_code_is_refused(
-    api_with: ApiWith, app_redis: Redis, discord_server: TestServer, fake: FakeDiscord
-) -> None:
-    api = await _api(api_with, app_redis, discord_server)
-    fake.user = {"id": LINKED, "username": "ada"}
+async def test_replayed_code_is_refused(ada: Api, fake: FakeDiscord) -> None:
+    api = ada
     first = await _to_discord(api.client)
     assert await _callback(api.client, first) == "/dashboard/"
     # The same callback again: its state is used up.

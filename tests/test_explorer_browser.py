@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import RECORD_CSP, csp_violations, launch
+from tests.support.browser import chromium, csp_violations, watched_page
 from tests.support.processes import Server, create_vendor, http, serving
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
-
-from playwright import sync_api  # noqa: E402
 
 
 @pytest.fixture
@@ -28,34 +26,28 @@ def test_try_it_with_an_api_key(server: Server) -> None:
         "POST", server.base + "/api/vendor/projects", {"name": "Explored"}, vendor["api_key"]
     )
     assert status == 201
-    with sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(15_000)
-            page.add_init_script(RECORD_CSP)
-            page.goto(server.base + "/docs")
-            page.wait_for_selector(".opblock")  # Swagger UI rendered /openapi.json
-            page.get_by_role("button", name="Authorize").first.click()
-            page.locator(".auth-container input").first.fill(vendor["api_key"])
-            page.locator(".auth-btn-wrapper button.authorize").click()
-            page.locator(".btn-done").click()
+    with chromium() as browser:
+        page = watched_page(browser, 15_000)
+        page.goto(server.base + "/docs")
+        page.wait_for_selector(".opblock")  # Swagger UI rendered /openapi.json
+        page.get_by_role("button", name="Authorize").first.click()
+        page.locator(".auth-container input").first.fill(vendor["api_key"])
+        page.locator(".auth-btn-wrapper button.authorize").click()
+        page.locator(".btn-done").click()
 
-            op = page.locator("#operations-projects-projects_list_")
-            op.locator(".opblock-summary").click()
-            op.get_by_role("button", name="Try it out").click()
-            with page.expect_response(
-                lambda r: r.url.startswith(server.base + "/api/vendor/projects")
-            ) as answer:
-                op.get_by_role("button", name="Execute").click()
-            response = answer.value
-            assert response.status == 200
-            assert response.request.headers["authorization"] == f"Bearer {vendor['api_key']}"
-            assert response.json()[0]["project_id"] == project["project_id"]
-            # The page shows the answer: its status and the project in the body.
-            live = op.locator(".live-responses-table .response .response-col_status")
-            assert live.first.inner_text().strip() == "200"
-            assert project["project_id"] in op.locator(".live-responses-table").inner_text()
-            assert csp_violations(page) == []
-        finally:
-            browser.close()
+        op = page.locator("#operations-projects-projects_list_")
+        op.locator(".opblock-summary").click()
+        op.get_by_role("button", name="Try it out").click()
+        with page.expect_response(
+            lambda r: r.url.startswith(server.base + "/api/vendor/projects")
+        ) as answer:
+            op.get_by_role("button", name="Execute").click()
+        response = answer.value
+        assert response.status == 200
+        assert response.request.headers["authorization"] == f"Bearer {vendor['api_key']}"
+        assert response.json()[0]["project_id"] == project["project_id"]
+        # The page shows the answer: its status and the project in the body.
+        live = op.locator(".live-responses-table .response .response-col_status")
+        assert live.first.inner_text().strip() == "200"
+        assert project["project_id"] in op.locator(".live-responses-table").inner_text()
+        assert csp_violations(page) == []

@@ -5,18 +5,16 @@ tests/lua/shim.lua, with a ``setclipboard``) to a key that runs with ``L7_IsPrem
 
 Playwright's sync API: a plain function (no event loop of pytest's runs)."""
 
-import asyncio
 import contextlib
 import os
 import re
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
+from tests.support.browser import launch, sign_in
 from tests.support.freeproviders import (
     TURNSTILE_SECRET,
     TURNSTILE_SITE_KEY,
@@ -25,18 +23,15 @@ from tests.support.freeproviders import (
     three_checkpoints,
 )
 from tests.support.processes import create_vendor, http, serving
+from tests.support.threaded import app_in_thread
 
 pytestmark = [pytest.mark.real, pytest.mark.slow, pytest.mark.lua]
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
 SHIM = Path(__file__).parent / "lua" / "shim.lua"
 SOURCE = 'print("L7RUN premium=" .. tostring(L7_IsPremium))'
 MIN_SECONDS = 2
 # The page is screenshotted into the test's temporary folder (docs/img/ is made with realistic
 # data by `make screenshots`: bench/screenshots.py).
-
-assert Path(CHROMIUM).exists(), f"Debian's chromium is required at {CHROMIUM}"
 
 from playwright import sync_api  # noqa: E402
 
@@ -45,21 +40,8 @@ from playwright import sync_api  # noqa: E402
 def fake_providers() -> Iterator[tuple[Fakes, str]]:
     """The fakes on 127.0.0.1, served by their own event loop in a thread."""
     fake = Fakes()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(fake.app())
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+    with app_in_thread(fake.app()) as base:
+        yield fake, base
 
 
 def run_loader(base: str, project_id: str, key: str | None, hwid: str) -> str:
@@ -92,10 +74,7 @@ def configure_on_the_dashboard(
 ) -> None:
     """Signs in, fills the project's free-keys form (three checkpoints, Turnstile), saves it,
     and copies the first return URL with its button."""
-    page.goto(f"{base}/dashboard/signin")
-    page.get_by_label("API key").fill(api_key)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/dashboard/")
+    sign_in(page, base, api_key)
     page.goto(f"{base}/dashboard/projects/{pid}")
     page.get_by_role("link", name="Free keys").click()
     page.wait_for_url(f"**/dashboard/projects/{pid}/free_keys")
@@ -153,7 +132,7 @@ def test_the_whole_flow_at_375_px(tmp_path: Path) -> None:
             "PUT", f"{base}/api/vendor/projects/{pid}/source", {"source": SOURCE}, key_
         )
         assert status == 200
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = launch(pw)
         try:
             # The vendor sets free keys up on the dashboard, on a phone.
             dash = browser.new_context(viewport={"width": 375, "height": 800})

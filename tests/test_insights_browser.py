@@ -2,18 +2,15 @@
 Playwright) against a real ``leaf7 serve``: loader checks sent with executor names and a
 signed loader's report of a forged answer show up beside the executions chart."""
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.support.browser import RECORD_CSP, csp_violations, launch
+from tests.support.browser import chromium, csp_violations, dashboard_page
 from tests.support.processes import create_vendor, http, serving
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
-
-from playwright import sync_api  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,34 +41,23 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 def test_the_overview_shows_executors_and_crack_attempts(served: dict[str, Any]) -> None:
     server = served["server"]
-    with sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            page.add_init_script(RECORD_CSP)
-            page.set_default_timeout(15_000)
-            page.goto(server.base + "/dashboard/signin")
-            page.get_by_label("API key").fill(served["vendor"]["api_key"])
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/dashboard/")
-            card = page.locator("#executors")
-            card.get_by_role("heading", name="Executions by executor (last 24 h)").wait_for()
-            rows = card.locator("tbody tr")
-            texts = [
-                [c.strip() for c in rows.nth(i).locator("td").all_text_contents()[:2]]
-                for i in range(rows.count())
-            ]
-            assert texts == [["synapse", "2"], ["krnl", "1"], ["unknown", "1"]]
-            attempts = page.locator("#crack-attempts")
-            assert attempts.locator("#stat-reports").text_content() == "1"
-            # The chart is drawn (uPlot, from dashboard.js: no inline script) and its table
-            # names the reason.
-            attempts.locator("#reports-chart canvas").wait_for()
-            attempts.get_by_text("As a table").click()
-            assert "unsigned: 1" in attempts.locator("table").text_content()
-            # The report is an event of the feed, beside the runs.
-            page.get_by_text("Forged answer refused: unsigned").first.wait_for()
-            assert csp_violations(page) == []
-        finally:
-            with contextlib.suppress(Exception):
-                browser.close()
+    with chromium() as browser:
+        page = dashboard_page(browser, server.base, served["vendor"]["api_key"])
+        card = page.locator("#executors")
+        card.get_by_role("heading", name="Executions by executor (last 24 h)").wait_for()
+        rows = card.locator("tbody tr")
+        texts = [
+            [c.strip() for c in rows.nth(i).locator("td").all_text_contents()[:2]]
+            for i in range(rows.count())
+        ]
+        assert texts == [["synapse", "2"], ["krnl", "1"], ["unknown", "1"]]
+        attempts = page.locator("#crack-attempts")
+        assert attempts.locator("#stat-reports").text_content() == "1"
+        # The chart is drawn (uPlot, from dashboard.js: no inline script) and its table
+        # names the reason.
+        attempts.locator("#reports-chart canvas").wait_for()
+        attempts.get_by_text("As a table").click()
+        assert "unsigned: 1" in attempts.locator("table").text_content()
+        # The report is an event of the feed, beside the runs.
+        page.get_by_text("Forged answer refused: unsigned").first.wait_for()
+        assert csp_violations(page) == []

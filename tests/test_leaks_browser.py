@@ -1,19 +1,17 @@
 """The dashboard's Leaks page in a real browser (Debian's Chromium, Playwright) against a real
 ``leaf7 serve``: paste a leaked copy, see the key it names, ban it with a reason."""
 
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.browser import RECORD_CSP, csp_violations, launch
+from tests.support.browser import chromium, csp_violations, dashboard_page
 from tests.support.processes import create_vendor, http, serving
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
-from playwright import sync_api  # noqa: E402
 
 CORPUS = sorted((Path(__file__).resolve().parent / "lua" / "corpus").glob("*.lua"))
 SOURCE = "".join(f"do\n{p.read_text()}\nend\n" for p in CORPUS)
@@ -53,39 +51,28 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
 
 def test_paste_identify_ban(served: dict[str, Any]) -> None:
     server = served["server"]
-    with sync_api.sync_playwright() as pw:
-        browser = launch(pw)
-        try:
-            page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            page.add_init_script(RECORD_CSP)
-            page.set_default_timeout(15_000)
-            page.goto(server.base + "/dashboard/signin")
-            page.get_by_label("API key").fill(served["vendor"]["api_key"])
-            page.get_by_role("button", name="Sign in").click()
-            page.wait_for_url("**/dashboard/")
-            page.get_by_role("link", name="Leaks").click()
-            page.wait_for_url("**/dashboard/leaks")
-            # Nothing of ours: says so.
-            page.get_by_label("Leaked text").fill("print('hello from somewhere else')")
-            page.get_by_role("button", name="Identify").click()
-            page.get_by_role("heading", name="No watermark of yours found").wait_for()
-            # The second half of the leaker's copy, re-indented.
-            lines = served["copy"].splitlines()
-            leak = "\n".join("  " + line.strip() for line in lines[len(lines) // 2 :])
-            page.get_by_label("Leaked text").fill(leak)
-            page.get_by_role("button", name="Identify").click()
-            heading = page.get_by_role("heading", name="Traced to key")
-            heading.wait_for()
-            assert served["key_id"] in heading.text_content()
-            result = page.locator("#leak-result").text_content()
-            assert "leaker-hwid" in result and "100%" in result
-            page.get_by_label("Reason").fill("Posted on a forum")
-            page.get_by_role("button", name="Ban this key").click()
-            page.get_by_text(f"Key {served['key_id']} banned").wait_for()
-            assert csp_violations(page) == []
-        finally:
-            with contextlib.suppress(Exception):
-                browser.close()
+    with chromium() as browser:
+        page = dashboard_page(browser, server.base, served["vendor"]["api_key"])
+        page.get_by_role("link", name="Leaks").click()
+        page.wait_for_url("**/dashboard/leaks")
+        # Nothing of ours: says so.
+        page.get_by_label("Leaked text").fill("print('hello from somewhere else')")
+        page.get_by_role("button", name="Identify").click()
+        page.get_by_role("heading", name="No watermark of yours found").wait_for()
+        # The second half of the leaker's copy, re-indented.
+        lines = served["copy"].splitlines()
+        leak = "\n".join("  " + line.strip() for line in lines[len(lines) // 2 :])
+        page.get_by_label("Leaked text").fill(leak)
+        page.get_by_role("button", name="Identify").click()
+        heading = page.get_by_role("heading", name="Traced to key")
+        heading.wait_for()
+        assert served["key_id"] in heading.text_content()
+        result = page.locator("#leak-result").text_content()
+        assert "leaker-hwid" in result and "100%" in result
+        page.get_by_label("Reason").fill("Posted on a forum")
+        page.get_by_role("button", name="Ban this key").click()
+        page.get_by_text(f"Key {served['key_id']} banned").wait_for()
+        assert csp_violations(page) == []
     key = served["vendor"]["api_key"]
     status, active = http(
         "GET", f"{server.base}/api/vendor/keys/active/{served['key_id']}", api_key=key

@@ -1,4 +1,4 @@
-"""handlers/lua/ed25519.lua, the loader's Ed25519 verifier, run by Lua 5.1 and by real Luau."""
+"""handlers/lua/vendor/ed25519.lua, the loader's Ed25519 verifier, run by Lua 5.1 and Luau."""
 
 import hashlib
 import os
@@ -12,7 +12,7 @@ import pytest
 from tests.support import ed25519_ref as ref
 from tests.support.lua import LUAU, run_file
 
-MODULE = Path(__file__).resolve().parents[1] / "handlers" / "lua" / "ed25519.lua"
+MODULE = Path(__file__).resolve().parents[1] / "handlers" / "lua" / "vendor" / "ed25519.lua"
 # Luau as Roblox executors run it (no codegen); CI has it at the same path.
 INTERPRETERS = ["lua5.1", "luau"]
 pytestmark = pytest.mark.lua

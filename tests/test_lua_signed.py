@@ -16,7 +16,7 @@ from nacl.signing import SigningKey
 
 from handlers import signing
 from handlers.luagen import lua_string
-from tests.support.api import EXECUTE, Api, Clock
+from tests.support.api import EXECUTE, Api, Clock, setup_key
 from tests.support.lua import LUAU
 
 HARNESS = (Path(__file__).parent / "lua" / "fake_executor.lua").read_text()
@@ -107,7 +107,7 @@ def resign(answer: str, key: str, project_id: str, nonce: str, hwid: str, **chan
         sig["kid"], project_id, nonce, sig["iat"], sig["exp"],
         hashlib.sha256(key.encode()).hexdigest().encode(),
         hashlib.sha256(hwid.encode()).hexdigest().encode(),
-        sig["split"], bytes.fromhex(sig["chunk"]),
+        sig["split"], sig["chunk"].encode(),
     )  # fmt: skip
     root = hashlib.sha256(b"\x00" + leaf).digest()
     sig["sig"] = SigningKey.generate().sign(signing.root_message(sig["kid"], root)).signature.hex()
@@ -121,10 +121,7 @@ async def test_only_a_genuine_fresh_answer_runs(
 ) -> None:
     api = real_api
     clock.freeze()
-    project = await api.project()
-    pid = project["project_id"]
-    [made] = await api.keys(pid, key_days=0, key_minutes=10, note="vip")
-    key = made["key_id"]
+    pid, key = await setup_key(api, key_days=0, key_minutes=10, note="vip")
     await api.call("PUT", f"/api/vendor/projects/{pid}/source", {"source": HOSTED})
     off = (await api.project(signed_verdicts=False))["project_id"]
     [made_off] = await api.keys(off, key_days=0)
@@ -227,9 +224,7 @@ async def test_a_pinned_loader_outlives_a_rotation_for_the_grace_period(
 ) -> None:
     api = real_api
     clock.freeze()
-    pid = (await api.project())["project_id"]
-    [made] = await api.keys(pid, key_days=0)
-    key = made["key_id"]
+    pid, key = await setup_key(api, key_days=0)
     await api.call("PUT", f"/api/vendor/projects/{pid}/source", {"source": HOSTED})
     resp = await api.client.get(
         f"/api/vendor/projects/{pid}/loader.lua", params={"pinned": "1"}, headers=api.auth

@@ -35,6 +35,14 @@ async def _execute(client: TestClient[Any, Any], run: dict[str, str]) -> tuple[i
     return resp.status, await resp.json(), time.monotonic() - t0
 
 
+async def _bounded(
+    aiohttp_client: Any, faulty: Faulty, settings: Settings, bound: float
+) -> tuple[TestClient[Any, Any], Api, dict[str, str]]:
+    """An app on ``faulty`` with the storage bound ``bound``, a vendor and a valid key."""
+    client = await app_on(aiohttp_client, faulty, replace(settings, redis_timeout=bound))
+    return (client, *await _setup(client))
+
+
 async def _setup(client: TestClient[Any, Any]) -> tuple[Api, dict[str, str]]:
     api = await Api(client, store_of(client)).login()
     project = await api.project()
@@ -76,8 +84,7 @@ async def test_sigkill_answers_503_fast_and_recovers_on_restart(
 ) -> None:
     # A long bound, so that "answered without waiting for it" has a wide margin.
     bound = 20.0
-    client = await app_on(aiohttp_client, faulty, replace(settings, redis_timeout=bound))
-    api, run = await _setup(client)
+    client, api, run = await _bounded(aiohttp_client, faulty, settings, bound)
     faulty.kill()
 
     # A dead server refuses connections: the answer is immediate (a few ms), never the bound.
@@ -112,8 +119,7 @@ async def test_sigstop_answers_503_within_the_bound_and_recovers(
     aiohttp_client: Any, faulty: Faulty, settings: Settings
 ) -> None:
     bound = 0.5
-    client = await app_on(aiohttp_client, faulty, replace(settings, redis_timeout=bound))
-    api, run = await _setup(client)
+    client, api, run = await _bounded(aiohttp_client, faulty, settings, bound)
     faulty.sigstop()  # sockets stay open, nothing answers
 
     # Concurrent checks (they share the auto-pipeline connection) and a vendor write (a pool
@@ -182,8 +188,7 @@ async def test_stopped_server_replaced_behind_the_same_address(
     one stays open, so the store must drop it after a timeout, or every check would 503 for
     as long as that socket lives."""
     bound = 0.3
-    client = await app_on(aiohttp_client, faulty, replace(settings, redis_timeout=bound))
-    _, run = await _setup(client)
+    client, _, run = await _bounded(aiohttp_client, faulty, settings, bound)
     faulty.sigstop()
     socket_path = faulty.server.socket_path
     new_dir = tmp_path / "new"

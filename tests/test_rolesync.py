@@ -7,10 +7,11 @@ rate limits and errors, a bot killed between reading and acknowledging, two bots
 queues, the lease, and one vendor's changes never reaching another vendor's bot."""
 
 import asyncio
+import contextlib
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,16 @@ def sync_for(api: Api, base: str, token: str = "tok", **config: Any) -> RoleSync
     return RoleSync(client, rest, cfg)
 
 
+@contextlib.asynccontextmanager
+async def syncing(api: Api, base: str, **config: Any) -> AsyncIterator[RoleSync]:
+    """sync_for's role sync, closed when the block ends."""
+    sync = sync_for(api, base, **config)
+    try:
+        yield sync
+    finally:
+        await close(sync)
+
+
 async def close(*syncs: RoleSync) -> None:
     for s in syncs:
         await s.rest.close()
@@ -215,8 +226,7 @@ async def test_role_follows_the_keys(
     fake.every_429 = 3  # every third request is refused with 429 and retried
     pid = await role_project(api)
     [k1, k2] = await api.keys(pid, amount=2, key_days=0, key_minutes=1)
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         await api.redeem(k1["key_id"], "42")
         await drain(api, sync)
         assert fake.has("42") and fake.auth == {"Bot tok"}
@@ -259,8 +269,6 @@ async def test_role_follows_the_keys(
         clock.advance(86400)
         await drain(api, sync)
         assert not fake.has("43")
-    finally:
-        await close(sync)
 
 
 async def test_timed_ban_gives_the_role_back_when_it_ends(
@@ -270,8 +278,7 @@ async def test_timed_ban_gives_the_role_back_when_it_ends(
     fake, base = discord
     pid = await role_project(api)
     [k] = await api.keys(pid, key_days=30)
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         await api.redeem(k["key_id"], "77")
         await drain(api, sync)
         assert fake.has("77")
@@ -283,8 +290,6 @@ async def test_timed_ban_gives_the_role_back_when_it_ends(
         clock.advance(61)
         await drain(api, sync)
         assert fake.has("77")
-    finally:
-        await close(sync)
 
 
 async def test_project_switches_and_role_changes(
@@ -295,9 +300,8 @@ async def test_project_switches_and_role_changes(
     pid = await role_project(api)
     users = ["501", "502", "503"]
     keys = await redeemed_by(api, pid, users)
-    sync = sync_for(api, base)
     path = f"/api/vendor/projects/{pid}"
-    try:
+    async with syncing(api, base) as sync:
         await drain(api, sync)
         assert all(fake.has(u) for u in users)
         await api.call("PATCH", path, {"is_active": False})
@@ -319,8 +323,6 @@ async def test_project_switches_and_role_changes(
         assert await api.store.redis.xlen(keyspace.role_changes(pid)) == 0
         await drain(api, sync)
         assert len(fake.applied) == n
-    finally:
-        await close(sync)
 
 
 async def test_nothing_is_written_without_a_role(rs_api: Api) -> None:
@@ -349,16 +351,13 @@ async def test_first_loader_run_of_a_key_that_names_its_user(
     await redis.hset(keyspace.key(pid, kid), "discord_id", "88")
     await redis.sadd(keyspace.discord_index(pid, "88"), kid)
     await redis.hset(keyspace.key_discords(pid), kid, "88")
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         assert (await execute(api, pid, kid))["code"] == "KEY_VALID"
         assert await redis.xlen(keyspace.role_changes(pid)) == 1
         await execute(api, pid, kid)  # an ordinary check writes nothing for role sync
         assert await redis.xlen(keyspace.role_changes(pid)) == 1
         await drain(api, sync)
         assert fake.has("88")
-    finally:
-        await close(sync)
 
 
 async def test_member_who_left_and_refusals(rs_api: Api, discord: tuple[FakeDiscord, str]) -> None:
@@ -367,8 +366,7 @@ async def test_member_who_left_and_refusals(rs_api: Api, discord: tuple[FakeDisc
     pid = await role_project(api)
     [k1, k2] = await api.keys(pid, amount=2, key_days=1)
     fake.absent.add("61")
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         await api.redeem(k1["key_id"], "61")
         fake.fail = 2  # two 502s, retried with backoff
         await drain(api, sync)
@@ -385,8 +383,6 @@ async def test_member_who_left_and_refusals(rs_api: Api, discord: tuple[FakeDisc
         await api.call("PATCH", path, {"discord_role_id": ROLE})
         await drain(api, sync)
         assert fake.has("62")
-    finally:
-        await close(sync)
 
 
 async def test_discord_unavailable_leaves_the_change_for_later(
@@ -397,9 +393,8 @@ async def test_discord_unavailable_leaves_the_change_for_later(
     api = lease_api
     fake, base = discord
     pid = await role_project(api)
-    sync = sync_for(api, base)
-    sync.rest.attempts = 2
-    try:
+    async with syncing(api, base) as sync:
+        sync.rest.attempts = 2
         await redeemed_by(api, pid, ["63"])
         fake.fail = 2
         with pytest.raises(Exception, match="Discord answered 502"):
@@ -407,8 +402,6 @@ async def test_discord_unavailable_leaves_the_change_for_later(
         assert sync.applied == 0 and await api.store.roles.pending(pid) == 1
         await drain(api, sync)
         assert fake.has("63") and sync.applied == 1
-    finally:
-        await close(sync)
 
 
 async def test_rate_limit_bucket_is_honoured(discord: tuple[FakeDiscord, str]) -> None:
@@ -440,8 +433,7 @@ async def test_killed_between_read_and_ack_then_restarted(
     await close(first)
     assert await api.store.roles.pending(pid) == 3
     fake.gate.set()
-    second = sync_for(api, base)  # another process
-    try:
+    async with syncing(api, base) as second:  # another process
         assert await second.step() == 0  # within the lease: not handed out again yet
         await asyncio.sleep(LEASE + 0.05)
         await drain(api, second)
@@ -452,8 +444,6 @@ async def test_killed_between_read_and_ack_then_restarted(
         await api.call("POST", f"/api/vendor/keys/active/{keys[0]['key_id']}/ban")
         await drain(api, second)
         assert not fake.has(users[0]) and fake.has(users[1])
-    finally:
-        await close(second)
 
 
 async def test_two_consumers_never_double_apply(
@@ -491,8 +481,7 @@ async def test_an_acknowledgement_that_raced_a_newer_change(
     await api.call("POST", f"/api/vendor/keys/active/{k['key_id']}/ban")
     [newer] = await changes(api)  # ...bot 2 the removal, applied first
     assert (newer["discord_id"], newer["grant"]) == ("81", False)
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         await sync.rest.set_role(GUILD, "81", ROLE, False)
         assert await ack(api, [newer["change_id"]]) == 1
         await sync.rest.set_role(GUILD, "81", ROLE, True)  # bot 1, late
@@ -500,8 +489,6 @@ async def test_an_acknowledgement_that_raced_a_newer_change(
         assert fake.has("81")
         await drain(api, sync)
         assert not fake.has("81")
-    finally:
-        await close(sync)
 
 
 async def test_a_change_not_acknowledged_is_handed_out_again(lease_api: Api) -> None:
@@ -591,13 +578,10 @@ async def test_import_queues_no_role_change(rs_api: Api, discord: tuple[FakeDisc
     await api.call("POST", "/api/vendor/keys/import", {"project_id": pid, "keys": keys})
     assert not await api.store.redis.exists(keyspace.role_changes(pid))
     assert await changes(api) == []
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         await api.call("PATCH", f"/api/vendor/projects/{pid}", {"discord_role_id": ROLE})
         await drain(api, sync)
         assert all(fake.has(str(960 + i)) for i in range(3))
-    finally:
-        await close(sync)
 
 
 async def test_deleting_the_project_removes_the_role(
@@ -609,8 +593,7 @@ async def test_deleting_the_project_removes_the_role(
     pid = await role_project(api)
     users = ["301", "302", "303"]
     await redeemed_by(api, pid, [*users, "303"])  # 303 holds two keys
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         await drain(api, sync)
         assert all(fake.has(u) for u in users)
         fake.applied.clear()
@@ -630,8 +613,6 @@ async def test_deleting_the_project_removes_the_role(
         # Replays change nothing: the changes are acknowledged and deleted.
         await drain(api, sync)
         assert len(fake.applied) == 3
-    finally:
-        await close(sync)
 
 
 async def test_delete_then_bot_killed_and_restarted_still_removes_the_role(
@@ -662,16 +643,13 @@ async def test_delete_then_bot_killed_and_restarted_still_removes_the_role(
     assert await api.store.roles.pending(vendor_id=api.vendor_id) == 3
     assert fake.has("311") and fake.has("312")
     fake.gate.set()
-    third = sync_for(api, base)  # restarted
-    try:
+    async with syncing(api, base) as third:  # restarted
         await asyncio.sleep(LEASE + 0.05)
         await drain(api, third)
         assert not fake.has("311") and not fake.has("312")
         assert third.applied == 3 and third.dropped == 0
         assert await api.store.roles.pending(vendor_id=api.vendor_id) == 0
         assert await api.store.redis.xlen(keyspace.role_revokes(api.vendor_id)) == 0
-    finally:
-        await close(third)
 
 
 async def test_a_resumed_delete_queues_the_users_still_there(
@@ -703,12 +681,9 @@ async def test_a_resumed_delete_queues_the_users_still_there(
     await api.call("DELETE", f"/api/vendor/projects/{pid}")  # resumed
     entries = await redis.xrange(revokes)
     assert sorted(f["discord_id"] for _, f in entries) == users
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         await drain(api, sync)
         assert sorted(fake.applied) == sorted(("DELETE", GUILD, u, ROLE) for u in users)
-    finally:
-        await close(sync)
 
 
 async def test_another_project_with_the_same_role_keeps_it(
@@ -725,8 +700,7 @@ async def test_another_project_with_the_same_role_keeps_it(
     await api.redeem(a2["key_id"], "332")  # only in the deleted project: loses it
     await api.redeem(a3["key_id"], "333")  # had a key in `other`, banned after: loses it
     await api.redeem(b2["key_id"], "333")
-    sync = sync_for(api, base)
-    try:
+    async with syncing(api, base) as sync:
         await drain(api, sync)
         assert fake.has("331") and fake.has("332") and fake.has("333")
         await api.call("POST", f"/api/vendor/keys/active/{b2['key_id']}/ban")
@@ -740,8 +714,6 @@ async def test_another_project_with_the_same_role_keeps_it(
             ("DELETE", "333"),
         }
         assert await api.store.redis.xlen(keyspace.role_revokes(api.vendor_id)) == 0
-    finally:
-        await close(sync)
 
 
 async def test_a_big_project_is_queued_in_bounded_writes(

@@ -151,7 +151,7 @@ def test_the_canonical_bytes() -> None:
     """Golden: changing any of these changes what every loader verifies."""
     leaf = signing.leaf(
         "00112233aabbccdd", "6f0e1b8a-0000-4000-8000-000000000001", "ab" * 16, 1700000000,
-        1700000060, b"k" * 64, b"h" * 64, 42, bytes(range(32)),
+        1700000060, b"k" * 64, b"h" * 64, 42, bytes(range(32)).hex().encode(),
     )  # fmt: skip
     assert leaf == (
         b"leaf7-verdict-v1\n00112233aabbccdd\n6f0e1b8a-0000-4000-8000-000000000001\nKEY_VALID\n"

@@ -418,14 +418,9 @@ async def test_a_failing_endpoint_is_paused_and_keeps_its_events(
     for pid in pids:
         await _refused_executions(vendor, pid, 20)
     config = DelivererConfig(
-        poll=0.05,
-        backoff=60,
-        timeout=0.3,
-        connect_timeout=0.2,
-        allow=LOOPBACK,
-        breaker_failures=3,
-        breaker_pause=60,
-    )
+        poll=0.05, backoff=60, timeout=0.3, connect_timeout=0.2, allow=LOOPBACK,
+        breaker_failures=3, breaker_pause=60,
+    )  # fmt: skip
     async with running(vendor.store, config) as deliverer:
         await tarpit.wait(closed=3, limit=10)
         await asyncio.sleep(1.5)  # paused: five more timeouts' worth, and nothing is tried

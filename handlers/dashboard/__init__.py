@@ -3,6 +3,7 @@ updates, served by the same aiohttp app under ``/dashboard/``. Its JavaScript an
 files of this package (static/, with their licences in static/LICENSES/): no CDN, no build.
 """
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp_jinja2
@@ -47,47 +48,52 @@ async def favicon(request: web.Request) -> web.StreamResponse:
 ICON_HEADERS = {"Content-Type": "image/x-icon", "Cache-Control": "public, max-age=86400"}
 
 
-def add_routes(router: web.UrlDispatcher) -> None:
-    r = router
-    r.add_get("/", signin.root)
-    r.add_get("/favicon.ico", favicon)
-    r.add_get("/dashboard", signin.root)
-    r.add_static("/dashboard/static/", HERE / "static", name="dashboard_static")
-    r.add_get("/dashboard/", overview.overview)
-    r.add_get("/dashboard/overview/banned", overview.overview_banned)
-    r.add_get("/dashboard/overview/insights", insights.overview_insights)
-    r.add_get("/dashboard/signin", signin.signin_form)
-    r.add_post("/dashboard/signin", signin.signin)
-    r.add_post("/dashboard/signout", signin.signout)
-    oauth.add_routes(r)  # Sign in with Discord
-    r.add_get("/dashboard/projects", projects.projects)
-    r.add_post("/dashboard/projects", projects.project_create)
-    p = "/dashboard/projects/{project_id}"
-    r.add_get(p, projects.project_page)
-    r.add_post(p, projects.project_update)
-    r.add_post(p + "/delete", projects.project_delete)
-    r.add_post(p + "/webhook_test", projects.project_webhook_test)
-    r.add_get(p + "/keys", keys.keys)
-    r.add_post(p + "/keys", keys.keys_generate)
-    r.add_post(p + "/keys/bulk", keys.keys_bulk)
-    r.add_get(p + "/keys/batch.{fmt:txt|csv}", keys.keys_batch)
-    r.add_get(p + "/script", script.script_page)
-    r.add_get(p + "/loader.lua", script.pinned_loader)
-    r.add_post(p + "/script", script.script_upload)
-    freekeys.add_routes(r)  # .../free_keys: free keys and their funnel
-    r.add_post(
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_P = "/dashboard/projects/{project_id}"
+
+# Each path with its GET handler and its POST handler (None: not that method).
+_ROUTES: tuple[tuple[str, _Handler | None, _Handler | None], ...] = (
+    ("/", signin.root, None),
+    ("/favicon.ico", favicon, None),
+    ("/dashboard", signin.root, None),
+    ("/dashboard/", overview.overview, None),
+    ("/dashboard/overview/banned", overview.overview_banned, None),
+    ("/dashboard/overview/insights", insights.overview_insights, None),
+    ("/dashboard/signin", signin.signin_form, signin.signin),
+    ("/dashboard/signout", None, signin.signout),
+    ("/dashboard/projects", projects.projects, projects.project_create),
+    (_P, projects.project_page, projects.project_update),
+    (_P + "/delete", None, projects.project_delete),
+    (_P + "/webhook_test", None, projects.project_webhook_test),
+    (_P + "/keys", keys.keys, keys.keys_generate),
+    (_P + "/keys/bulk", None, keys.keys_bulk),
+    (_P + "/keys/batch.{fmt:txt|csv}", keys.keys_batch, None),
+    (_P + "/script", script.script_page, script.script_upload),
+    (_P + "/loader.lua", script.pinned_loader, None),
+    (
         "/dashboard/keys/{key_id}/{action:ban|unban|reset_hwid|set_hwid|delete|note}",
+        None,
         keys.key_action,
-    )
-    r.add_get("/dashboard/users", keys.users)
-    r.add_get("/dashboard/blacklist", blacklist.blacklist)
-    r.add_post("/dashboard/blacklist", blacklist.blacklist_add)
-    r.add_post("/dashboard/blacklist/{entry_id}/delete", blacklist.blacklist_delete)
-    r.add_get("/dashboard/leaks", leaks.leaks_page)
-    r.add_post("/dashboard/leaks", leaks.leaks_identify)
-    r.add_post("/dashboard/leaks/ban", leaks.leaks_ban)
-    r.add_get("/dashboard/events", events.events)
-    r.add_get("/dashboard/events/feed", events.events_feed)
-    r.add_get("/dashboard/settings", settings.settings)
-    r.add_post("/dashboard/settings/rotate", settings.rotate)
-    r.add_post("/dashboard/settings/signout_all", settings.signout_all)
+    ),
+    ("/dashboard/users", keys.users, None),
+    ("/dashboard/blacklist", blacklist.blacklist, blacklist.blacklist_add),
+    ("/dashboard/blacklist/{entry_id}/delete", None, blacklist.blacklist_delete),
+    ("/dashboard/leaks", leaks.leaks_page, leaks.leaks_identify),
+    ("/dashboard/leaks/ban", None, leaks.leaks_ban),
+    ("/dashboard/events", events.events, None),
+    ("/dashboard/events/feed", events.events_feed, None),
+    ("/dashboard/settings", settings.settings, None),
+    ("/dashboard/settings/rotate", None, settings.rotate),
+    ("/dashboard/settings/signout_all", None, settings.signout_all),
+)
+
+
+def add_routes(router: web.UrlDispatcher) -> None:
+    for path, get, post in _ROUTES:
+        if get is not None:
+            router.add_get(path, get)
+        if post is not None:
+            router.add_post(path, post)
+    router.add_static("/dashboard/static/", HERE / "static", name="dashboard_static")
+    oauth.add_routes(router)  # Sign in with Discord
+    freekeys.add_routes(router)  # .../free_keys: free keys and their funnel

@@ -90,6 +90,22 @@ local function live_for(key, seconds)
   end
 end
 
+-- Free keys: why a session may not go on from this client: 'NO_SESSION' (`found` false: none,
+-- or another machine's), 'OTHER_IP' or 'OTHER_BROWSER' (the session's `ip` and browser digest
+-- `ua` against the client's), or nil.
+local function session_refusal(found, ip, ua, client_ip, browser)
+  if not found then
+    return 'NO_SESSION'
+  end
+  if ip ~= client_ip then
+    return 'OTHER_IP'
+  end
+  if ua ~= browser then
+    return 'OTHER_BROWSER'
+  end
+  return nil
+end
+
 -- One hit on a fixed-window rate limit kept in hash `key` (w = window number, n = hits):
 -- windows are aligned to multiples of `window` epoch seconds, so every instance counts into
 -- the same one; a refused hit is not counted; the hash expires with its window.

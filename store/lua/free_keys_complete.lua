@@ -1,4 +1,4 @@
--- uses _common.lua: int, event, live_for
+-- uses _common.lua: int, event, live_for, session_refusal
 -- Free keys: the player came back from checkpoint k, and its provider confirmed it (the
 -- service asked the provider before this runs; a LootLabs checkpoint is confirmed by the
 -- postback this reads). Every defence is decided here, in one step, in this order:
@@ -36,14 +36,9 @@ if redis.call('HGET', KEYS[1], 'free_keys') ~= '1' then
   return {'NOT_FREE'}
 end
 local s = redis.call('HMGET', KEYS[2], 'mid', 'ip', 'ua', 'step', 'started', 'mode', 'click')
-if not s[1] or s[1] ~= ARGV[5] then
-  return refuse('NO_SESSION')
-end
-if s[2] ~= ARGV[3] then
-  return refuse('OTHER_IP')
-end
-if s[3] ~= ARGV[4] then
-  return refuse('OTHER_BROWSER')
+local why = session_refusal(s[1] == ARGV[5], s[2], s[3], ARGV[3], ARGV[4])
+if why then
+  return refuse(why)
 end
 local started = tonumber(s[5]) or 0
 if tonumber(s[4]) ~= k or started == 0 then

@@ -1,4 +1,4 @@
--- uses _common.lua: int, hit
+-- uses _common.lua: int, hit, session_refusal
 -- Free keys: a checkpoint starts (the get-key page's "Start" or "Continue" button).
 -- Checkpoint 0 (ARGV[2] = 'new' or 'extend') opens a session for the machine: the project
 -- must have free keys on and know the machine (a loader run asked for its key), the machine
@@ -28,14 +28,9 @@ end
 local step
 if mode == 'next' then
   local s = redis.call('HMGET', KEYS[3], 'ip', 'ua', 'step', 'started')
-  if not s[1] then
-    return refuse('NO_SESSION')
-  end
-  if s[1] ~= ARGV[4] then
-    return refuse('OTHER_IP')
-  end
-  if s[2] ~= ARGV[5] then
-    return refuse('OTHER_BROWSER')
+  local why = session_refusal(s[1], s[1], s[2], ARGV[4], ARGV[5])
+  if why then
+    return refuse(why)
   end
   step = tonumber(s[3])
   if step >= tonumber(ARGV[13]) then

@@ -87,40 +87,39 @@ function json.decode(s)
       end
     end
   end
+  -- The comma-separated items of an object or array (at its "{" or "["), each read by item(),
+  -- up to and past the closing bracket.
+  local function items(close, item)
+    pos = pos + 1
+    ws()
+    if string.sub(s, pos, pos) == close then pos = pos + 1 return end
+    while true do
+      item()
+      ws()
+      local d = string.sub(s, pos, pos)
+      pos = pos + 1
+      if d == close then return end
+      assert(d == ",", "expected , or " .. close)
+    end
+  end
   function value()
     ws()
     local c = string.sub(s, pos, pos)
     if c == "{" then
       local obj = {}
-      pos = pos + 1
-      ws()
-      if string.sub(s, pos, pos) == "}" then pos = pos + 1 return obj end
-      while true do
+      items("}", function()
         ws()
         local k = str()
         ws()
         assert(string.sub(s, pos, pos) == ":", "expected :")
         pos = pos + 1
         obj[k] = value()
-        ws()
-        local d = string.sub(s, pos, pos)
-        pos = pos + 1
-        if d == "}" then return obj end
-        assert(d == ",", "expected , or }")
-      end
+      end)
+      return obj
     elseif c == "[" then
       local arr = {}
-      pos = pos + 1
-      ws()
-      if string.sub(s, pos, pos) == "]" then pos = pos + 1 return arr end
-      while true do
-        arr[#arr + 1] = value()
-        ws()
-        local d = string.sub(s, pos, pos)
-        pos = pos + 1
-        if d == "]" then return arr end
-        assert(d == ",", "expected , or ]")
-      end
+      items("]", function() arr[#arr + 1] = value() end)
+      return arr
     elseif c == '"' then
       return str()
     elseif string.sub(s, pos, pos + 3) == "true" then

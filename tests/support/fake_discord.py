@@ -4,11 +4,9 @@
 challenge, and takes each code once (a replay is Discord's ``invalid_grant``);
 ``/api/users/@me`` answers who the token's user is."""
 
-import asyncio
 import base64
 import hashlib
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,6 +14,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+
+from tests.support.threaded import app_in_thread
 
 CLIENT_ID = "1100000000000000001"
 CLIENT_SECRET = "fake-client-secret"
@@ -88,18 +88,5 @@ class FakeDiscord:
 @contextmanager
 def serving_in_thread(fake: FakeDiscord) -> Iterator[str]:
     """The fake on a loopback port, in a thread of its own (for sync tests); yields its base."""
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(fake.app())
-    loop.run_until_complete(runner.setup())
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    loop.run_until_complete(site.start())
-    port = runner.addresses[0][1]
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
+    with app_in_thread(fake.app()) as base:
+        yield base

@@ -109,6 +109,22 @@ class Provider(Protocol):
         ``ProviderDown`` when it cannot tell."""
 
 
+class Defaults:
+    """A provider's defaults (each provider's class subclasses this and overrides what
+    differs): no secret, link id or postback, nothing added to the return URL, the player
+    sent to the checkpoint's link as it is."""
+
+    needs_secret = False
+    needs_link_id = False
+    needs_postback = False
+
+    def return_query(self) -> str:
+        return ""
+
+    def link_url(self, checkpoint: Checkpoint, click: str) -> str:
+        return checkpoint.link
+
+
 def json_of(body: bytes) -> Any:
     """The JSON of a provider's answer (None when it is not JSON)."""
     try:

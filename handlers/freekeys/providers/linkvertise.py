@@ -5,24 +5,16 @@
 import re
 from collections.abc import Mapping
 
-from handlers.freekeys.providers.base import Checkpoint, Http
+from handlers.freekeys.providers.base import Checkpoint, Defaults, Http
 
 NAME = "linkvertise"
 _HASH = re.compile(r"[0-9a-fA-F]{64}")
 
 
-class Linkvertise:
+class Linkvertise(Defaults):
     name = NAME
     title = "Linkvertise"
     needs_secret = True
-    needs_link_id = False
-    needs_postback = False
-
-    def return_query(self) -> str:
-        return ""
-
-    def link_url(self, checkpoint: Checkpoint, click: str) -> str:
-        return checkpoint.link
 
     def token_of(self, query: Mapping[str, str]) -> str | None:
         value = query.get("hash") or ""

@@ -7,20 +7,15 @@ postback (in the completion script): no call is made from here."""
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from handlers.freekeys.providers.base import Checkpoint, Http
+from handlers.freekeys.providers.base import Checkpoint, Defaults, Http
 
 NAME = "lootlabs"
 
 
-class LootLabs:
+class LootLabs(Defaults):
     name = NAME
     title = "LootLabs"
-    needs_secret = False
-    needs_link_id = False
     needs_postback = True
-
-    def return_query(self) -> str:
-        return ""
 
     def link_url(self, checkpoint: Checkpoint, click: str) -> str:
         sep = "&" if "?" in checkpoint.link else "?"

@@ -5,23 +5,18 @@
 from collections.abc import Mapping
 from urllib.parse import quote
 
-from handlers.freekeys.providers.base import Checkpoint, Http, json_of, plain_token
+from handlers.freekeys.providers.base import Checkpoint, Defaults, Http, json_of, plain_token
 
 NAME = "workink"
 
 
-class WorkInk:
+class WorkInk(Defaults):
     name = NAME
     title = "Work.ink"
-    needs_secret = False
     needs_link_id = True
-    needs_postback = False
 
     def return_query(self) -> str:
         return "?token={TOKEN}"
-
-    def link_url(self, checkpoint: Checkpoint, click: str) -> str:
-        return checkpoint.link
 
     def token_of(self, query: Mapping[str, str]) -> str | None:
         return plain_token(query.get("token"))
