@@ -389,19 +389,19 @@ if valid_count > 0 then
   redis.call('HINCRBY', KEYS[1], 'executions', valid_count)
   -- By executor: a name not yet in this hour's hash once it holds executor_cap names is
   -- counted as 'other' (bounded cardinality whatever loaders send).
-  local size
+  -- One command for a name already counted this hour (the common case); a new field is
+  -- checked against the cap after the fact (taken back and counted as 'other').
   for _, name in ipairs(executor_names) do
     local n = executors[name]
-    if name ~= 'other' and redis.call('HEXISTS', KEYS[9], name) == 0 then
-      size = size or redis.call('HLEN', KEYS[9])
-      if size >= executor_cap then
+    if redis.call('HINCRBY', KEYS[9], name, n) == n then  -- a new field
+      if name ~= 'other' and redis.call('HLEN', KEYS[9]) > executor_cap then
+        redis.call('HDEL', KEYS[9], name)
         name = 'other'
-      else
-        size = size + 1
+        n = redis.call('HINCRBY', KEYS[9], name, n) == n and n or 0
       end
-    end
-    if redis.call('HINCRBY', KEYS[9], name, n) == n then  -- a new field: the hash outlives it
-      redis.call('EXPIRE', KEYS[9], 8 * 86400)
+      if n > 0 then  -- the hash outlives its newest field
+        redis.call('EXPIRE', KEYS[9], 8 * 86400)
+      end
     end
   end
 end
