@@ -21,7 +21,8 @@ CPU is reported per group: the service's processes together, the Valkey processe
 ``--signed`` seeds as many keys again in projects with signed verdicts on (the others have them
 off) and adds a third route to the alternating rounds: the same checks sent with a nonce, so
 every answer carries its Ed25519 signature (docs/loader-security.md). It prints both checks/s
-and p99 and their ratio (target: signed >= 0.8 x unsigned).
+and p99, their ratio (target: signed >= 0.8 x unsigned) and how many answers shared each
+signature (the service's /metrics). ``make bench`` runs it.
 
 ``--watermark`` likewise seeds as many keys again in projects with watermarks on (every answer
 is the key's own marked copy, spliced per check: docs/loader-security.md#leaks) and adds their
@@ -328,6 +329,16 @@ class Bench:
                     total += sum(k["total_executions"] for k in await r.json())
         return total
 
+    async def signing_counts(self) -> tuple[float, float]:
+        """(signed answers, signatures) from /metrics (with --workers N: one worker's)."""
+        found = {"leaf7_signed_verdicts_total": 0.0, "leaf7_verdict_signatures_total": 0.0}
+        async with aiohttp.ClientSession() as http, http.get(f"{self.base}/metrics") as r:
+            for line in (await r.text()).splitlines():
+                name, _, value = line.partition(" ")
+                if name in found:
+                    found[name] = float(value)
+        return found["leaf7_signed_verdicts_total"], found["leaf7_verdict_signatures_total"]
+
     def profile(self, pid: int, seconds: float, name: str) -> "subprocess.Popen[bytes] | None":
         """py-spy (pip install py-spy) sampling the service: collapsed stacks for flamegraphs."""
         if not self.args.profile:
@@ -531,6 +542,7 @@ def main() -> int:
                 probe.__exit__(None, None, None)
                 rewrites = rewrite_times(data_dir / "valkey.log", started)
             counted = asyncio.run(bench.executions_counted()) - counted_before
+            answers, signatures = asyncio.run(bench.signing_counts())
         finally:
             if slow is not None:
                 slow.close()
@@ -570,6 +582,11 @@ def main() -> int:
         print(
             f"signed p99               {signed['p99_ms']:.2f} ms (unsigned {execute['p99_ms']:.2f})"
         )
+        if signatures:
+            print(
+                f"signed answers           {answers:.0f} under {signatures:.0f} signatures "
+                f"({answers / signatures:.1f} per signature)"
+            )
     marked_ok = True
     if marked is not None:
         marked_ratio = marked["rps"] / execute["rps"]

@@ -29,6 +29,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 from prometheus_client.registry import Collector
 
 from handlers.schemas import VERDICTS
+from handlers.signing import Signer
 from handlers.wire import PerSecond
 from store import Store
 
@@ -60,8 +61,13 @@ def route_label(request: web.Request) -> str:
 class _StoreCollector(Collector):
     """Counters the store keeps itself, read at scrape time (nothing on the hot path)."""
 
-    def __init__(self, get_store: Callable[[], Store | None]) -> None:
+    def __init__(
+        self,
+        get_store: Callable[[], Store | None],
+        get_signer: Callable[[], Signer | None] = lambda: None,
+    ) -> None:
         self._get_store = get_store
+        self._get_signer = get_signer
 
     def describe(self) -> list[Metric]:
         return []  # nothing to check for clashes: these names are this collector's own
@@ -94,6 +100,18 @@ class _StoreCollector(Collector):
         fsync.add_metric(["fsynced"], store.core.durability.waits)
         fsync.add_metric(["timeout"], store.core.durability.timeouts)
         yield fsync
+        signer = self._get_signer()
+        if signer is not None:
+            yield CounterMetricFamily(
+                "leaf7_signed_verdicts",
+                "Valid verdicts answered with an Ed25519 signature (docs/loader-security.md)",
+                value=signer.leaves,
+            )
+            yield CounterMetricFamily(
+                "leaf7_verdict_signatures",
+                "Ed25519 signatures made (signed verdicts / signatures = answers per signature)",
+                value=signer.signatures,
+            )
 
 
 class Count:
@@ -183,14 +201,18 @@ def _counters(name: str, doc: str, label: str, counts: dict[str, Count]) -> Metr
 class Metrics:
     """The app's metrics, in a registry of its own (several apps may live in one process)."""
 
-    def __init__(self, get_store: Callable[[], Store | None]) -> None:
+    def __init__(
+        self,
+        get_store: Callable[[], Store | None],
+        get_signer: Callable[[], Signer | None] = lambda: None,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.verdicts = {code: Count() for code in VERDICTS}
         self.redis_errors = {kind: Count() for kind in REDIS_ERROR_KINDS}
         self._children: dict[tuple[Any, str, int], _Series] = {}
         self._series: dict[tuple[str, str, str], _Series] = {}
         self.registry.register(_HttpCollector(self))
-        self.registry.register(_StoreCollector(get_store))
+        self.registry.register(_StoreCollector(get_store, get_signer))
         # Where access-log lines go: None = the "leaf7.access" logger (INFO). ``leaf7 serve``
         # sets a direct writer: Python's logging costs ~10-30 us per request under load.
         self.access_sink: Callable[[str], None] | None = None

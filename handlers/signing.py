@@ -7,20 +7,19 @@ secret derives the same keys.
 
 What is signed: each valid answer's *leaf*, a canonical byte string (``leaf``) that binds the
 loader's nonce, the times, the project, the key, the HWID and the chunk the loader will run.
-The answers signed together (those whose checks ended in the same event-loop tick, per
-project and key id) share one signature over the root of a Merkle tree of their leaves; each
-answer carries its leaf's path. One signature costs ~30 us of CPU, about what the whole check
-costs: signing once per tick keeps signed checks near the unsigned rate at saturation, and an
-answer alone in its tick is a tree of one leaf (an empty path).
+The answers signed together (the valid ones of one script call's batch, per key id:
+handlers/verdicts.py) share one signature over the root of a Merkle tree of their leaves; each
+answer carries its leaf's path. One signature costs ~20 us of CPU, a third of what the whole
+check costs: signing once per batch keeps signed checks near the unsigned rate at saturation,
+and an answer alone in its batch is a tree of one leaf (an empty path).
 """
 
-import asyncio
 import hashlib
 import hmac
 import json
 from collections.abc import Sequence
 
-from nacl.signing import SigningKey
+from nacl.bindings import crypto_sign, crypto_sign_seed_keypair
 
 LEAF_TAG = b"leaf7-verdict-v1"
 ROOT_TAG = b"leaf7-batch-v1"
@@ -122,75 +121,44 @@ def merkle_json(leaves: Sequence[bytes]) -> tuple[bytes, list[bytes]]:
     return level[0], [b"[" + b",".join(path) + b"]" for path in steps]
 
 
-# What one leaf's signing gives: the signature of its batch (128 hex digits, made once per
-# batch) and every leaf's path in that batch (JSON arrays); a leaf takes its own by its index.
+# What signing leaves gives: the signature (128 hex digits) and each leaf's path (JSON arrays).
 Batch = tuple[bytes, list[bytes]]
 
 
 class Signer:
-    """Signs verdict leaves, one signature per project and key id per event-loop tick."""
+    """Signs verdict leaves: one signature over the Merkle root of each batch of leaves."""
 
     def __init__(self, secret: bytes, *, cache_size: int = 1024) -> None:
         self._secret = secret
-        self._keys: dict[tuple[str, str], SigningKey] = {}
+        # (project, kid) -> (public key, libsodium's 64-byte secret key: seed || public key)
+        self._keys: dict[tuple[str, str], tuple[bytes, bytes]] = {}
         self._cache_size = cache_size
-        # (project, kid) -> the leaves queued this tick and their batches' futures (one per
-        # MAX_BATCH leaves, shared by their answers)
-        self._pending: dict[tuple[str, str], tuple[list[bytes], list[asyncio.Future[Batch]]]] = {}
-        self._scheduled = False
         self.signatures = 0  # made so far, and the leaves they covered (tests, the log)
         self.leaves = 0
 
     def __repr__(self) -> str:  # never the secret
         return "Signer()"
 
-    def _key(self, project_id: str, kid: str) -> SigningKey:
+    def _key(self, project_id: str, kid: str) -> tuple[bytes, bytes]:
         found = self._keys.get((project_id, kid))
         if found is None:
             if len(self._keys) >= self._cache_size:
                 del self._keys[next(iter(self._keys))]
-            found = SigningKey(seed(self._secret, project_id, kid))
+            found = crypto_sign_seed_keypair(seed(self._secret, project_id, kid))
             self._keys[(project_id, kid)] = found
         return found
 
     def public_key(self, project_id: str, kid: str) -> bytes:
-        return bytes(self._key(project_id, kid).verify_key)
+        return self._key(project_id, kid)[0]
 
-    def sign(self, project_id: str, kid: str, leaf: bytes) -> "tuple[asyncio.Future[Batch], int]":
-        """The future of the batch that covers ``leaf`` (signed at the end of this tick) and
-        the leaf's index in it: ``signature, paths = await future``; its path is
-        ``paths[index]``. One future per batch, not per answer: fewer objects, one
-        ``set_result`` wakes every answer of the batch."""
-        queued = self._pending.get((project_id, kid))
-        if queued is None:
-            queued = self._pending[(project_id, kid)] = ([], [])
-            if not self._scheduled:
-                self._scheduled = True
-                # After every callback already ready: the handlers woken by the same Redis
-                # reply (one batch of checks) have all queued their leaves by then.
-                asyncio.get_running_loop().call_soon(self._flush)
-        leaves, futures = queued
-        index = len(leaves)
-        leaves.append(leaf)
-        if index % MAX_BATCH == 0:
-            futures.append(asyncio.get_running_loop().create_future())
-        return futures[-1], index % MAX_BATCH
-
-    def _flush(self) -> None:
-        self._scheduled = False
-        pending, self._pending = self._pending, {}
-        for (project_id, kid), (leaves, futures) in pending.items():
-            try:
-                key = self._key(project_id, kid)
-                for n, fut in enumerate(futures):
-                    part = leaves[n * MAX_BATCH : (n + 1) * MAX_BATCH]
-                    root, paths = merkle_json(part)
-                    signature = key.sign(root_message(kid, root)).signature
-                    self.signatures += 1
-                    self.leaves += len(part)
-                    if not fut.done():
-                        fut.set_result((signature.hex().encode(), paths))
-            except Exception as exc:  # handed to every waiting check
-                for fut in futures:
-                    if not fut.done():
-                        fut.set_exception(exc)
+    def sign_leaves(self, project_id: str, kid: str, leaves: Sequence[bytes]) -> Batch:
+        """One signature over the root of ``leaves`` (at most MAX_BATCH: a path of at most 6
+        steps) and each leaf's path, in order."""
+        if not 0 < len(leaves) <= MAX_BATCH:
+            raise ValueError(f"1 to {MAX_BATCH} leaves per signature")
+        root, paths = merkle_json(leaves)
+        # libsodium's crypto_sign: the signature, then the message (not needed)
+        signature = crypto_sign(root_message(kid, root), self._key(project_id, kid)[1])[:64]
+        self.signatures += 1
+        self.leaves += len(leaves)
+        return signature.hex().encode(), paths

@@ -16,6 +16,7 @@ from handlers.freekeys import links as freekeys_links
 from handlers.middleware import error_middleware
 from handlers.observability import Metrics, observe_middleware
 from handlers.signing import Signer
+from handlers.verdicts import SignedVerdicts
 from service.config import Settings
 from service.routes import setup_routes
 from service.secret import signing_secret
@@ -39,7 +40,7 @@ def create_app(
     # each route's limit.
     max_size = max(settings.max_body, settings.max_source)
     app = web.Application(client_max_size=max_size)
-    metrics = Metrics(lambda: app.get(STORE))
+    metrics = Metrics(lambda: app.get(STORE), lambda: app.get(SIGNER))
     app.middlewares.append(observe_middleware(metrics, log_requests=settings.access_log))
     app.middlewares.append(error_middleware)
     app[SETTINGS] = settings
@@ -55,6 +56,8 @@ def create_app(
                 log.warning("Redis is not reachable at start-up (%s); serving 503 until it is", exc)
             app[STORE] = store
             signer = app[SIGNER] = Signer(signing_secret(settings, store.vendors.secret))
+            # Valid verdicts that ask for a signature are signed as their batch is decoded.
+            store.checks.on_valid = SignedVerdicts(signer, store.now, store.vendors.secret)
             yield
             log_per_batch(
                 log,

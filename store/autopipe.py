@@ -94,6 +94,9 @@ class AutoPipeline:
         self._closed = False
         self.batches = 0  # writes made (each carries one tick's commands)
         self.commands = 0
+        # Called soon after each read from the server has handed its replies over, once the
+        # callbacks of their futures have run (store/checks.py signs a read's verdicts at once).
+        self.on_read: Callable[[], None] | None = None
 
     def call(self, *args: Any) -> "asyncio.Future[Any]":
         """Queues one command; the future resolves with its reply (or raises its error)."""
@@ -213,6 +216,8 @@ class AutoPipeline:
                 except ResponseError as exc:  # an error reply: the oldest command's
                     reply = exc
                 self._dispatch(reply)
+                if self.on_read is not None:
+                    asyncio.get_running_loop().call_soon(self.on_read)
         except BaseException as exc:  # connection lost: nothing in flight will answer
             self._lost(exc)
             with contextlib.suppress(Exception):
@@ -337,6 +342,7 @@ class _Replies(asyncio.Protocol):
         assert writer is not None
         self._stream: asyncio.BaseProtocol = writer.transport.get_protocol()
         self._transport = writer.transport
+        self._loop = asyncio.get_running_loop()
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser
@@ -348,6 +354,10 @@ class _Replies(asyncio.Protocol):
         except InvalidResponse as exc:  # not RESP: nothing after this can be trusted
             log.warning("Redis sent a malformed reply: %s", exc)
             self._transport.abort()
+        on_read = self._pipe.on_read
+        if on_read is not None:
+            # After the callbacks the replies' futures scheduled: they are queued already.
+            self._loop.call_soon(on_read)
 
     def eof_received(self) -> bool:
         return False  # the transport closes itself: connection_lost follows
@@ -412,6 +422,18 @@ class ClusterAutoPipeline:
         self._retired = (0, 0)  # batches, commands of pipelines closed after a topology change
         self.redirects = 0  # commands resent (MOVED, ASK, TRYAGAIN, lost connection)
         self.refreshes = 0  # slot maps loaded
+        self._on_read: Callable[[], None] | None = None
+
+    @property
+    def on_read(self) -> Callable[[], None] | None:
+        """AutoPipeline.on_read, for every node's pipeline."""
+        return self._on_read
+
+    @on_read.setter
+    def on_read(self, hook: Callable[[], None] | None) -> None:
+        self._on_read = hook
+        for pipe in self._nodes.values():
+            pipe.on_read = hook
 
     @property
     def batches(self) -> int:
@@ -537,6 +559,7 @@ class ClusterAutoPipeline:
                 on_error=self._on_error,
                 max_batch=self._max_batch,
             )
+            pipe.on_read = self._on_read
         return pipe
 
     def _connection(self, host: str, port: int) -> AbstractConnection:
@@ -685,6 +708,9 @@ class Pipeline(Protocol):
     def batches(self) -> int: ...
     @property
     def commands(self) -> int: ...
+
+    on_read: Callable[[], None] | None
+
     def call(self, *args: Any) -> "asyncio.Future[Any]": ...
     def command(self, args: tuple[Any, ...], flush: bool = False) -> "asyncio.Future[Any]": ...
     async def call_all(self, *args: Any) -> list[Any]: ...

@@ -10,6 +10,7 @@ flight).
 
 import asyncio
 import functools
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
@@ -32,14 +33,24 @@ from store.models import Execution, Hosted, Limits
 
 # Loader checks of one project per script call at most (see Checks._submit).
 DEFAULT_CHECK_BATCH = 8
+# Valid checks for on_valid fewer than this wait for one more read from Redis (see
+# Checks._after_read); 0: none waits.
+HOLD_BELOW = 16
 # Executor names counted per project and hour at most; valid runs of any other name that hour
 # are counted as "other" (store/lua/execute.lua).
 EXECUTOR_CAP = 16
 
 # A queued loader check: key_id, hwid, limit subject ("-": none), client IP, the IPv6 /48
-# subject ("": none), executor name (store/execute_contract.py's CheckArgs), its future.
-# Checks batch apart by how they are limited (FREE, LIMITED, WIDE there).
-Check = tuple[str, str, str, str, str, str, "asyncio.Future[tuple[list[Any], Hosted | None]]"]
+# subject ("": none), executor name (store/execute_contract.py's CheckArgs), the caller's tag
+# (None: none; see ValidHook), its future. Checks batch apart by how they are limited (FREE,
+# LIMITED, WIDE there).
+Check = tuple[str, str, str, str, str, str, Any, "asyncio.Future[Execution]"]
+
+# Called with a project and its valid checks queued with a tag, as (tag, execution), of all the
+# batches whose replies came in one read from Redis, before any of those checks is answered:
+# the service signs their verdicts there (handlers/verdicts.py), one signature for them all and
+# no wait of its own per check.
+ValidHook = Callable[[str, list[tuple[Any, Execution]]], None]
 
 
 class Checks:
@@ -64,6 +75,13 @@ class Checks:
         # project_id -> what its loaders receive: checked against Redis on every run
         self._hosted: dict[str, Hosted] = {}
         self.hosted_cache_size = 1024
+        self.on_valid: ValidHook | None = None
+        # project_id -> the valid checks of this read waiting for on_valid: (tag, answer, future)
+        self._hooked: dict[str, list[tuple[Any, Execution, asyncio.Future[Execution]]]] = {}
+        self._hooked_count = 0
+        self._held = False  # the queued ones already waited for one read
+        self._in_flight = 0  # script calls sent and not answered yet
+        core.pipe.on_read = self._after_read
 
     async def execute(
         self,
@@ -74,43 +92,21 @@ class Checks:
         ip: str = "",
         wide: str | None = None,
         executor: str = "unknown",
+        tag: Any = None,
     ) -> Execution:
         """One execution check, in one round trip (see the module's docstring). ``client``
         (an IP address or IPv6 /64) is what the per-client limits count, inside the same
         script; None applies none. ``wide`` (an IPv6 client's /48, with ``client``) gets a
         failure limit of its own (``Limits.failures_48``). ``ip`` is matched against the
         vendor's blacklist (addresses and networks). A valid run is counted under
-        ``executor`` (a normalised name, handlers/executors.py) in the hour's executor hash."""
-        fut = self._submit(project_id, key_id, hwid, client, ip, wide, executor)
+        ``executor`` (a normalised name, handlers/executors.py) in the hour's executor hash.
+        A valid check queued with a ``tag`` goes through ``on_valid`` before it is answered."""
+        fut = self._submit(project_id, key_id, hwid, client, ip, wide, executor, tag)
         self.core.deadlines.watch(fut)
         try:
-            res, hosted = await fut
+            return await fut
         except ResponseError as exc:
             raise script_error(exc) from None
-        reply = decode_check(res)
-        if not isinstance(reply, ValidReply):
-            return _failed_execution(reply)
-        expires = reply.expires_at
-        if reply.redeemed_now and expires:
-            # First run redeemed the key: its key -> project ref expires with it. Off the
-            # response path: the commands ride in the next auto-pipeline batches.
-            ref = asyncio.ensure_future(self.licences.expire_ref(project_id, key_id, expires))
-            ref.add_done_callback(_ignore_result)
-        unlimited = reply.remaining < 0
-        return Execution(
-            code="KEY_VALID",
-            hosted=hosted,
-            discord_id=reply.discord_id or None,
-            total_executions=reply.total_executions,
-            expires_at=int(expires) if expires else None,
-            note=reply.note,
-            ffa=reply.ffa,
-            remaining=None if unlimited else reply.remaining,
-            reset=None if unlimited else reply.reset,
-            sign_kid=reply.sign_kid,
-            prev_kid=reply.prev_kid,
-            premium=reply.premium,
-        )
 
     def _submit(
         self,
@@ -121,13 +117,14 @@ class Checks:
         ip: str,
         wide: str | None,
         executor: str,
-    ) -> "asyncio.Future[tuple[list[Any], Hosted | None]]":
+        tag: Any,
+    ) -> "asyncio.Future[Execution]":
         """Queues a check; its future gets (the script's result for it, what loaders receive).
         A project's checks queued in one tick go as one script call: at the tick's end, or as
         soon as ``check_batch`` of them are queued (so Valkey starts on them while the rest of
         the tick is still being handled). Checks limited differently batch apart."""
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[tuple[list[Any], Hosted | None]] = loop.create_future()
+        fut: asyncio.Future[Execution] = loop.create_future()
         if client is None:
             mode = FREE
         elif wide is None or self.limits.failures_48 <= 0:
@@ -143,7 +140,7 @@ class Checks:
                 # call_soon runs after every callback already ready in this tick: all
                 # handlers woken by the same poll have queued their checks by then.
                 loop.call_soon(self._send_checks)
-        batch.append((key_id, hwid, client or "-", ip, wide or "", executor, fut))
+        batch.append((key_id, hwid, client or "-", ip, wide or "", executor, tag, fut))
         if len(batch) >= self.check_batch:
             del self._checks[batch_key]
             self._send_safely(project_id, batch_key[1], batch, True)
@@ -188,6 +185,7 @@ class Checks:
             *keys, *args,
         )  # fmt: skip
         fut = self.core.pipe.command(command, flush)
+        self._in_flight += 1
         fut.add_done_callback(
             functools.partial(self._batch_done, project_id, mode, batch, cached, body)
         )
@@ -202,6 +200,10 @@ class Checks:
         fut: "asyncio.Future[Any]",
     ) -> None:
         """Hands each check its result (or the batch's error)."""
+        self._in_flight -= 1
+        if self._hooked and (fut.cancelled() or fut.exception() is not None):
+            # No read may follow this one: the checks held for one go now.
+            asyncio.get_running_loop().call_soon(self._after_read, False)
         if fut.cancelled():  # only when the pipeline is torn down: the checks go with it
             for *_, check in batch:
                 check.cancel()
@@ -218,9 +220,11 @@ class Checks:
             return
         res: list[Any] = fut.result()
         if len(res) == 1:  # PROJECT_NOT_FOUND: the same for every check
+            reply = decode_check(res)
+            assert not isinstance(reply, ValidReply)
             for *_, check in batch:
                 if not check.done():
-                    check.set_result((res, None))
+                    check.set_result(_failed_execution(reply))
             return
         rev, fresh = res[0], res[1]
         # The script omits what loaders receive when no check is valid or the cached revision
@@ -229,9 +233,85 @@ class Checks:
         if fresh is not None:
             hosted = decode_hosted(rev, fresh)
             self._cache_hosted(project_id, hosted)
-        for (*_, check), result in zip(batch, res[2:], strict=True):
-            if not check.done():
-                check.set_result((result, hosted))
+        # Decoded here, as the reply is handed over. The valid checks queued with a tag wait
+        # for the hook, which gets those of every batch in the same read from Redis at once
+        # (the pipe calls _after_read once the read's callbacks, this one included, have run):
+        # one signature for them all. The others are answered now.
+        hook = self.on_valid
+        for (key_id, *_, tag, check), item in zip(batch, res[2:], strict=True):
+            if check.done():
+                continue
+            try:
+                answer = self._execution(project_id, key_id, item, hosted)
+            except Exception as error:  # a reply that fits no verdict: this check's error only
+                check.set_exception(error)
+                continue
+            if tag is not None and hook is not None and answer.code == "KEY_VALID":
+                if not self._hooked and self.core.pipe.on_read != self._after_read:
+                    # The pipe calls another hook: then at the next iteration (no hang).
+                    asyncio.get_running_loop().call_soon(self._after_read)
+                self._hooked.setdefault(project_id, []).append((tag, answer, check))
+                self._hooked_count += 1
+            else:
+                check.set_result(answer)
+
+    def _after_read(self, hold: bool = True) -> None:
+        """The pipe's read hook: hands the valid checks queued with a tag, per project, to
+        ``on_valid``, then answers them (with its error, should it raise). Under load (other
+        script calls still to answer) fewer than HOLD_BELOW of them wait for the next read,
+        once: the hook then signs twice as many at a time (handlers/verdicts.py)."""
+        if not self._hooked:
+            return
+        if hold and not self._held and self._in_flight and self._hooked_count < HOLD_BELOW:
+            self._held = True  # a reply is due: its read calls this again
+            return
+        hooked, self._hooked = self._hooked, {}
+        self._held = False
+        self._hooked_count = 0
+        hook = self.on_valid
+        for project_id, checks in hooked.items():
+            error = None
+            try:
+                if hook is not None:
+                    hook(project_id, [(tag, answer) for tag, answer, _ in checks])
+            except Exception as exc:  # the project's tagged checks fail with it
+                error = exc
+            for _, answer, check in checks:
+                if check.done():
+                    continue
+                if error is None:
+                    check.set_result(answer)
+                else:
+                    check.set_exception(error)
+
+    def _execution(
+        self, project_id: str, key_id: str, item: list[Any], hosted: Hosted | None
+    ) -> Execution:
+        """One check's Execution from its part of the reply."""
+        reply = decode_check(item)
+        if not isinstance(reply, ValidReply):
+            return _failed_execution(reply)
+        expires = reply.expires_at
+        if reply.redeemed_now and expires:
+            # First run redeemed the key: its key -> project ref expires with it. Off the
+            # response path: the commands ride in the next auto-pipeline batches.
+            ref = asyncio.ensure_future(self.licences.expire_ref(project_id, key_id, expires))
+            ref.add_done_callback(_ignore_result)
+        unlimited = reply.remaining < 0
+        return Execution(
+            code="KEY_VALID",
+            hosted=hosted,
+            discord_id=reply.discord_id or None,
+            total_executions=reply.total_executions,
+            expires_at=int(expires) if expires else None,
+            note=reply.note,
+            ffa=reply.ffa,
+            remaining=None if unlimited else reply.remaining,
+            reset=None if unlimited else reply.reset,
+            sign_kid=reply.sign_kid,
+            prev_kid=reply.prev_kid,
+            premium=reply.premium,
+        )
 
     def _cache_hosted(self, project_id: str, hosted: Hosted) -> None:
         cache = self._hosted

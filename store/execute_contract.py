@@ -21,8 +21,8 @@ from store.models import Hosted, Limit, Limits
 FREE, LIMITED, WIDE = 0, 1, 2
 
 # One check's arguments: key_id, hwid, limit subject ("-": none), client IP, the IPv6 /48
-# subject ("": none), executor name; anything after them (the batcher's future) is ignored.
-CheckArgs = tuple[str, str, str, str, str, str, object]
+# subject ("": none), executor name; what follows (the batcher's tag and future) is ignored.
+CheckArgs = tuple[str, str, str, str, str, str, object, object]
 
 
 def execute_call(
@@ -53,7 +53,7 @@ def execute_call(
         args += (lim.execute, lim.execute_window, lim.failures, lim.failure_window)
         args.append(lim.failures_48 if mode == WIDE else 0)
     args.append(executor_cap)
-    for key_id, hwid, subject, ip, wide, executor, _ in checks:
+    for key_id, hwid, subject, ip, wide, executor, _, _ in checks:
         keys += (keyspace.key(project_id, key_id), keyspace.client(project_id, subject))
         if mode == WIDE:
             keys.append(keyspace.client(project_id, wide))

@@ -204,3 +204,123 @@ async def test_a_batch_that_cannot_be_sent_fails_alone(
     assert isinstance(broken, RuntimeError)
     assert isinstance(fine, Execution) and fine.code == "KEY_VALID"
     await close(store)
+
+
+class Tag:
+    """A check's tag: what the valid-check hook saw of it."""
+
+    def __init__(self) -> None:
+        self.seen: Execution | None = None
+
+
+async def test_the_valid_hook_sees_tagged_valid_checks_before_they_are_answered(
+    redis_client: Redis,
+) -> None:
+    """Valid checks queued with a tag go through ``on_valid`` (a read's at once, per project)
+    before their answer; untagged and refused checks never do, and are answered as before."""
+    store, _, pid, ids = await setup(redis_client, amount=10)
+    calls: list[list[tuple[Any, Execution]]] = []
+
+    def hook(project_id: str, checks: list[tuple[Any, Execution]]) -> None:
+        assert project_id == pid
+        calls.append(checks)
+        for tag, answer in checks:
+            tag.seen = answer
+
+    store.checks.on_valid = hook
+    tags = [Tag() for _ in range(11)]
+    runs = [store.checks.execute(pid, k, f"hw-{i}", tag=tags[i]) for i, k in enumerate(ids[:9])]
+    runs.append(store.checks.execute(pid, ids[9], "hw-9"))  # untagged
+    runs.append(store.checks.execute(pid, "no-such-key", "hw", tag=tags[10]))  # refused
+    results = await asyncio.wait_for(asyncio.gather(*runs), 10)  # does not hang
+    assert [r.code for r in results] == ["KEY_VALID"] * 10 + ["KEY_INCORRECT"]
+    assert 1 <= len(calls) <= 3  # 3 script calls (4 + 4 + 3 checks), fewer reads or as many
+    seen = [tag for call in calls for tag, _ in call]
+    assert sorted(map(id, seen)) == sorted(map(id, tags[:9]))  # each tagged valid check once
+    assert all(tags[i].seen is results[i] for i in range(9))
+    assert tags[10].seen is None
+    await close(store)
+
+
+async def test_a_failing_valid_hook_fails_only_the_tagged_checks(redis_client: Redis) -> None:
+    store, _, pid, ids = await setup(redis_client, amount=3)
+
+    def hook(project_id: str, checks: list[tuple[Any, Execution]]) -> None:
+        raise RuntimeError("cannot sign")
+
+    store.checks.on_valid = hook
+    tagged, plain, refused = await asyncio.gather(
+        store.checks.execute(pid, ids[0], "a", tag=Tag()),
+        store.checks.execute(pid, ids[1], "b"),
+        store.checks.execute(pid, "no-such-key", "c", tag=Tag()),
+        return_exceptions=True,
+    )
+    assert isinstance(tagged, RuntimeError)
+    assert isinstance(plain, Execution) and plain.code == "KEY_VALID"
+    assert isinstance(refused, Execution) and refused.code == "KEY_INCORRECT"
+    await close(store)
+
+
+async def held(store: Store, pid: str, key_id: str, tag: Tag) -> "asyncio.Future[Execution]":
+    """A valid tagged check held for the next read: started while another script call is
+    said to be in flight (its reply would come in a later read)."""
+    store.checks._in_flight += 1  # another batch's reply is due
+    run = asyncio.ensure_future(store.checks.execute(pid, key_id, "hw-held", tag=tag))
+    for _ in range(1000):  # until its reply is in and it waits
+        await asyncio.sleep(0.01)
+        if store.checks._hooked:
+            break
+    assert store.checks._hooked and not run.done()
+    store.checks._in_flight -= 1
+    return run
+
+
+async def test_checks_held_for_the_next_read_share_its_hook_call(redis_client: Redis) -> None:
+    """Under load (another reply due) a few valid tagged checks wait for the next read, once,
+    so that the hook takes them with that read's: one signature for both."""
+    # Lifetime keys: a first run writes nothing more (its reply would be a read of its own).
+    store, _, pid, ids = await setup(redis_client, amount=2, check_batch=1, days=0)
+    calls: list[list[Any]] = []
+    store.checks.on_valid = lambda project_id, checks: calls.append([t for t, _ in checks])
+    first, second = Tag(), Tag()
+    run = await held(store, pid, ids[0], first)
+    later = await asyncio.wait_for(store.checks.execute(pid, ids[1], "hw-1", tag=second), 10)
+    assert later.code == "KEY_VALID" and (await asyncio.wait_for(run, 10)).code == "KEY_VALID"
+    assert calls == [[first, second]]
+    await close(store)
+
+
+async def test_checks_held_for_the_next_read_are_answered_when_none_comes(
+    redis_client: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the script call the held checks wait for fails without a read (the connection
+    lost), they are answered at once, not at the deadline."""
+    store, vendor_id, pid, ids = await setup(redis_client, amount=1, check_batch=1, days=0)
+    other = (await store.projects.create(vendor_id, {"name": "Other"})).project_id
+    [made] = await store.licences.generate(
+        vendor_id, other, amount=1, key_days=0, key_hours=0, key_minutes=0, note=None
+    )
+    real = store.core.pipe.command
+    lost: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    def command(args: tuple[Any, ...], flush: bool = False) -> asyncio.Future[Any]:
+        return lost if any(other in str(a) for a in args[3:5]) else real(args, flush)
+
+    monkeypatch.setattr(store.core.pipe, "command", command)
+    calls: list[list[Any]] = []
+    store.checks.on_valid = lambda project_id, checks: calls.append([t for t, _ in checks])
+    stuck = asyncio.ensure_future(store.checks.execute(other, made.key_id, "b", tag=Tag()))
+    await asyncio.sleep(0)  # its script call is in flight (and stays so)
+    tag = Tag()
+    run = asyncio.ensure_future(store.checks.execute(pid, ids[0], "a", tag=tag))
+    for _ in range(1000):  # until its reply is in and it waits for the next read
+        await asyncio.sleep(0.01)
+        if store.checks._hooked:
+            break
+    assert store.checks._hooked and not run.done()
+    lost.set_exception(ConnectionError("connection lost"))
+    assert (await asyncio.wait_for(run, 10)).code == "KEY_VALID"
+    assert calls == [[tag]]
+    with pytest.raises(ConnectionError):
+        await stuck
+    await close(store)

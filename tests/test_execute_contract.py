@@ -66,9 +66,9 @@ async def test_execute_call_drives_the_script_and_its_replies_fit_the_structs(
     key_id = made[0].key_id
     client, wide = "2001:db8:1:2::", "2001:db8:1::"
     checks = [
-        (key_id, "hw", client, "2001:db8:1:2::5", wide, "synapse", None),
-        ("no-such-key", "hw", client, "2001:db8:1:2::5", wide, "unknown", None),
-        (key_id, "hw", client, "2001:db8:1:2::5", wide, "synapse", None),
+        (key_id, "hw", client, "2001:db8:1:2::5", wide, "synapse", None, None),
+        ("no-such-key", "hw", client, "2001:db8:1:2::5", wide, "unknown", None, None),
+        (key_id, "hw", client, "2001:db8:1:2::5", wide, "synapse", None, None),
     ]
     keys, args = execute_call(
         pid,

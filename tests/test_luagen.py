@@ -7,8 +7,8 @@ import msgspec
 import pytest
 
 from handlers import schemas
-from handlers.loader import _valid as valid_body
 from handlers.luagen import MACROS, lua_string, macro_prelude, used_macros
+from handlers.verdicts import valid as valid_body
 from store.models import Execution, Hosted, iso
 
 HOSTILE = [

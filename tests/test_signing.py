@@ -17,7 +17,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 from redis.asyncio import Redis
 
-from handlers import loader, schemas, signing
+from handlers import schemas, signing, verdicts
 from handlers.appkeys import SIGNER
 from handlers.loader import _FAILURES
 from handlers.luagen import MACROS, loader_lua, macro_prelude
@@ -124,7 +124,7 @@ async def test_a_valid_answer_is_signed_over_its_canonical_leaf(api: Api, clock:
     check_signature(info["public_key"], leaf, sig)
 
 
-async def test_answers_of_one_tick_share_one_signature(api: Api) -> None:
+async def test_answers_checked_together_share_one_signature(api: Api) -> None:
     pid, _ = await setup_key(api, key_days=0)
     keys = [k["key_id"] for k in await api.keys(pid, amount=5, key_days=0)]
     info = await api.call("GET", f"/api/vendor/projects/{pid}/signing")
@@ -145,6 +145,11 @@ async def test_answers_of_one_tick_share_one_signature(api: Api) -> None:
         check_signature(info["public_key"], leaf, sig)
     assert signer.signatures - before < len(keys)
     assert max(len(s["path"]) for s in sigs) >= 1
+    # /metrics tells operators how many answers shared each signature.
+    text = await (await api.client.get("/metrics")).text()
+    counts = dict(line.split(" ") for line in text.splitlines() if line.startswith("leaf7_"))
+    assert float(counts["leaf7_signed_verdicts_total"]) == signer.leaves >= len(keys)
+    assert float(counts["leaf7_verdict_signatures_total"]) == signer.signatures >= 1
 
 
 def test_the_canonical_bytes() -> None:
@@ -510,8 +515,8 @@ async def test_the_signed_answer_is_the_unsigned_one_byte_for_byte_plus_its_sign
         )  # fmt: skip
         req = schemas.ExecuteRequest(project_id=pid, script_key="KEY-1", nonce="ab" * 16)
         bits = watermark.tag_bits(watermark.tag(keys, pid, "KEY-1")) if marked else None
-        plain = loader._valid(result, 1700000000, bits)
-        signed = await loader._signed(signer, pid, result, req, "pc-1", 1700000000, bits)
+        plain = verdicts.valid(result, 1700000000, bits)
+        signed = verdicts.signed(signer, pid, result, req, "pc-1", 1700000000, bits)
         assert signed.startswith(plain[:-1] + b',"signature":{"v":1,')
         data = json.loads(signed)
         assert json.loads(plain) == {k: v for k, v in data.items() if k != "signature"}
