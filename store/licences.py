@@ -486,8 +486,10 @@ class Licences(ProjectDomain):
         projects; on active keys a Discord ID is that user's index, paged; else a HWID (exact)
         or a note (substring, any case). ``status``: "all", "banned", "unbanned", "redeemed" or
         "unredeemed". With neither, a plain page of at most ``limit`` (<= 1000) keys. Else a
-        bounded scan of the listing: at most ``budget`` keys read per call, at most ``limit``
-        rows kept, and ``next`` continues from where it stopped (a caller's next page)."""
+        bounded scan of the listing: about ``budget`` keys read per call (a step with more
+        matches than ``limit`` leaves room for is read again, shorter), at most ``limit`` rows,
+        and ``next`` continues from where it stopped (a caller's next page): every match is
+        on exactly one page."""
         if limit < 1 or budget < 1:
             raise ValueError("limit")
         active = kind is ActiveKey
@@ -512,12 +514,22 @@ class Licences(ProjectDomain):
         scanned = 0
         nxt = cursor
         while scanned < budget and len(rows) < limit:
-            items, nxt = await fetch(nxt, min(paging.MAX_LIMIT, budget - scanned))
-            scanned += len(items)
-            rows.extend(k for k in items if match(k))
+            start, want = nxt, min(paging.MAX_LIMIT, budget - scanned)
+            while True:
+                items, nxt = await fetch(start, want)
+                scanned += len(items)
+                found = [k for k in items if match(k)]
+                room = limit - len(rows)
+                if len(found) <= room or want == 1:
+                    break
+                # More matches than the page has room for: the cursor is past the whole step,
+                # so none may be dropped. Read a shorter step from the same place instead (at
+                # least half as long each time: a few more reads at most).
+                want = max(1, min(want // 2, want * room // len(found)))
+            rows.extend(found)
             if nxt is None:
                 break
-        return KeySearch(rows[:limit], nxt, "scan", scanned)
+        return KeySearch(rows, nxt, "scan", scanned)
 
 
 def _matcher(query: str, status: str) -> Callable[[Any], bool] | None:

@@ -111,8 +111,22 @@ async def test_the_budget_bounds_a_scan(store_api: Api, clock: Clock) -> None:
         if cursor is None:
             break
     assert calls >= 3 and seen == set(ids)  # every note holds an "a"
-    # At most `limit` rows kept.
+    # At most `limit` rows a page, and no match is skipped: the pages hold every one once.
     assert len((await s.licences.search(v, pid, "a", BuyerKey, limit=2)).rows) == 2
+    scans = ((BuyerKey, "a", "all", ids), (ActiveKey, "", "unbanned", [ids[0], ids[1], ids[3]]))
+    for kind, query, status, expected in scans:
+        pages: list[str] = []
+        cursor = None
+        for _ in range(10):
+            found = await s.licences.search(
+                v, pid, query, kind, status=status, cursor=cursor, limit=2
+            )
+            assert found.by == "scan" and 1 <= len(found.rows) <= 2
+            pages += [k.key_id for k in found.rows]
+            cursor = found.next
+            if cursor is None:
+                break
+        assert sorted(pages) == sorted(expected), (kind, query)
     # A timed ban that has ended is no ban.
     await s.licences.ban(v, ids[3], duration=60)
     banned = await s.licences.search(v, pid, "", ActiveKey, status="banned")
