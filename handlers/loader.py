@@ -136,12 +136,8 @@ async def execute(request: web.Request) -> WireResponse:
     elif job is not None and result.sign_kid is not None:
         raise RuntimeError("a signed verdict was asked for and not made")
     else:
-        now = s.now()
-        hosted = result.hosted
-        bits = None
-        if hosted is not None and hosted.marks and verdicts.splicers(hosted) is not None:
-            bits = verdicts.mark_bits(s.vendors.secret, req.project_id, req.script_key)
-        body = verdicts.valid(result, now, bits)
+        bits = verdicts.key_bits(result.hosted, s.vendors.secret, req.project_id, req.script_key)
+        body = verdicts.valid(result, s.now(), bits)
     if result.remaining is None:
         return _json(body)
     return _answer(body, settings.rate_execute, result.remaining, result.reset or 0)

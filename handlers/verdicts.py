@@ -96,8 +96,18 @@ def _raw_splicer(hosted: Hosted) -> watermark.Splicer:
 
 
 @functools.lru_cache(maxsize=16384)
-def mark_bits(secret: bytes, project_id: str, key_id: str) -> tuple[int, ...]:
+def _mark_bits(secret: bytes, project_id: str, key_id: str) -> tuple[int, ...]:
     return watermark.tag_bits(watermark.tag(leaks.marks_keys(secret), project_id, key_id))
+
+
+def key_bits(
+    hosted: Hosted | None, secret: bytes, project_id: str, key_id: str
+) -> tuple[int, ...] | None:
+    """The bits of the key's watermarked copy (``secret``: the server secret); None when the
+    revision marks no copies."""
+    if hosted is None or not hosted.marks or splicers(hosted) is None:
+        return None
+    return _mark_bits(secret, project_id, key_id)
 
 
 def _json_str(value: str | None) -> bytes:
@@ -312,10 +322,7 @@ class SignedVerdicts:
         for job, result in checks:
             if result.sign_kid is None or not isinstance(job, SignJob):
                 continue  # the project does not sign: the handler answers unsigned
-            hosted = result.hosted
-            bits = None
-            if hosted is not None and hosted.marks and splicers(hosted) is not None:
-                bits = mark_bits(self._secret, project_id, job.req.script_key)
+            bits = key_bits(result.hosted, self._secret, project_id, job.req.script_key)
             part = _unsigned(project_id, result, job.req, job.hwid, now, bits)
             by_kid.setdefault(part[0], []).append((job, part))
         step = signing.MAX_BATCH

@@ -78,7 +78,6 @@ class Checks:
         self.on_valid: ValidHook | None = None
         # project_id -> the valid checks of this read waiting for on_valid: (tag, answer, future)
         self._hooked: dict[str, list[tuple[Any, Execution, asyncio.Future[Execution]]]] = {}
-        self._hooked_count = 0
         self._held = False  # the queued ones already waited for one read
         self._in_flight = 0  # script calls sent and not answered yet
         core.pipe.on_read = self._after_read
@@ -251,7 +250,6 @@ class Checks:
                     # The pipe calls another hook: then at the next iteration (no hang).
                     asyncio.get_running_loop().call_soon(self._after_read)
                 self._hooked.setdefault(project_id, []).append((tag, answer, check))
-                self._hooked_count += 1
             else:
                 check.set_result(answer)
 
@@ -262,12 +260,16 @@ class Checks:
         once: the hook then signs twice as many at a time (handlers/verdicts.py)."""
         if not self._hooked:
             return
-        if hold and not self._held and self._in_flight and self._hooked_count < HOLD_BELOW:
+        if (
+            hold
+            and not self._held
+            and self._in_flight
+            and sum(map(len, self._hooked.values())) < HOLD_BELOW
+        ):
             self._held = True  # a reply is due: its read calls this again
             return
         hooked, self._hooked = self._hooked, {}
         self._held = False
-        self._hooked_count = 0
         hook = self.on_valid
         for project_id, checks in hooked.items():
             error = None
